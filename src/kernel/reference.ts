@@ -1,0 +1,357 @@
+/**
+ * Plain-TypeScript reference of the kernel math, in float64. It is the test oracle for the WASM
+ * kernel and the fallback where WebAssembly SIMD is missing. Written to be read, not to be fast:
+ * ρ* is found by fully sorting the ratios p/q (the kernel avoids the full sort).
+ *
+ * SpecTr (Sun et al., NeurIPS 2023), K-SEQ with k i.i.d. candidates X_i ~ q and ρ ≥ 1:
+ *   β(ρ) = Σ_x min(q(x), p(x)/ρ); accept X_i (in order) with probability min(1, p(X_i)/(ρ q(X_i)));
+ *   if none is accepted, sample p_res(x) ∝ p(x) − min(q(x), p(x)/ρ)·(1 − (1 − β)^k)/β.
+ *   Exact iff 1 − (1 − β(ρ))^k ≤ ρβ(ρ); ρ* is the smallest such ρ in [1, k].
+ *
+ * @module
+ */
+
+import type { Kernel, Probs, RhoSolution, Selection, WarpOptions } from "./types.ts";
+import { checkCandidates, checkK, checkLogits, checkPair, checkProbs, checkUniforms, resolveWarp } from "./validate.ts";
+
+/**
+ * Logits `[vocab]` → warped probabilities `[vocab]` (temperature → top-k → softmax → top-p).
+ *
+ * @param logits Logit row; -Infinity masks a token.
+ * @param options Temperature (0 = greedy one-hot, ties to the lowest id), topK, topP.
+ * @returns Probabilities summing to 1, as float64.
+ * @throws {RangeError} NaN/+Infinity logits, all masked, or invalid options.
+ * @example Greedy
+ * ```ts
+ * import { warpReference } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual([...warpReference(new Float32Array([1, 3, 3]), { temperature: 0 })], [0, 1, 0]);
+ * ```
+ */
+export function warpReference(logits: Float32Array, options: WarpOptions = {}): Float64Array {
+  const { temperature, topK, topP } = resolveWarp(options);
+  checkLogits(logits);
+  const n = logits.length;
+  const out = new Float64Array(n);
+  if (temperature === 0) {
+    let best = 0;
+    for (let i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
+    out[best] = 1;
+    return out;
+  }
+  const z = new Float64Array(n);
+  for (let i = 0; i < n; i++) z[i] = logits[i] / temperature;
+  if (topK > 0 && topK < n) {
+    const threshold = Float64Array.from(z).sort().reverse()[topK - 1];
+    for (let i = 0; i < n; i++) if (z[i] < threshold) z[i] = -Infinity;
+  }
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (z[i] > max) max = z[i];
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    out[i] = Math.exp(z[i] - max);
+    sum += out[i];
+  }
+  for (let i = 0; i < n; i++) out[i] /= sum;
+  if (topP < 1) {
+    const sorted = Float64Array.from(out).sort().reverse();
+    let cumulative = 0;
+    let threshold = 0;
+    for (let j = 0; j < n; j++) {
+      cumulative += sorted[j];
+      if (cumulative >= topP) {
+        threshold = sorted[j];
+        break;
+      }
+    }
+    let kept = 0;
+    for (let i = 0; i < n; i++) {
+      if (out[i] < threshold) out[i] = 0;
+      kept += out[i];
+    }
+    for (let i = 0; i < n; i++) out[i] /= kept;
+  }
+  return out;
+}
+
+/** f(ρ) = 1 − (1 − β)^k − ρβ with β = a + b/ρ: positive left of ρ*, ≤ 0 from ρ* on. */
+function gap(a: number, b: number, rho: number, k: number): number {
+  const beta = a + b / rho;
+  return 1 - (1 - beta) ** k - rho * beta;
+}
+
+/**
+ * Exact ρ* for K-SEQ by sorting the ratios r = p/q: between consecutive ratios, β(ρ) = A + B/ρ with
+ * A = Σ_{r ≥ ρ} q and B = Σ_{r < ρ} p (prefix sums over the sorted order), so the segment holding the
+ * root is found from the breakpoints and the root is bisected inside it to float64 resolution.
+ * Tokens with q = 0 or p = 0 contribute 0 to β for every ρ and are skipped (no division by zero).
+ *
+ * @param p Target probs `[vocab]`.
+ * @param q Draft probs `[vocab]`.
+ * @param k Number of i.i.d. candidates (k = 1 gives ρ* = 1: speculative sampling).
+ * @returns ρ*, β(ρ*) and the acceptance probability 1 − (1 − β)^k.
+ * @throws {RangeError} vocab mismatch, invalid rows, k < 1.
+ * @example
+ * ```ts
+ * import { solveRhoReference } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * const same = new Float64Array([0.5, 0.5]);
+ * assert.equal(solveRhoReference(same, same, 4).rho, 1);
+ * ```
+ */
+export function solveRhoReference(p: Probs, q: Probs, k: number): RhoSolution {
+  checkPair(p, q);
+  checkK(k);
+  const n = p.length;
+  let rho = 1;
+  if (k > 1) {
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) if (p[i] > 0 && q[i] > 0) ids.push(i);
+    ids.sort((x, y) => p[y] / q[y] - p[x] / q[x]); // ratio descending
+    const m = ids.length;
+    // qAbove[j] = Σ q over the j largest ratios; pBelow[j] = Σ p over the rest.
+    const qAbove = new Float64Array(m + 1);
+    const pBelow = new Float64Array(m + 1);
+    for (let j = 0; j < m; j++) qAbove[j + 1] = qAbove[j] + q[ids[j]];
+    for (let j = m - 1; j >= 0; j--) pBelow[j] = pBelow[j + 1] + p[ids[j]];
+    const ratio = (j: number) => p[ids[j]] / q[ids[j]];
+    // Number of ratios >= value (a linear scan: the reference favours plainness).
+    const countAtLeast = (value: number) => {
+      let j = 0;
+      while (j < m && ratio(j) >= value) j++;
+      return j;
+    };
+    let above = countAtLeast(1);
+    if (gap(qAbove[above], pBelow[above], 1, k) > 0) {
+      // Breakpoints inside (1, k), ascending; the root's segment [lo, hi] ends at the first with f <= 0.
+      // Walking j downwards, the first index of a tie group seen is its last, so j + 1 ratios are >= r.
+      let lo = 1;
+      let hi = k;
+      above = countAtLeast(k);
+      for (let j = m - 1; j >= 0; j--) {
+        const r = ratio(j);
+        if (r <= 1) continue;
+        if (r >= k) break;
+        if (gap(qAbove[j + 1], pBelow[j + 1], r, k) <= 0) {
+          hi = r;
+          above = j + 1;
+          break;
+        }
+        lo = r;
+      }
+      const a = qAbove[above];
+      const b = pBelow[above];
+      for (;;) {
+        const mid = (lo + hi) / 2;
+        if (mid <= lo || mid >= hi) break;
+        if (gap(a, b, mid, k) <= 0) hi = mid;
+        else lo = mid;
+      }
+      rho = hi;
+    }
+  }
+  let beta = 0;
+  for (let i = 0; i < n; i++) beta += Math.min(q[i], p[i] / rho);
+  return { rho, beta, acceptance: 1 - (1 - beta) ** k };
+}
+
+/**
+ * The K-SEQ residual p_res(x) ∝ max(0, p(x) − min(q(x), p(x)/ρ)·(1 − (1 − β)^k)/β), normalised.
+ * With β = 0 the factor's limit k is used (the min is 0 then anyway). If the residual has no mass
+ * (acceptance is 1, so it is never drawn), p itself is returned.
+ *
+ * @returns Residual probabilities `[vocab]`.
+ * @throws {RangeError} vocab mismatch, invalid rows, k < 1.
+ * @example Disjoint supports: the residual is p
+ * ```ts
+ * import { residualReference, solveRhoReference } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * const p = new Float64Array([1, 0]), q = new Float64Array([0, 1]);
+ * assert.deepEqual([...residualReference(p, q, 2, solveRhoReference(p, q, 2))], [1, 0]);
+ * ```
+ */
+export function residualReference(p: Probs, q: Probs, k: number, solution: RhoSolution): Float64Array {
+  checkPair(p, q);
+  checkK(k);
+  const { rho, beta } = solution;
+  const factor = beta > 0 ? (1 - (1 - beta) ** k) / beta : k;
+  const out = new Float64Array(p.length);
+  let sum = 0;
+  for (let i = 0; i < p.length; i++) {
+    out[i] = Math.max(0, p[i] - Math.min(q[i], p[i] / rho) * factor);
+    sum += out[i];
+  }
+  if (!(sum > 0)) return normalised(p);
+  for (let i = 0; i < p.length; i++) out[i] /= sum;
+  return out;
+}
+
+/**
+ * Inverse-CDF draw: the smallest id whose cumulative weight exceeds `u · Σ weights`. Zero-weight
+ * ids are never drawn; if rounding leaves `u · total` past the last sum, the last positive id is used.
+ *
+ * @example
+ * ```ts
+ * import { inverseCdf } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(inverseCdf([0.5, 0, 0.5], 0.5), 2);
+ * ```
+ */
+export function inverseCdf(weights: ArrayLike<number>, u: number): number {
+  let total = 0;
+  for (let i = 0; i < weights.length; i++) total += weights[i];
+  const target = u * total;
+  let cumulative = 0;
+  let last = -1;
+  for (let i = 0; i < weights.length; i++) {
+    if (weights[i] <= 0) continue;
+    cumulative += weights[i];
+    last = i;
+    if (cumulative > target) return i;
+  }
+  return last;
+}
+
+/**
+ * K-SEQ selection over k candidates (k = candidates.length): accept candidate i, in order, iff
+ * `uniforms[i]·ρ·q(x_i) < p(x_i)`; else draw the residual with `uniforms[k]`.
+ *
+ * @param solution ρ*, β for (p, q, k); solved here when omitted.
+ * @throws {RangeError} bad rows, candidate ids or uniforms.
+ * @example One candidate equal to p's only token is always accepted
+ * ```ts
+ * import { kseqSelectReference } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * const p = new Float64Array([0, 1]), q = new Float64Array([0.5, 0.5]);
+ * assert.equal(kseqSelectReference(p, q, [1], [0.99, 0.3]).token, 1);
+ * ```
+ */
+export function kseqSelectReference(
+  p: Probs,
+  q: Probs,
+  candidates: ArrayLike<number>,
+  uniforms: ArrayLike<number>,
+  solution?: RhoSolution,
+): Selection & RhoSolution {
+  checkPair(p, q);
+  checkCandidates(candidates, uniforms, p.length);
+  const k = candidates.length;
+  const sol = solution ?? solveRhoReference(p, q, k);
+  for (let i = 0; i < k; i++) {
+    const x = candidates[i];
+    if (uniforms[i] * sol.rho * q[x] < p[x]) return { token: x, draftIndex: i, ...sol };
+  }
+  const token = inverseCdf(residualReference(p, q, k, sol), uniforms[k]);
+  return { token, draftIndex: -1, ...sol };
+}
+
+/**
+ * SpecInfer recursive rejection sampling (Miao et al. 2024). With replacement (i.i.d. candidates):
+ * accept x_i iff `u_i·q(x_i) < p_i(x_i)`, else `p_{i+1} = norm(max(p_i − q, 0))`. Without
+ * replacement, x_i was drawn from q_i (q renormalised without x_1..x_{i−1}), so the test and the
+ * residual use q_i. After k rejections, draw p_{k+1} with `uniforms[k]`.
+ *
+ * @throws {RangeError} bad rows, candidate ids or uniforms.
+ * @example
+ * ```ts
+ * import { specInferSelectReference } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * const p = new Float64Array([1, 0]), q = new Float64Array([0, 1]);
+ * assert.deepEqual(specInferSelectReference(p, q, [1], [0.5, 0.5], false), { token: 0, draftIndex: -1 });
+ * ```
+ */
+export function specInferSelectReference(
+  p: Probs,
+  q: Probs,
+  candidates: ArrayLike<number>,
+  uniforms: ArrayLike<number>,
+  withoutReplacement: boolean,
+): Selection {
+  checkPair(p, q);
+  checkCandidates(candidates, uniforms, p.length);
+  const k = candidates.length;
+  let target = normalised(p);
+  const draft = normalised(q);
+  for (let i = 0; i < k; i++) {
+    const x = candidates[i];
+    if (uniforms[i] * draft[x] < target[x]) return { token: x, draftIndex: i };
+    const next = new Float64Array(target.length);
+    let sum = 0;
+    for (let y = 0; y < next.length; y++) {
+      next[y] = Math.max(0, target[y] - draft[y]);
+      sum += next[y];
+    }
+    if (sum > 0) {
+      for (let y = 0; y < next.length; y++) next[y] /= sum;
+      target = next;
+    }
+    if (withoutReplacement) {
+      const left = 1 - draft[x];
+      draft[x] = 0;
+      if (left > 0) for (let y = 0; y < draft.length; y++) draft[y] /= left;
+    }
+  }
+  return { token: inverseCdf(target, uniforms[k]), draftIndex: -1 };
+}
+
+/**
+ * Draws `uniforms.length` ids from `probs` by inverse CDF, i.i.d. or without replacement.
+ *
+ * @throws {RangeError} bad row or uniforms, or more distinct draws than tokens with mass.
+ * @example
+ * ```ts
+ * import { sampleReference } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual([...sampleReference(new Float64Array([0.5, 0.5]), [0.9, 0.9], true)], [1, 0]);
+ * ```
+ */
+export function sampleReference(probs: Probs, uniforms: ArrayLike<number>, withoutReplacement = false): Int32Array {
+  checkProbs(probs, "probs");
+  checkUniforms(uniforms, uniforms.length, "sample");
+  const out = new Int32Array(uniforms.length);
+  const weights = Float64Array.from(probs);
+  for (let i = 0; i < uniforms.length; i++) {
+    const x = inverseCdf(weights, uniforms[i]);
+    if (x < 0) {
+      throw new RangeError(
+        `Cannot sample ${uniforms.length} distinct tokens: only ${i} have non-zero probability`,
+      );
+    }
+    out[i] = x;
+    if (withoutReplacement) weights[x] = 0;
+  }
+  return out;
+}
+
+function normalised(x: Probs): Float64Array {
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += x[i];
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] / sum;
+  return out;
+}
+
+/**
+ * The reference as a {@linkcode Kernel}: float64, readable, slow.
+ *
+ * @example
+ * ```ts
+ * import { referenceKernel } from "./reference.ts";
+ * const p = referenceKernel.warp(new Float32Array([0, 1, 2]));
+ * console.assert(Math.abs(p.reduce((a, b) => a + b) - 1) < 1e-12);
+ * ```
+ */
+export const referenceKernel: Kernel = {
+  name: "reference",
+  warp: warpReference,
+  solveRho: solveRhoReference,
+  residual: residualReference,
+  kseqSelect: kseqSelectReference,
+  kseqStep(targetLogits, draftLogits, options, candidates, uniforms) {
+    const p = warpReference(targetLogits, options);
+    const q = warpReference(draftLogits, options);
+    return kseqSelectReference(p, q, candidates, uniforms);
+  },
+  specInferSelect: specInferSelectReference,
+  sample: sampleReference,
+};
