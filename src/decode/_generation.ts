@@ -1,0 +1,149 @@
+/**
+ * Plumbing shared by the decoders: checking generation options, stopping at maxNewTokens / EOS,
+ * and collecting a stream into a result. Private to `src/decode`.
+ *
+ * @module
+ */
+
+import { Random } from "../random.ts";
+import type { StopReason } from "./stats.ts";
+import type { GenerateOptions } from "./types.ts";
+
+/** Generation options, checked, with defaults filled in. */
+export interface ResolvedGenerate {
+  prompt: number[];
+  maxNewTokens: number;
+  random: Random;
+  eos: ReadonlySet<number>;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Checks the prompt and the options.
+ *
+ * @throws {RangeError} empty prompt, prompt ids outside the vocabulary, a prompt longer than the
+ *   context limit, maxNewTokens not an integer ≥ 0.
+ * @example
+ * ```ts
+ * import { resolveGenerate } from "./_generation.ts";
+ * import assert from "node:assert/strict";
+ * const run = resolveGenerate([1, 2], { maxNewTokens: 3, seed: 1, eosTokenId: 2 }, 4, 10);
+ * assert.deepEqual([...run.eos], [2]);
+ * ```
+ */
+export function resolveGenerate(
+  promptIds: ArrayLike<number>,
+  options: GenerateOptions,
+  vocabSize: number,
+  maxLength: number,
+): ResolvedGenerate {
+  const { maxNewTokens, seed, random, eosTokenId, signal } = options ?? ({} as GenerateOptions);
+  const prompt = Array.from(promptIds ?? []);
+  if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt must hold at least 1 token, got 0");
+  for (let i = 0; i < prompt.length; i++) {
+    const x = prompt[i];
+    if (!Number.isInteger(x) || x < 0 || x >= vocabSize) {
+      throw new RangeError(`Cannot generate: prompt token ${i} is ${x}, outside the vocabulary [0, ${vocabSize})`);
+    }
+  }
+  if (prompt.length > maxLength) {
+    throw new RangeError(
+      `Cannot generate: the prompt of ${prompt.length} tokens exceeds the context limit of ${maxLength} tokens`,
+    );
+  }
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+    throw new RangeError(`Cannot generate: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+  }
+  const eosList = eosTokenId === undefined ? [] : typeof eosTokenId === "number" ? [eosTokenId] : [...eosTokenId];
+  for (const id of eosList) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new RangeError(`Cannot generate: eosTokenId ${id} is outside the vocabulary [0, ${vocabSize})`);
+    }
+  }
+  return {
+    prompt,
+    maxNewTokens,
+    random: random ?? new Random(seed ?? Math.floor(Math.random() * 2 ** 32)),
+    eos: new Set(eosList),
+    signal,
+  };
+}
+
+/**
+ * Collects generated tokens and applies the stop rules: truncate at maxNewTokens (the kept prefix
+ * of a block is still an exact sample), stop after an EOS token (included).
+ *
+ * @example
+ * ```ts
+ * import { OutputBuffer } from "./_generation.ts";
+ * import assert from "node:assert/strict";
+ * const out = new OutputBuffer(3, new Set([9]));
+ * assert.deepEqual(out.push([1, 9, 2]), [1, 9]);
+ * assert.equal(out.stopReason, "eos");
+ * ```
+ */
+export class OutputBuffer {
+  /** Every token kept so far. */
+  readonly tokens: number[] = [];
+  /** Set once a stop rule fired. */
+  stopReason: StopReason | undefined;
+  readonly #max: number;
+  readonly #eos: ReadonlySet<number>;
+
+  constructor(maxNewTokens: number, eos: ReadonlySet<number>) {
+    this.#max = maxNewTokens;
+    this.#eos = eos;
+    if (maxNewTokens === 0) this.stopReason = "maxNewTokens";
+  }
+
+  /** Adds a block's tokens; returns those kept (a prefix). */
+  push(block: readonly number[]): number[] {
+    const kept: number[] = [];
+    for (const x of block) {
+      if (this.stopReason) break;
+      kept.push(x);
+      this.tokens.push(x);
+      if (this.#eos.has(x)) this.stopReason = "eos";
+      else if (this.tokens.length >= this.#max) this.stopReason = "maxNewTokens";
+    }
+    return kept;
+  }
+}
+
+/**
+ * Throws the signal's reason when it is aborted (a DOMException "AbortError" when none was given).
+ *
+ * @example
+ * ```ts
+ * import { throwIfAborted } from "./_generation.ts";
+ * import assert from "node:assert/strict";
+ * const controller = new AbortController();
+ * controller.abort();
+ * assert.throws(() => throwIfAborted(controller.signal), { name: "AbortError" });
+ * ```
+ */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  throw signal.reason ?? new DOMException("The generation was aborted", "AbortError");
+}
+
+/**
+ * Runs a stream to its end and returns its result.
+ *
+ * @example
+ * ```ts
+ * import { collect } from "./_generation.ts";
+ * import assert from "node:assert/strict";
+ * async function* gen() {
+ *   yield [1];
+ *   return 7;
+ * }
+ * assert.equal(await collect(gen()), 7);
+ * ```
+ */
+export async function collect<T>(stream: AsyncGenerator<number[], T>): Promise<T> {
+  for (;;) {
+    const step = await stream.next();
+    if (step.done) return step.value;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Model-agnostic block decoding: the {@linkcode CausalModel} interface, the proposer / scorer /
+ * verifier-walk split, the {@linkcode BlockDecoder} driver, the autoregressive baseline and toy
+ * Markov-chain models for tests.
+ *
+ * @example
+ * ```ts
+ * import { createDecoder, MarkovModel, nearMarkovTable, randomMarkovTable } from "./mod.ts";
+ * import { referenceKernel } from "../kernel/reference.ts";
+ * const table = randomMarkovTable(4, 1, 1);
+ * const target = new MarkovModel({ table, vocabSize: 4 });
+ * const draft = new MarkovModel({ table: nearMarkovTable(table, 4, 2), vocabSize: 4 });
+ * const decoder = createDecoder("kseq", { target, draft, kernel: referenceKernel, k: 3, draftLength: 2 });
+ * const { tokens } = await decoder.generate([0], { maxNewTokens: 4, seed: 1 });
+ * console.assert(tokens.length === 4);
+ * ```
+ *
+ * @module
+ */
+
+export type { CausalModel } from "./model.ts";
+export { checkAppend, checkFork, checkSelect } from "./model.ts";
+export { MarkovModel, nearMarkovTable, randomMarkovTable } from "./markov.ts";
+export type { MarkovModelOptions, RandomTableOptions } from "./markov.ts";
+export { DraftProposer } from "./proposer.ts";
+export type { DraftProposal, DraftProposerOptions } from "./proposer.ts";
+export { TargetScorer, TargetScores } from "./scorer.ts";
+export type { TargetScorerOptions } from "./scorer.ts";
+export { walkBlock } from "./walk.ts";
+export type { BlockResult } from "./walk.ts";
+export { BlockDecoder } from "./decoder.ts";
+export type { BlockDecoderOptions } from "./decoder.ts";
+export { AutoregressiveDecoder } from "./autoregressive.ts";
+export type { AutoregressiveDecoderOptions } from "./autoregressive.ts";
+export { createDecoder, decodeMethods } from "./create.ts";
+export type { CreateDecoderOptions } from "./create.ts";
+export { StatsRecorder } from "./stats.ts";
+export type { DecodeStats, StopReason } from "./stats.ts";
+export type { DecodeMethod, Decoder, GenerateOptions, GenerateResult } from "./types.ts";

@@ -1,0 +1,145 @@
+/**
+ * The interface a causal language model offers so the block decoder can drive it, and the argument
+ * checks every implementation shares.
+ *
+ * The model holds one or more *rows* (branches) of tokens, in a real model a KV cache per row. The
+ * decoder prefills once, expands the cache to k rows without recompute ({@linkcode CausalModel.fork}),
+ * scores k × (L + 1) positions in one forward ({@linkcode CausalModel.append}), then keeps the accepted
+ * row cut to the accepted length ({@linkcode CausalModel.select}: rollback).
+ *
+ * @module
+ */
+
+/**
+ * A causal LM with a per-row token history (a KV cache in a real model).
+ *
+ * @example A model that holds rows of tokens
+ * ```ts
+ * import type { CausalModel } from "./model.ts";
+ * import { MarkovModel, randomMarkovTable } from "./markov.ts";
+ * const model: CausalModel = new MarkovModel({ table: randomMarkovTable(3, 1, 7), vocabSize: 3 });
+ * await model.append([[0, 1]], 1);
+ * model.fork(2);
+ * console.assert(model.rows === 2 && model.length === 2);
+ * ```
+ */
+export interface CausalModel {
+  /** Number of token ids; logits rows have this many entries. */
+  readonly vocabSize: number;
+  /** Context limit in tokens. */
+  readonly maxLength: number;
+  /** Rows (branches) currently held; all rows have the same `length`. */
+  readonly rows: number;
+  /** Tokens held per row (the KV-cache length). */
+  readonly length: number;
+  /** Drops everything: one empty row. */
+  reset(): void;
+  /** Copies row 0 into `rows` rows (KV expand, no recompute). Requires exactly one row. */
+  fork(rows: number): void;
+  /**
+   * Appends tokens[r] (all the same length T ≥ 1) to row r, for every row; returns logits
+   * Float32Array [rows, keep, vocab]: entry j of row r is the next-token logits after appended
+   * token T − keep + j. One call = one model forward ("one target call").
+   */
+  append(tokens: ArrayLike<number>[], keep: number): Promise<Float32Array>;
+  /** Keeps only row `row`, cut to its first `length` tokens (rollback); other rows are dropped. */
+  select(row: number, length: number): void;
+}
+
+/**
+ * Checks the argument of {@linkcode CausalModel.fork}.
+ *
+ * @param currentRows Rows held now (must be 1).
+ * @param rows Rows wanted: an integer ≥ 1.
+ * @throws {RangeError} more than one row held, or `rows` not an integer ≥ 1.
+ * @example
+ * ```ts
+ * import { checkFork } from "./model.ts";
+ * import assert from "node:assert/strict";
+ * checkFork(1, 4);
+ * assert.throws(() => checkFork(2, 4), RangeError);
+ * ```
+ */
+export function checkFork(currentRows: number, rows: number): void {
+  if (currentRows !== 1) {
+    throw new RangeError(`Cannot fork the model: it must hold exactly 1 row, got ${currentRows}`);
+  }
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new RangeError(`Cannot fork the model: rows must be an integer >= 1, got ${rows}`);
+  }
+}
+
+/**
+ * Checks the arguments of {@linkcode CausalModel.append} and returns T, the tokens appended per row.
+ *
+ * @param tokens One token list per row.
+ * @param keep How many trailing positions to return logits for, in [1, T].
+ * @param model The model's current shape: rows, length, vocabSize, maxLength.
+ * @returns T, the common row length.
+ * @throws {RangeError} wrong row count, ragged or empty rows, token ids outside [0, vocab), keep
+ *   outside [1, T], or length + T beyond the context limit.
+ * @example
+ * ```ts
+ * import { checkAppend } from "./model.ts";
+ * import assert from "node:assert/strict";
+ * const shape = { rows: 2, length: 3, vocabSize: 4, maxLength: 8 };
+ * assert.equal(checkAppend([[1, 2], [3, 0]], 2, shape), 2);
+ * assert.throws(() => checkAppend([[1, 2], [3, 0]], 1, { ...shape, maxLength: 4 }), /context limit/);
+ * ```
+ */
+export function checkAppend(
+  tokens: ArrayLike<number>[],
+  keep: number,
+  model: Pick<CausalModel, "rows" | "length" | "vocabSize" | "maxLength">,
+): number {
+  if (!Array.isArray(tokens) || tokens.length !== model.rows) {
+    const got = Array.isArray(tokens) ? tokens.length : typeof tokens;
+    throw new RangeError(`Cannot append tokens: expected one token list per row (${model.rows}), got ${got}`);
+  }
+  const t = tokens[0].length;
+  if (!(t >= 1)) throw new RangeError(`Cannot append tokens: each row needs at least 1 token, got ${t}`);
+  for (let r = 0; r < tokens.length; r++) {
+    const row = tokens[r];
+    if (row.length !== t) {
+      throw new RangeError(`Cannot append tokens: rows must all have ${t} tokens, row ${r} has ${row.length}`);
+    }
+    for (let i = 0; i < t; i++) {
+      const x = row[i];
+      if (!Number.isInteger(x) || x < 0 || x >= model.vocabSize) {
+        throw new RangeError(
+          `Cannot append tokens: token ${i} of row ${r} is ${x}, outside the vocabulary [0, ${model.vocabSize})`,
+        );
+      }
+    }
+  }
+  if (!Number.isInteger(keep) || keep < 1 || keep > t) {
+    throw new RangeError(`Cannot append tokens: keep must be an integer in [1, ${t}], got ${keep}`);
+  }
+  if (model.length + t > model.maxLength) {
+    throw new RangeError(
+      `Cannot append tokens: ${model.length} held + ${t} new exceeds the context limit of ${model.maxLength} tokens`,
+    );
+  }
+  return t;
+}
+
+/**
+ * Checks the arguments of {@linkcode CausalModel.select}.
+ *
+ * @throws {RangeError} `row` not in [0, rows) or `length` not an integer in [0, held length].
+ * @example
+ * ```ts
+ * import { checkSelect } from "./model.ts";
+ * import assert from "node:assert/strict";
+ * checkSelect(1, 2, { rows: 2, length: 5 });
+ * assert.throws(() => checkSelect(2, 2, { rows: 2, length: 5 }), RangeError);
+ * ```
+ */
+export function checkSelect(row: number, length: number, model: Pick<CausalModel, "rows" | "length">): void {
+  if (!Number.isInteger(row) || row < 0 || row >= model.rows) {
+    throw new RangeError(`Cannot select a row: row must be an integer in [0, ${model.rows}), got ${row}`);
+  }
+  if (!Number.isInteger(length) || length < 0 || length > model.length) {
+    throw new RangeError(`Cannot select a row: length must be an integer in [0, ${model.length}], got ${length}`);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Counters and stage timings of one generation, as a plain record, and the recorder that fills it.
+ *
+ * @module
+ */
+
+/** Why a generation stopped. */
+export type StopReason = "maxNewTokens" | "eos" | "length";
+
+/** What one generation did: counts, acceptance per depth and time per stage. */
+export interface DecodeStats {
+  /** Tokens returned (after truncation at maxNewTokens / EOS). */
+  tokens: number;
+  /** Blocks run (autoregressive: steps). */
+  blocks: number;
+  /** Target model forwards (`append` calls on the target). */
+  targetCalls: number;
+  /** Draft model forwards (`append` calls on the draft); 0 for autoregressive. */
+  draftCalls: number;
+  /** Tokens per target call: `tokens / targetCalls` (0 when no call was made). */
+  blockEfficiency: number;
+  /** `acceptedPerDepth[t]`: blocks whose draft token at depth t was accepted. */
+  acceptedPerDepth: number[];
+  /** `reachedPerDepth[t]`: blocks that verified depth t (all earlier depths accepted). */
+  reachedPerDepth: number[];
+  /** `acceptedPerDepth[t] / reachedPerDepth[t]` (NaN where depth t was never reached). */
+  acceptancePerDepth: number[];
+  /** Time in the draft model and its sampling (propose and rollback), ms. */
+  draftMs: number;
+  /** Time in the target model (fork, the scoring forward, rollback), ms. */
+  targetMs: number;
+  /** Time verifying: warping the visited target rows, the verifier, the bonus draw, ms. */
+  verifyMs: number;
+  /** Wall time of the whole generation, ms. */
+  totalMs: number;
+  /** Why the generation stopped. */
+  stopReason: StopReason;
+}
+
+/**
+ * Accumulates {@linkcode DecodeStats} while a decoder runs.
+ *
+ * @example Two blocks of draft length 2
+ * ```ts
+ * import { StatsRecorder } from "./stats.ts";
+ * import assert from "node:assert/strict";
+ * const rec = new StatsRecorder(2);
+ * rec.recordBlock(2, 2); // both depths accepted
+ * rec.recordBlock(1, 0); // depth 0 rejected
+ * rec.targetCalls = 2;
+ * const stats = rec.finish(4, "maxNewTokens");
+ * assert.deepEqual(stats.reachedPerDepth, [2, 1]);
+ * assert.deepEqual(stats.acceptancePerDepth, [0.5, 1]);
+ * assert.equal(stats.blockEfficiency, 2);
+ * ```
+ */
+export class StatsRecorder {
+  /** Blocks run. */
+  blocks = 0;
+  /** Target forwards. */
+  targetCalls = 0;
+  /** Draft forwards. */
+  draftCalls = 0;
+  /** Draft time, ms. */
+  draftMs = 0;
+  /** Target time, ms. */
+  targetMs = 0;
+  /** Verification time, ms. */
+  verifyMs = 0;
+  readonly #accepted: number[];
+  readonly #reached: number[];
+  readonly #start = performance.now();
+
+  /** @param draftLength Depths tracked (L); 0 for autoregressive. */
+  constructor(draftLength: number) {
+    this.#accepted = new Array(draftLength).fill(0);
+    this.#reached = new Array(draftLength).fill(0);
+  }
+
+  /**
+   * Records one block.
+   *
+   * @param reached Depths verified (1..L).
+   * @param accepted Draft tokens accepted (0..reached); a block with accepted < reached ended on a
+   *   residual draw at depth `accepted`.
+   */
+  recordBlock(reached: number, accepted: number): void {
+    this.blocks++;
+    for (let t = 0; t < reached; t++) this.#reached[t]++;
+    for (let t = 0; t < accepted; t++) this.#accepted[t]++;
+  }
+
+  /** Adds the time since `start` (a `performance.now()` value) to a stage, and returns now. */
+  time(stage: "draftMs" | "targetMs" | "verifyMs", start: number): number {
+    const now = performance.now();
+    this[stage] += now - start;
+    return now;
+  }
+
+  /**
+   * The final record.
+   *
+   * @param tokens Tokens returned.
+   * @param stopReason Why the generation stopped.
+   */
+  finish(tokens: number, stopReason: StopReason): DecodeStats {
+    return {
+      tokens,
+      blocks: this.blocks,
+      targetCalls: this.targetCalls,
+      draftCalls: this.draftCalls,
+      blockEfficiency: this.targetCalls > 0 ? tokens / this.targetCalls : 0,
+      acceptedPerDepth: this.#accepted.slice(),
+      reachedPerDepth: this.#reached.slice(),
+      acceptancePerDepth: this.#accepted.map((a, t) => (this.#reached[t] > 0 ? a / this.#reached[t] : NaN)),
+      draftMs: this.draftMs,
+      targetMs: this.targetMs,
+      verifyMs: this.verifyMs,
+      totalMs: performance.now() - this.#start,
+      stopReason,
+    };
+  }
+}
