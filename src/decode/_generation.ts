@@ -39,11 +39,15 @@ export function resolveGenerate(
 ): ResolvedGenerate {
   const { maxNewTokens, seed, random, eosTokenId, signal } = options ?? ({} as GenerateOptions);
   const prompt = Array.from(promptIds ?? []);
-  if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt must hold at least 1 token, got 0");
+  if (prompt.length === 0) {
+    throw new RangeError("Cannot generate: the prompt must hold at least 1 token, got 0");
+  }
   for (let i = 0; i < prompt.length; i++) {
     const x = prompt[i];
     if (!Number.isInteger(x) || x < 0 || x >= vocabSize) {
-      throw new RangeError(`Cannot generate: prompt token ${i} is ${x}, outside the vocabulary [0, ${vocabSize})`);
+      throw new RangeError(
+        `Cannot generate: prompt token ${i} is ${x}, outside the vocabulary [0, ${vocabSize})`,
+      );
     }
   }
   if (prompt.length > maxLength) {
@@ -54,7 +58,11 @@ export function resolveGenerate(
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
     throw new RangeError(`Cannot generate: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
   }
-  const eosList = eosTokenId === undefined ? [] : typeof eosTokenId === "number" ? [eosTokenId] : [...eosTokenId];
+  const eosList = eosTokenId === undefined
+    ? []
+    : typeof eosTokenId === "number"
+    ? [eosTokenId]
+    : [...eosTokenId];
   for (const id of eosList) {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
       throw new RangeError(`Cannot generate: eosTokenId ${id} is outside the vocabulary [0, ${vocabSize})`);

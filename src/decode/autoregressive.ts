@@ -78,7 +78,10 @@ export class AutoregressiveDecoder implements Decoder {
    * @throws {RangeError} bad prompt or options.
    * @throws The signal's reason when aborted (checked before each step and before each yield).
    */
-  async *stream(promptIds: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number[], GenerateResult> {
+  async *stream(
+    promptIds: ArrayLike<number>,
+    options: GenerateOptions,
+  ): AsyncGenerator<number[], GenerateResult> {
     const target = this.#target;
     const run = resolveGenerate(promptIds, options, target.vocabSize, target.maxLength);
     throwIfAborted(run.signal);

@@ -69,8 +69,12 @@ export function createDecoder(method: DecodeMethod, options: CreateDecoderOption
   const { target, draft, kernel, k, draftLength, warp } = options;
   if (method === "autoregressive") return new AutoregressiveDecoder({ target, kernel, warp });
   if (!decodeMethods.includes(method)) {
-    throw new RangeError(`Cannot create a decoder: unknown method "${method}", expected one of ${decodeMethods.join(", ")}`);
+    throw new RangeError(
+      `Cannot create a decoder: unknown method "${method}", expected one of ${decodeMethods.join(", ")}`,
+    );
   }
-  if (!draft) throw new RangeError(`Cannot create a decoder: method "${method}" needs a draft model, got ${draft}`);
+  if (!draft) {
+    throw new RangeError(`Cannot create a decoder: method "${method}" needs a draft model, got ${draft}`);
+  }
   return new BlockDecoder({ target, draft, kernel, verifier: method, k, draftLength, warp });
 }

@@ -98,7 +98,9 @@ export class BlockDecoder implements Decoder {
     const { target, draft, kernel, k = 1, draftLength = 4, warp = {} } = options;
     const verifier = typeof options.verifier === "string" ? getVerifier(options.verifier) : options.verifier;
     if (verifier.name === "sd" && k !== 1) {
-      throw new RangeError(`Cannot build a block decoder: sd verifies exactly 1 draft, so k must be 1, got ${k}`);
+      throw new RangeError(
+        `Cannot build a block decoder: sd verifies exactly 1 draft, so k must be 1, got ${k}`,
+      );
     }
     if (!Number.isInteger(k) || k < 1 || k > verifier.maxCandidates) {
       throw new RangeError(
@@ -106,7 +108,9 @@ export class BlockDecoder implements Decoder {
       );
     }
     if (!Number.isInteger(draftLength) || draftLength < 1) {
-      throw new RangeError(`Cannot build a block decoder: draftLength must be an integer >= 1, got ${draftLength}`);
+      throw new RangeError(
+        `Cannot build a block decoder: draftLength must be an integer >= 1, got ${draftLength}`,
+      );
     }
     if (draft.vocabSize !== target.vocabSize) {
       throw new RangeError(
@@ -143,11 +147,19 @@ export class BlockDecoder implements Decoder {
    * @throws {RangeError} bad prompt or options; a prompt longer than the context limit.
    * @throws The signal's reason when aborted (checked before each block and before each yield).
    */
-  async *stream(promptIds: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number[], GenerateResult> {
+  async *stream(
+    promptIds: ArrayLike<number>,
+    options: GenerateOptions,
+  ): AsyncGenerator<number[], GenerateResult> {
     const target = this.#target;
     const draft = this.#draft;
     const kernel = this.#kernel;
-    const run = resolveGenerate(promptIds, options, target.vocabSize, Math.min(target.maxLength, draft.maxLength));
+    const run = resolveGenerate(
+      promptIds,
+      options,
+      target.vocabSize,
+      Math.min(target.maxLength, draft.maxLength),
+    );
     const { random, signal } = run;
     throwIfAborted(signal);
     const stats = new StatsRecorder(this.draftLength);

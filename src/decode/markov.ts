@@ -67,7 +67,9 @@ export class MarkovModel implements CausalModel {
       throw new RangeError(`Cannot build a Markov model: order must be 1 or 2, got ${order}`);
     }
     if (!Number.isInteger(vocabSize) || vocabSize < 1) {
-      throw new RangeError(`Cannot build a Markov model: vocabSize must be an integer >= 1, got ${vocabSize}`);
+      throw new RangeError(
+        `Cannot build a Markov model: vocabSize must be an integer >= 1, got ${vocabSize}`,
+      );
     }
     if (!(table instanceof Float32Array)) {
       throw new TypeError(`Cannot build a Markov model: table must be a Float32Array, got ${typeof table}`);
@@ -87,10 +89,14 @@ export class MarkovModel implements CausalModel {
         }
         if (v !== -Infinity) finite++;
       }
-      if (finite === 0) throw new RangeError(`Cannot build a Markov model: table row ${row} is all -Infinity`);
+      if (finite === 0) {
+        throw new RangeError(`Cannot build a Markov model: table row ${row} is all -Infinity`);
+      }
     }
     if (!Number.isInteger(maxLength) || maxLength < 1) {
-      throw new RangeError(`Cannot build a Markov model: maxLength must be an integer >= 1, got ${maxLength}`);
+      throw new RangeError(
+        `Cannot build a Markov model: maxLength must be an integer >= 1, got ${maxLength}`,
+      );
     }
     this.vocabSize = vocabSize;
     this.order = order;

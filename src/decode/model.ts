@@ -101,7 +101,9 @@ export function checkAppend(
   for (let r = 0; r < tokens.length; r++) {
     const row = tokens[r];
     if (row.length !== t) {
-      throw new RangeError(`Cannot append tokens: rows must all have ${t} tokens, row ${r} has ${row.length}`);
+      throw new RangeError(
+        `Cannot append tokens: rows must all have ${t} tokens, row ${r} has ${row.length}`,
+      );
     }
     for (let i = 0; i < t; i++) {
       const x = row[i];
@@ -140,6 +142,8 @@ export function checkSelect(row: number, length: number, model: Pick<CausalModel
     throw new RangeError(`Cannot select a row: row must be an integer in [0, ${model.rows}), got ${row}`);
   }
   if (!Number.isInteger(length) || length < 0 || length > model.length) {
-    throw new RangeError(`Cannot select a row: length must be an integer in [0, ${model.length}], got ${length}`);
+    throw new RangeError(
+      `Cannot select a row: length must be an integer in [0, ${model.length}], got ${length}`,
+    );
   }
 }

@@ -38,10 +38,19 @@ export class TargetScores {
    * @param depths L + 1.
    * @param vocab V.
    */
-  constructor(kernel: Kernel, warp: WarpOptions, logits: Float32Array, k: number, depths: number, vocab: number) {
+  constructor(
+    kernel: Kernel,
+    warp: WarpOptions,
+    logits: Float32Array,
+    k: number,
+    depths: number,
+    vocab: number,
+  ) {
     if (logits.length !== k * depths * vocab) {
       throw new RangeError(
-        `Cannot read target scores: expected ${k}×${depths}×${vocab} = ${k * depths * vocab} logits, got ${logits.length}`,
+        `Cannot read target scores: expected ${k}×${depths}×${vocab} = ${
+          k * depths * vocab
+        } logits, got ${logits.length}`,
       );
     }
     this.logits = logits;
@@ -130,7 +139,14 @@ export class TargetScorer {
       return row;
     });
     const logits = await model.append(rows, draftLength + 1);
-    return new TargetScores(this.#kernel, this.#warp, logits, drafts.length, draftLength + 1, model.vocabSize);
+    return new TargetScores(
+      this.#kernel,
+      this.#warp,
+      logits,
+      drafts.length,
+      draftLength + 1,
+      model.vocabSize,
+    );
   }
 
   /**

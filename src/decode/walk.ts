@@ -72,7 +72,13 @@ export function walkBlock(
     const candidates = survivors.map((r) => drafts[r][t]);
     const p = scores.probs(first, t);
     const q = draftProbs[first][t];
-    const selection = verifier.select(kernel, p, q, candidates, random.fill(new Float64Array(candidates.length + 1)));
+    const selection = verifier.select(
+      kernel,
+      p,
+      q,
+      candidates,
+      random.fill(new Float64Array(candidates.length + 1)),
+    );
     out.push(selection.token);
     if (selection.draftIndex < 0) return { tokens: out, accepted: t, reached: t + 1, row: first };
     survivors = survivors.filter((r) => drafts[r][t] === selection.token);

@@ -1,0 +1,245 @@
+/**
+ * Sequence-level exactness of every decoding method on toy Markov chains.
+ *
+ * Null hypothesis H0 (per configuration): the 3-token continuations produced by the decoder are
+ * i.i.d. draws from the warped target chain, i.e. P(x1 x2 x3 | prompt) = Π p_warp(x_i | context),
+ * computed here from the target table with a plain softmax (independent of the code under test).
+ * Each configuration runs N generations with maxNewTokens = 3 from a fixed prompt and compares the
+ * counts over all V^3 sequences with those probabilities by a G-test (cells with expected count < 5
+ * pooled; any impossible sequence gives p = 0).
+ *
+ * Threshold: family-wise α = 1e-3, Bonferroni over the exactness configurations in this file
+ * (CONFIGS.length, 18 with the reference kernel, more when the WASM kernel is present), so a
+ * configuration fails when p < 1e-3 / CONFIGS.length (≈ 5.6e-5 for 18).
+ *
+ * Power check: the same test, same N, on two deliberately wrong K-SEQ verifiers (ρ fixed to 1; the
+ * k = 1 residual for every k), both with k = 4, must give p below that threshold.
+ *
+ * Seeds are fixed, so the file is deterministic.
+ */
+
+import assert from "node:assert/strict";
+import { gTest } from "./_stats.ts";
+import { kseqNaiveResidual, kseqRhoOne } from "./_wrong_verifiers.ts";
+import { referenceKernel } from "../src/kernel/reference.ts";
+import type { Kernel, WarpOptions } from "../src/kernel/types.ts";
+import { Random } from "../src/random.ts";
+import type { Verifier } from "../src/verify/types.ts";
+import { AutoregressiveDecoder } from "../src/decode/autoregressive.ts";
+import { BlockDecoder } from "../src/decode/decoder.ts";
+import { MarkovModel, nearMarkovTable, randomMarkovTable } from "../src/decode/markov.ts";
+import type { DecodeMethod, Decoder } from "../src/decode/types.ts";
+
+/** Generations per configuration. */
+const N = 30_000;
+/** Tokens generated per sequence. */
+const LENGTH = 3;
+/** Family-wise significance level. */
+const FAMILY_ALPHA = 1e-3;
+
+/** A Markov chain pair: target and draft tables, with some -Infinity (impossible) transitions. */
+interface Chain {
+  name: string;
+  order: 1 | 2;
+  vocab: number;
+  target: Float32Array;
+  draft: Float32Array;
+  prompt: number[];
+}
+
+/**
+ * Order 1, V = 4: the draft is an independent random table, so p and q differ substantially; each
+ * has its own -Infinity transitions (the draft proposes tokens the target never emits, and misses
+ * tokens the target emits).
+ */
+function chainOrder1(): Chain {
+  const vocab = 4;
+  const target = randomMarkovTable(vocab, 1, 11, { scale: 1.5, maskProbability: 0.2 });
+  const draft = randomMarkovTable(vocab, 1, 12, { scale: 1.5, maskProbability: 0.2 });
+  return { name: "order-1 V=4", order: 1, vocab, target, draft, prompt: [0] };
+}
+
+/** Order 2, V = 3: the draft is the target plus heavy noise, with masks of its own. */
+function chainOrder2(): Chain {
+  const vocab = 3;
+  const target = randomMarkovTable(vocab, 2, 27, { scale: 1.5, maskProbability: 0.2 });
+  const draft = nearMarkovTable(target, vocab, 28, { noise: 1.5, maskProbability: 0.2, unmask: true });
+  return { name: "order-2 V=3", order: 2, vocab, target, draft, prompt: [2, 1] };
+}
+
+/** Order 1, V = 5, no masks, for the warp configurations (temperature, top-k). */
+function chainOrder1Wide(): Chain {
+  const vocab = 5;
+  const target = randomMarkovTable(vocab, 1, 31, { scale: 1.2 });
+  const draft = randomMarkovTable(vocab, 1, 32, { scale: 1.2 });
+  return { name: "order-1 V=5", order: 1, vocab, target, draft, prompt: [2] };
+}
+
+/** Plain softmax with temperature and top-k (ties at the boundary kept), written for this test. */
+function warpedRow(logits: ArrayLike<number>, warp: WarpOptions): number[] {
+  const t = warp.temperature ?? 1;
+  const z = Array.from(logits, (x) => x / t);
+  const topK = warp.topK ?? 0;
+  if (topK > 0 && topK < z.length) {
+    const threshold = [...z].sort((a, b) => b - a)[topK - 1];
+    for (let i = 0; i < z.length; i++) if (z[i] < threshold) z[i] = -Infinity;
+  }
+  const max = Math.max(...z);
+  const e = z.map((x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
+/** Exact probabilities of every length-3 continuation of the prompt under the warped target chain. */
+function sequenceProbabilities(chain: Chain, warp: WarpOptions): Float64Array {
+  const { vocab, order, target } = chain;
+  const out = new Float64Array(vocab ** LENGTH);
+  for (let s = 0; s < out.length; s++) {
+    const seq = [...chain.prompt];
+    let prob = 1;
+    for (let i = 0; i < LENGTH; i++) {
+      const x = Math.floor(s / vocab ** (LENGTH - 1 - i)) % vocab;
+      const n = seq.length;
+      const row = order === 1 ? seq[n - 1] : seq[n - 2] * vocab + seq[n - 1];
+      prob *= warpedRow(target.subarray(row * vocab, row * vocab + vocab), warp)[x];
+      seq.push(x);
+    }
+    out[s] = prob;
+  }
+  return out;
+}
+
+/** One exactness (or power) configuration. */
+interface Config {
+  chain: Chain;
+  method: DecodeMethod;
+  k: number;
+  draftLength: number;
+  warp: WarpOptions;
+  kernel: Kernel;
+  verifier?: Verifier;
+  seed: number;
+}
+
+function label(c: Config): string {
+  const warp = Object.keys(c.warp).length ? ` warp=${JSON.stringify(c.warp)}` : "";
+  const verifier = c.verifier ? ` verifier=${(c.verifier as { label?: string }).label}` : "";
+  const shape = c.method === "autoregressive" ? "" : ` k=${c.k} L=${c.draftLength}`;
+  return `${c.method}${shape}${verifier}${warp} on ${c.chain.name} (${c.kernel.name} kernel)`;
+}
+
+function buildDecoder(c: Config): Decoder {
+  const { chain } = c;
+  const target = new MarkovModel({ table: chain.target, vocabSize: chain.vocab, order: chain.order });
+  if (c.method === "autoregressive") {
+    return new AutoregressiveDecoder({ target, kernel: c.kernel, warp: c.warp });
+  }
+  const draft = new MarkovModel({ table: chain.draft, vocabSize: chain.vocab, order: chain.order });
+  return new BlockDecoder({
+    target,
+    draft,
+    kernel: c.kernel,
+    verifier: c.verifier ?? c.method as Exclude<DecodeMethod, "autoregressive">,
+    k: c.k,
+    draftLength: c.draftLength,
+    warp: c.warp,
+  });
+}
+
+/** Runs N generations and returns the G-test p-value against the warped target chain. */
+async function exactnessPValue(c: Config): Promise<{ pValue: number; statistic: number; df: number }> {
+  const decoder = buildDecoder(c);
+  const random = new Random(c.seed);
+  const vocab = c.chain.vocab;
+  const counts = new Float64Array(vocab ** LENGTH);
+  for (let i = 0; i < N; i++) {
+    const { tokens } = await decoder.generate(c.chain.prompt, { maxNewTokens: LENGTH, random });
+    assert.equal(tokens.length, LENGTH);
+    counts[(tokens[0] * vocab + tokens[1]) * vocab + tokens[2]]++;
+  }
+  return gTest(counts, sequenceProbabilities(c.chain, c.warp));
+}
+
+/** The WASM kernel, when src/kernel/wasm.ts exists and loads (it is built separately). */
+async function optionalWasmKernel(): Promise<Kernel | undefined> {
+  try {
+    const path = "../src/kernel/wasm.ts";
+    const mod = await import(path);
+    return await mod.loadKernel();
+  } catch {
+    return undefined;
+  }
+}
+
+const methods: { method: DecodeMethod; k: number; draftLength: number }[] = [
+  { method: "autoregressive", k: 1, draftLength: 1 },
+  { method: "sd", k: 1, draftLength: 1 },
+  { method: "sd", k: 1, draftLength: 3 },
+  { method: "kseq", k: 2, draftLength: 2 },
+  { method: "kseq", k: 4, draftLength: 3 },
+  { method: "kseq", k: 3, draftLength: 1 },
+  { method: "specinfer", k: 3, draftLength: 2 },
+  { method: "specinfer-wor", k: 3, draftLength: 2 },
+];
+
+const kernels: Kernel[] = [referenceKernel];
+const wasm = await optionalWasmKernel();
+if (wasm) kernels.push(wasm);
+
+const CONFIGS: Config[] = [];
+let seed = 1000;
+for (const kernel of kernels) {
+  for (const chain of [chainOrder1(), chainOrder2()]) {
+    for (const m of methods) CONFIGS.push({ chain, ...m, warp: {}, kernel, seed: seed++ });
+  }
+  CONFIGS.push({
+    chain: chainOrder1Wide(),
+    method: "kseq",
+    k: 2,
+    draftLength: 3,
+    warp: { temperature: 0.6 },
+    kernel,
+    seed: seed++,
+  });
+  CONFIGS.push({
+    chain: chainOrder1Wide(),
+    method: "kseq",
+    k: 3,
+    draftLength: 2,
+    warp: { topK: 3 },
+    kernel,
+    seed: seed++,
+  });
+}
+// Only the reference kernel is guaranteed: 18 configurations without the WASM kernel.
+const THRESHOLD = FAMILY_ALPHA / CONFIGS.length;
+
+for (const c of CONFIGS) {
+  Deno.test(`${label(c)} samples length-3 sequences from the target chain`, async () => {
+    const { pValue, statistic, df } = await exactnessPValue(c);
+    console.log(`  p = ${pValue.toExponential(3)} (G = ${statistic.toFixed(2)}, df = ${df}, N = ${N})`);
+    assert.ok(pValue >= THRESHOLD, `p = ${pValue} < threshold ${THRESHOLD}`);
+  });
+}
+
+const wrong: { verifier: Verifier; label: string }[] = [
+  { verifier: kseqRhoOne, label: "kseqRhoOne" },
+  { verifier: kseqNaiveResidual, label: "kseqNaiveResidual" },
+];
+for (const w of wrong) {
+  const c: Config = {
+    chain: chainOrder1(),
+    method: "kseq",
+    k: 4,
+    draftLength: 3,
+    warp: {},
+    kernel: referenceKernel,
+    verifier: Object.assign(Object.create(w.verifier), { label: w.label }),
+    seed: 9000 + wrong.indexOf(w),
+  };
+  Deno.test(`power check: the wrong verifier ${w.label} with k=4 is rejected at the same N and threshold`, async () => {
+    const { pValue, statistic, df } = await exactnessPValue(c);
+    console.log(`  p = ${pValue.toExponential(3)} (G = ${statistic.toFixed(2)}, df = ${df}, N = ${N})`);
+    assert.ok(pValue < THRESHOLD, `p = ${pValue} >= threshold ${THRESHOLD}: the test cannot see this error`);
+  });
+}
