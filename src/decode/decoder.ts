@@ -61,6 +61,9 @@ export interface BlockDecoderOptions {
  * cleanly with `stopReason: "length"`. Neither model is ever fed more than its `maxLength` tokens
  * (the last token of the output is predicted, not fed, so n may end at target.maxLength + 1).
  *
+ * The models are stateful: run one generation at a time per decoder (and per model); each
+ * generation starts by resetting both models.
+ *
  * @example K-SEQ with 2 drafts of 3 tokens on toy Markov models
  * ```ts
  * import { BlockDecoder } from "./decoder.ts";
