@@ -1,0 +1,380 @@
+//! spectr's WebAssembly SIMD kernel: the C ABI only. Logic lives in the modules; this file turns
+//! the caller's byte offsets into slices and results into status codes and out slots.
+//!
+//! Conventions (see `wasm/README.md`): JS owns the linear memory above [`spectr_heap_base`]; every
+//! pointer is a byte offset (f32 rows 4-aligned, f64 arrays and scratch 16-aligned); every export
+//! returns an `i32` status (0 ok, negative codes from [`error::Error::code`]) and writes its
+//! results to `out`, an array of 8 f64: ρ, β, acceptance, token, draft index, error index, error
+//! row, sum.
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod kseq;
+pub mod layout;
+pub mod rho;
+pub mod sample;
+pub mod select;
+pub mod simd;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
+#[cfg(test)]
+mod testutil;
+pub mod warp;
+
+use core::slice;
+use error::Error;
+use layout::{block_count, Layout};
+
+#[cfg(all(not(test), target_arch = "wasm32"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+/// Index of ρ in `out`.
+pub const OUT_RHO: usize = 0;
+/// Index of β in `out`.
+pub const OUT_BETA: usize = 1;
+/// Index of the acceptance probability in `out`.
+pub const OUT_ACCEPTANCE: usize = 2;
+/// Index of the token in `out`.
+pub const OUT_TOKEN: usize = 3;
+/// Index of the draft index (-1 = residual) in `out`.
+pub const OUT_DRAFT_INDEX: usize = 4;
+/// Index of the error's element / position / count in `out`.
+pub const OUT_ERROR_INDEX: usize = 5;
+/// Index of the error's row (0 = target / first, 1 = draft) in `out`.
+pub const OUT_ERROR_ROW: usize = 6;
+/// Index of a sum (floor) in `out`.
+pub const OUT_SUM: usize = 7;
+
+unsafe fn read<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
+    slice::from_raw_parts(ptr, len)
+}
+
+unsafe fn write<'a, T>(ptr: *mut T, len: usize) -> &'a mut [T] {
+    slice::from_raw_parts_mut(ptr, len)
+}
+
+unsafe fn region<'a, T>(scratch: *mut u8, offset: usize, len: usize) -> &'a mut [T] {
+    slice::from_raw_parts_mut(scratch.add(offset) as *mut T, len)
+}
+
+unsafe fn fail(out: *mut f64, e: Error) -> i32 {
+    let out = write(out, 8);
+    out[OUT_ERROR_INDEX] = e.index() as f64;
+    out[OUT_ERROR_ROW] = e.row() as f64;
+    e.code()
+}
+
+unsafe fn report(out: *mut f64, r: Result<kseq::Decision, Error>) -> i32 {
+    match r {
+        Ok(d) => {
+            let o = write(out, 8);
+            o[OUT_RHO] = d.rho.rho;
+            o[OUT_BETA] = d.rho.beta;
+            o[OUT_ACCEPTANCE] = d.rho.acceptance;
+            o[OUT_TOKEN] = d.token as f64;
+            o[OUT_DRAFT_INDEX] = d.draft_index as f64;
+            0
+        }
+        Err(e) => fail(out, e),
+    }
+}
+
+/// First free byte of linear memory (the `__heap_base` the linker placed after stack and data).
+#[cfg(target_arch = "wasm32")]
+#[no_mangle]
+pub extern "C" fn spectr_heap_base() -> u32 {
+    extern "C" {
+        static __heap_base: u8;
+    }
+    // SAFETY: only the address of the linker-defined symbol is taken, never its value.
+    unsafe { core::ptr::addr_of!(__heap_base) as u32 }
+}
+
+/// Scratch bytes the exports need for rows of `n` and `count` uniforms (sample) or candidates.
+#[no_mangle]
+pub extern "C" fn spectr_scratch_bytes(n: u32, count: u32) -> u32 {
+    Layout::new(n as usize, count as usize).total as u32
+}
+
+/// Warps `logits[n]` into normalised probabilities `dst[n]` (temperature → top-k → softmax →
+/// top-p). `scratch` ≥ `spectr_scratch_bytes(n, 0)`. `out[7]` = the pre-normalisation sum.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `dst` must not overlap `logits` or `scratch`.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_warp(
+    logits: *const f32,
+    n: u32,
+    dst: *mut f32,
+    temperature: f64,
+    top_k: u32,
+    top_p: f64,
+    scratch: *mut u8,
+    out: *mut f64,
+) -> i32 {
+    let n = n as usize;
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    let l = Layout::new(n, 0);
+    let opt = warp::Options { temperature, top_k, top_p };
+    let (src, dst) = (read(logits, n), write(dst, n));
+    let s = warp::Scratch { keys: region(scratch, l.keys, n), pairs: region(scratch, l.pairs, n) };
+    match warp::warp(src, dst, &opt, 0, s) {
+        Ok(sum) => {
+            simd::scale(dst, (1.0 / sum) as f32);
+            write(out, 8)[OUT_SUM] = sum;
+            0
+        }
+        Err(e) => fail(out, e),
+    }
+}
+
+/// Exact ρ*, β(ρ*) and acceptance 1 − (1 − β)^k for rows `p[n]`, `q[n]` (validated) into
+/// `out[0..3]`. `scratch` ≥ `spectr_scratch_bytes(n, 0)`.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_solve_rho(p: *const f32, q: *const f32, n: u32, k: u32, scratch: *mut u8, out: *mut f64) -> i32 {
+    let n = n as usize;
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    if let Err(e) = error::check_k(k as usize) {
+        return fail(out, e);
+    }
+    let list = region(scratch, Layout::new(n, 0).list, n);
+    match rho::solve(read(p, n), read(q, n), 1.0, 1.0, k, list) {
+        Ok(r) => {
+            let o = write(out, 8);
+            o[OUT_RHO] = r.rho;
+            o[OUT_BETA] = r.beta;
+            o[OUT_ACCEPTANCE] = r.acceptance;
+            0
+        }
+        Err(e) => fail(out, e.into()),
+    }
+}
+
+/// The normalised K-SEQ residual for (p, q, k) at (ρ, β) into `dst[n]` (p normalised when the
+/// residual has no mass).
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `dst` must not overlap the inputs.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_residual(
+    p: *const f32,
+    q: *const f32,
+    n: u32,
+    k: u32,
+    rho: f64,
+    beta: f64,
+    dst: *mut f32,
+    out: *mut f64,
+) -> i32 {
+    let n = n as usize;
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    let rows = kseq::Pair { p: read(p, n), q: read(q, n), sp: 1.0, sq: 1.0 };
+    match kseq::residual(rows, k, rho, beta, write(dst, n)) {
+        Ok(()) => 0,
+        Err(e) => fail(out, e),
+    }
+}
+
+/// K-SEQ selection over `candidates[k]` with `uniforms[k + 1]`; solves ρ* unless `has_solution`
+/// is non-zero, then uses (`rho`, `beta`). Writes ρ, β, acceptance, token, draft index (-1 =
+/// residual). `scratch` ≥ `spectr_scratch_bytes(n, k)`.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_kseq_select(
+    p: *const f32,
+    q: *const f32,
+    n: u32,
+    candidates: *const u32,
+    k: u32,
+    uniforms: *const f64,
+    has_solution: u32,
+    rho: f64,
+    beta: f64,
+    scratch: *mut u8,
+    out: *mut f64,
+) -> i32 {
+    let (n, k) = (n as usize, k as usize);
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    if let Err(e) = error::check_k(k) {
+        return fail(out, e);
+    }
+    let l = Layout::new(n, k);
+    let rows = kseq::Pair { p: read(p, n), q: read(q, n), sp: 1.0, sq: 1.0 };
+    let given = if has_solution != 0 { Some((rho, beta)) } else { None };
+    let r = kseq::kseq_select(
+        rows,
+        read(candidates, k),
+        read(uniforms, k + 1),
+        given,
+        region(scratch, l.list, n),
+        region(scratch, l.blocks, block_count(n)),
+    );
+    report(out, r)
+}
+
+/// One full K-SEQ step: warps `logits_p[n]`, `logits_q[n]` into `p_out`, `q_out` (unnormalised
+/// weights), solves ρ*, selects among `candidates[k]` with `uniforms[k + 1]`.
+/// `scratch` ≥ `spectr_scratch_bytes(n, k)`.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; outputs must not overlap anything else.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_kseq_step(
+    logits_p: *const f32,
+    logits_q: *const f32,
+    n: u32,
+    p_out: *mut f32,
+    q_out: *mut f32,
+    temperature: f64,
+    top_k: u32,
+    top_p: f64,
+    candidates: *const u32,
+    k: u32,
+    uniforms: *const f64,
+    scratch: *mut u8,
+    out: *mut f64,
+) -> i32 {
+    let (n, k) = (n as usize, k as usize);
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    if let Err(e) = error::check_k(k) {
+        return fail(out, e);
+    }
+    let l = Layout::new(n, k);
+    let opt = warp::Options { temperature, top_k, top_p };
+    let s = kseq::StepScratch {
+        list: region(scratch, l.list, n),
+        keys: region(scratch, l.keys, n),
+        pairs: region(scratch, l.pairs, n),
+        blocks: region(scratch, l.blocks, block_count(n)),
+    };
+    let r = kseq::kseq_step(
+        read(logits_p, n),
+        read(logits_q, n),
+        write(p_out, n),
+        write(q_out, n),
+        &opt,
+        read(candidates, k),
+        read(uniforms, k + 1),
+        s,
+    );
+    report(out, r)
+}
+
+/// SpecInfer recursive rejection sampling over `candidates[k]` with `uniforms[k + 1]`, with or
+/// without replacement. Reads p and q only. `scratch` ≥ `spectr_scratch_bytes(n, k)`.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_specinfer_select(
+    p: *const f32,
+    q: *const f32,
+    n: u32,
+    candidates: *const u32,
+    k: u32,
+    uniforms: *const f64,
+    without_replacement: u32,
+    scratch: *mut u8,
+    out: *mut f64,
+) -> i32 {
+    let (n, k) = (n as usize, k as usize);
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    if let Err(e) = error::check_k(k) {
+        return fail(out, e);
+    }
+    let l = Layout::new(n, k);
+    let r = kseq::specinfer_select(
+        read(p, n),
+        read(q, n),
+        read(candidates, k),
+        read(uniforms, k + 1),
+        without_replacement != 0,
+        region(scratch, l.list, n),
+        region(scratch, l.list + 8 * n, n),
+        region(scratch, l.blocks, block_count(n)),
+    );
+    match r {
+        Ok((token, draft_index)) => {
+            let o = write(out, 8);
+            o[OUT_TOKEN] = token as f64;
+            o[OUT_DRAFT_INDEX] = draft_index as f64;
+            0
+        }
+        Err(e) => fail(out, e),
+    }
+}
+
+/// Draws `count` ids into `ids` from `probs[n]` by inverse CDF with `uniforms[count]`, i.i.d. or
+/// without replacement (`probs` is modified during the call and restored before it returns).
+/// `scratch` ≥ `spectr_scratch_bytes(n, count)`.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_sample(
+    probs: *mut f32,
+    n: u32,
+    uniforms: *const f64,
+    count: u32,
+    without_replacement: u32,
+    ids: *mut i32,
+    scratch: *mut u8,
+    out: *mut f64,
+) -> i32 {
+    let (n, count) = (n as usize, count as usize);
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    let l = Layout::new(n, count);
+    let r = sample::sample(
+        write(probs, n),
+        read(uniforms, count),
+        without_replacement != 0,
+        write(ids, count),
+        region(scratch, l.blocks, block_count(n)),
+        region(scratch, l.order, count),
+        region(scratch, l.saved, count),
+    );
+    match r {
+        Ok(()) => 0,
+        Err(e) => fail(out, e),
+    }
+}
+
+/// The bench floor: for each of `a[n]`, `b[n]`, one max pass and one Σ exp(x − max) pass; the
+/// total goes to `out[7]`.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_floor(a: *const f32, b: *const f32, n: u32, out: *mut f64) -> i32 {
+    let n = n as usize;
+    if n == 0 {
+        return fail(out, Error::Empty);
+    }
+    let (a, b) = (read(a, n), read(b, n));
+    let s = simd::exp_sum(a, simd::max(a), 1.0) + simd::exp_sum(b, simd::max(b), 1.0);
+    write(out, 8)[OUT_SUM] = s;
+    0
+}
