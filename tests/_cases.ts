@@ -18,10 +18,11 @@ export interface TokenCase {
   /** Number of candidates per verification (capped at |supp q| for drafts without replacement). */
   k: number;
   /**
-   * Large vocabulary: run on the fastest kernel only; with only the reference available, run at
-   * `referenceDraws` draws instead of the full count (and say so in the output).
+   * Large vocabulary: run on the fastest kernel only, at these draw counts instead of the full
+   * count (a verifier call costs O(V): input checks, copies and the ρ* solve run per call), unless
+   * the environment sets SPECTR_FULL_STATS=1. Reduced runs are marked in the printed table.
    */
-  large?: { referenceDraws: number };
+  large?: { wasmDraws: number; referenceDraws: number };
   /** Builds p (target) and q (draft) `[vocab]`, through `kernel.warp` where logits are involved. */
   rows(kernel: Kernel): { p: Probs; q: Probs };
 }
@@ -196,14 +197,14 @@ export const TOKEN_CASES: TokenCase[] = [
     name: "zipf-T1.2-1000",
     vocab: 1000,
     k: 4,
-    large: { referenceDraws: 10_000 },
+    large: { wasmDraws: 100_000, referenceDraws: 10_000 },
     rows: ((base) => warped(base, perturbed(base, 192, 0.6), { temperature: 1.2 }))(zipfLogits(191, 1000)),
   },
   {
     name: "topk40-T0.8-4096",
     vocab: 4096,
     k: 3,
-    large: { referenceDraws: 10_000 },
+    large: { wasmDraws: 100_000, referenceDraws: 10_000 },
     rows: ((base) => warped(base, perturbed(base, 202, 0.6), { temperature: 0.8, topK: 40 }))(
       zipfLogits(201, 4096),
     ),
@@ -212,7 +213,7 @@ export const TOKEN_CASES: TokenCase[] = [
     name: "topp0.95-T0.7-32000",
     vocab: 32000,
     k: 2,
-    large: { referenceDraws: 2_000 },
+    large: { wasmDraws: 20_000, referenceDraws: 2_000 },
     rows: ((base) => warped(base, perturbed(base, 212, 0.5), { temperature: 0.7, topP: 0.95 }))(
       zipfLogits(211, 32000, 1.3),
     ),
@@ -221,14 +222,14 @@ export const TOKEN_CASES: TokenCase[] = [
     name: "topk50-50257-k1",
     vocab: 50257,
     k: 1,
-    large: { referenceDraws: 2_000 },
+    large: { wasmDraws: 10_000, referenceDraws: 2_000 },
     rows: ((base) => warped(base, perturbed(base, 222, 0.8), { topK: 50 }))(zipfLogits(221, 50257, 1.2)),
   },
   {
     name: "full-T1.5-50257",
     vocab: 50257,
     k: 4,
-    large: { referenceDraws: 300 },
+    large: { wasmDraws: 10_000, referenceDraws: 300 },
     rows: ((base) => warped(base, perturbed(base, 232, 0.5), { temperature: 1.5 }))(
       zipfLogits(231, 50257, 1.2),
     ),
