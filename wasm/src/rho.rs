@@ -93,23 +93,56 @@ pub fn solve(p: &[f32], q: &[f32], sp: f64, sq: f64, k: u32, list: &mut [Entry])
     let kf = k as f64;
     let mut m = 0usize;
     let mut list_q = 0.0f64;
+    let (mut a_extra, mut b_extra) = (0.0f64, 0.0f64);
+    // Histogram of the listed ratios by the top bits of their f64 representation (monotone in r,
+    // so every bucket is an exact ratio interval [lower_j, lower_{j+1})): Σp and Σq per bucket.
+    let nb = bucket(kf) + 1;
+    let mut hist_p = [0.0f64; MAX_BUCKETS];
+    let mut hist_q = [0.0f64; MAX_BUCKETS];
     let c = simd::classify(p, q, sp as f32, sq as f32, k as f32, |i| {
         let (x, y) = (p[i], q[i]);
-        list[m] = Entry { r: (x as f64 * sp) / (y as f64 * sq), p: x, q: y };
-        list_q += y as f64;
-        m += 1;
+        let r = (x as f64 * sp) / (y as f64 * sq);
+        // The f32 classification may disagree with the f64 ratio at the edges: settle those here.
+        if r <= 1.0 {
+            b_extra += x as f64;
+        } else if r >= kf {
+            a_extra += y as f64;
+        } else {
+            let j = bucket(r);
+            hist_p[j] += x as f64;
+            hist_q[j] += y as f64;
+            list[m] = Entry { r, p: x, q: y };
+            list_q += y as f64;
+            m += 1;
+        }
     });
     check_row(p, c.p_min, c.p_max, 0)?;
     check_row(q, c.q_min, c.q_max, 1)?;
-    let mut a = c.a * sq;
-    let mut b = c.b * sp;
-    // ρ = 1: every listed token has r > 1 (up to the f32 classification), so its q counts in A.
+    let mut a = (c.a + a_extra) * sq;
+    let mut b = (c.b + b_extra) * sp;
+    // ρ = 1: every listed token has r > 1, so its q counts in A.
     let a1 = a + list_q * sq;
     let rho = if k <= 1 || gap(a1, b, 1.0, k) <= 0.0 {
         1.0
     } else {
-        let (mut lo, mut hi) = (1.0f64, kf);
-        let (start, mut end) = (0usize, m);
+        // The first bucket boundary with f ≤ 0 closes the root's bucket; fold all other buckets.
+        let (mut q_above, mut p_below) = (list_q, 0.0f64);
+        let mut root = nb - 1;
+        for j in 1..nb {
+            q_above -= hist_q[j - 1];
+            p_below += hist_p[j - 1];
+            if gap(a + q_above * sq, b + p_below * sp, lower(j), k) <= 0.0 {
+                root = j - 1;
+                break;
+            }
+        }
+        let (mut lo, mut hi) = (lower(root).max(1.0), if root + 1 < nb { lower(root + 1).min(kf) } else { kf });
+        let q_hi: f64 = hist_q[root + 1..nb].iter().sum();
+        let p_lo: f64 = hist_p[..root].iter().sum();
+        a += q_hi * sq;
+        b += p_lo * sp;
+        let (kept, _) = keep_bucket(&mut list[..m], root);
+        let (start, mut end) = (0usize, kept);
         while start < end {
             let seg = &mut list[start..end];
             let pivot = median3(seg[0].r, seg[seg.len() / 2].r, seg[seg.len() - 1].r);
@@ -168,6 +201,35 @@ pub fn solve(p: &[f32], q: &[f32], sp: f64, sq: f64, k: u32, list: &mut [Entry])
     };
     let beta = if rho == 1.0 { a1 + b } else { a + b / rho };
     Ok(Rho { rho, beta, acceptance: 1.0 - powi(1.0 - beta, k) })
+}
+
+/// Histogram resolution: buckets per octave of r is 2^BUCKET_BITS.
+const BUCKET_BITS: u32 = 7;
+/// Enough buckets for r ∈ [1, 1024] (k ≤ 1024).
+const MAX_BUCKETS: usize = (11 << BUCKET_BITS) + 1;
+
+/// The histogram bucket of a ratio r ≥ 1: the top bits of its f64 representation.
+#[inline(always)]
+fn bucket(r: f64) -> usize {
+    let j = (r.to_bits() >> (52 - BUCKET_BITS)) - (1.0f64.to_bits() >> (52 - BUCKET_BITS));
+    (j as usize).min(MAX_BUCKETS - 1)
+}
+
+/// The smallest ratio in bucket `j`.
+#[inline(always)]
+fn lower(j: usize) -> f64 {
+    f64::from_bits(((j as u64) + (1.0f64.to_bits() >> (52 - BUCKET_BITS))) << (52 - BUCKET_BITS))
+}
+
+/// Keeps the entries of bucket `j` at the front; returns (kept, 0).
+fn keep_bucket(seg: &mut [Entry], j: usize) -> (usize, f64) {
+    let mut kept = 0;
+    for i in 0..seg.len() {
+        let e = seg[i];
+        seg[kept] = e;
+        kept += (bucket(e.r) == j) as usize;
+    }
+    (kept, 0.0)
 }
 
 fn median3(x: f64, y: f64, z: f64) -> f64 {
