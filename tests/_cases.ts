@@ -354,7 +354,7 @@ export function specInferAcceptance(
     const following = next(target, draft);
     for (let x = 0; x < draft.length; x++) {
       const reject = draft[x] - Math.min(draft[x], target[x]);
-      if (!(reject > 0)) continue;
+      if (!(reject > 0) || i + 1 === k) continue; // nothing left to accept after the last candidate
       if (++nodes > maxNodes) return undefined; // each rejected branch costs O(V)
       const left = draft.slice();
       left[x] = 0;

@@ -373,7 +373,7 @@ Deno.test("the token-level table and the minimum p-value over correct verifiers 
   );
   console.log(
     [
-      pad("config", 22),
+      pad("config", 26),
       pad("verifier", 14),
       pad("kernel", 9),
       pad("V", 6),
@@ -386,7 +386,7 @@ Deno.test("the token-level table and the minimum p-value over correct verifiers 
   for (const r of table) {
     console.log(
       [
-        pad(r.config, 22),
+        pad(r.config, 26),
         pad(r.verifier, 14),
         pad(r.kernel, 9),
         pad(String(r.vocab), 6),
