@@ -21,6 +21,8 @@ export class Random {
   #s = new Uint32Array(4);
 
   /**
+   * Seeds a new generator.
+   *
    * @param seed Any finite number; its integer part (mod 2^32) seeds the state.
    * @throws {RangeError} seed is not a finite number.
    */

@@ -213,7 +213,7 @@ export const TOKEN_CASES: TokenCase[] = [
     name: "topp0.95-T0.7-32000",
     vocab: 32000,
     k: 2,
-    large: { wasmDraws: 20_000, referenceDraws: 2_000 },
+    large: { wasmDraws: 100_000, referenceDraws: 2_000 },
     rows: ((base) => warped(base, perturbed(base, 212, 0.5), { temperature: 0.7, topP: 0.95 }))(
       zipfLogits(211, 32000, 1.3),
     ),
@@ -222,14 +222,14 @@ export const TOKEN_CASES: TokenCase[] = [
     name: "topk50-50257-k1",
     vocab: 50257,
     k: 1,
-    large: { wasmDraws: 10_000, referenceDraws: 2_000 },
+    large: { wasmDraws: 100_000, referenceDraws: 2_000 },
     rows: ((base) => warped(base, perturbed(base, 222, 0.8), { topK: 50 }))(zipfLogits(221, 50257, 1.2)),
   },
   {
     name: "full-T1.5-50257",
     vocab: 50257,
     k: 4,
-    large: { wasmDraws: 10_000, referenceDraws: 300 },
+    large: { wasmDraws: 100_000, referenceDraws: 300 },
     rows: ((base) => warped(base, perturbed(base, 232, 0.5), { temperature: 1.5 }))(
       zipfLogits(231, 50257, 1.2),
     ),

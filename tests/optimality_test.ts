@@ -16,11 +16,8 @@
  */
 
 import assert from "node:assert/strict";
-// deno.json has no import map entry for highs (not this file's to change): pinned inline instead.
-// deno-lint-ignore no-import-prefix
-import highsModule from "npm:highs@1.15.3";
-// deno-lint-ignore no-import-prefix
-import type { Highs } from "npm:highs@1.15.3";
+import highsModule from "highs";
+import type { Highs } from "highs";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import { normalise, type SmallCase, smallCases, specInferAcceptance } from "./_cases.ts";
 

@@ -53,7 +53,11 @@ export class AutoregressiveDecoder implements Decoder {
   readonly #kernel: Kernel;
   readonly #warp: WarpOptions;
 
-  /** @throws {RangeError} bad warp options. */
+  /**
+   * Builds the baseline over the target model.
+   *
+   * @throws {RangeError} bad warp options.
+   */
   constructor(options: AutoregressiveDecoderOptions) {
     const { target, kernel, warp = {} } = options;
     resolveWarp(warp);

@@ -94,6 +94,8 @@ export class BlockDecoder implements Decoder {
   readonly #warp: WarpOptions;
 
   /**
+   * Builds the driver over a target, a draft, a kernel and a verifier.
+   *
    * @throws {RangeError} unknown verifier name, k not an integer in [1, maxCandidates] (sd: k ≠ 1),
    *   draftLength not an integer ≥ 1, draft and target vocabularies of different sizes, bad warp.
    */

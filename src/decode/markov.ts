@@ -58,6 +58,8 @@ export class MarkovModel implements CausalModel {
   #rows: number[][] = [[]];
 
   /**
+   * Builds a chain model from its transition logits.
+   *
    * @throws {RangeError} order not 1 or 2, vocabSize not an integer ≥ 1, table of the wrong size or
    *   with a row of only -Infinity / a NaN or +Infinity entry, maxLength not an integer ≥ 1.
    */

@@ -81,7 +81,11 @@ export class DraftProposer {
   #base = 0;
   #last: DraftProposal | undefined;
 
-  /** @throws {RangeError} k not an integer ≥ 1. */
+  /**
+   * Builds a proposer over the draft model.
+   *
+   * @throws {RangeError} k not an integer ≥ 1.
+   */
   constructor(options: DraftProposerOptions) {
     const { model, kernel, k, sampling = "iid", warp = {} } = options;
     if (!Number.isInteger(k) || k < 1) {

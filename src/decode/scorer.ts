@@ -31,6 +31,8 @@ export class TargetScores {
   readonly #cache: (Probs | undefined)[];
 
   /**
+   * Wraps one scoring forward's logits; rows are warped on first use.
+   *
    * @param kernel Kernel used to warp.
    * @param warp The warp (same as the draft's).
    * @param logits `[k, depths, vocab]`.
@@ -113,6 +115,7 @@ export class TargetScorer {
   readonly #warp: WarpOptions;
   #base = -1;
 
+  /** Wraps the target model; warps rows with the given kernel and options. */
   constructor(options: TargetScorerOptions) {
     this.model = options.model;
     this.#kernel = options.kernel;

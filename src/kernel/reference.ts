@@ -338,7 +338,9 @@ function normalised(x: Probs): Float64Array {
  * ```ts
  * import { referenceKernel } from "./reference.ts";
  * const p = referenceKernel.warp(new Float32Array([0, 1, 2]));
- * console.assert(Math.abs(p.reduce((a, b) => a + b) - 1) < 1e-12);
+ * let total = 0;
+ * for (const x of p) total += x;
+ * console.assert(Math.abs(total - 1) < 1e-12);
  * ```
  */
 export const referenceKernel: Kernel = {
