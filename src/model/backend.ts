@@ -1,0 +1,371 @@
+/**
+ * The one module that owns onnxruntime: it picks the runtime package for a backend, picks the ONNX
+ * file of a model folder, creates the session and serialises its runs (onnxruntime rejects
+ * concurrent `run` calls on one session). Modelled on transformers.js `src/backends/onnx.js`.
+ *
+ * Backends: `"wasm"` (onnxruntime-web, WebAssembly CPU; works everywhere), `"webgpu"`
+ * (onnxruntime-web's WebGPU build; needs `navigator.gpu` with an adapter), `"cpu"`
+ * (onnxruntime-node, a native addon; imported lazily so edge runtimes never touch it), `"auto"`
+ * (cpu where onnxruntime-node loads, else wasm).
+ *
+ * @module
+ */
+
+// deno-lint-ignore no-import-prefix
+import type * as OrtWeb from "npm:onnxruntime-web@1.30.0";
+import { BackendUnavailableError, InvalidModelError } from "./errors.ts";
+import type { ModelLoader } from "./loader.ts";
+
+/** The onnxruntime API shared by onnxruntime-web and onnxruntime-node (onnxruntime-common). */
+export type Ort = typeof OrtWeb;
+/** An onnxruntime tensor. */
+export type OrtTensor = OrtWeb.Tensor;
+/** Tensor element types the model layer creates. */
+export type OrtTensorType = "float32" | "float16" | "int64" | "bool";
+
+/** A backend name as accepted in options. */
+export type BackendName = "wasm" | "webgpu" | "cpu" | "auto";
+/** A backend a session actually runs on. */
+export type ResolvedBackend = Exclude<BackendName, "auto">;
+/** Weights precision, which picks the ONNX file: fp32 → model.onnx, fp16 → model_fp16.onnx, q8 → model_quantized.onnx. */
+export type ModelDtype = "fp32" | "fp16" | "q8";
+
+/** The backend names accepted in options. */
+export const BACKENDS: readonly BackendName[] = ["wasm", "webgpu", "cpu", "auto"];
+/** The dtypes accepted in options. */
+export const DTYPES: readonly ModelDtype[] = ["fp32", "fp16", "q8"];
+
+const SUFFIX: Record<ModelDtype, string> = { fp32: "", fp16: "_fp16", q8: "_quantized" };
+
+/** Options choosing the runtime and the ONNX file. */
+export interface BackendOptions {
+  /**
+   * Where the session runs: "wasm" | "webgpu" | "cpu" | "auto".
+   * @default {"auto"}
+   */
+  backend?: BackendName;
+  /**
+   * Threads: for wasm, `env.wasm.numThreads` (process-wide, fixed by the first wasm session); for
+   * cpu, the session's `intraOpNumThreads`. Ignored by webgpu.
+   * @default {1 for wasm where `Worker` is missing, else onnxruntime's default}
+   */
+  numThreads?: number;
+  /**
+   * Weights precision: "fp32" (onnx/model.onnx), "fp16" (onnx/model_fp16.onnx), "q8"
+   * (onnx/model_quantized.onnx).
+   * @default {"fp32"}
+   */
+  dtype?: ModelDtype;
+  /**
+   * Use the merged decoder (onnx/decoder_model_merged{suffix}.onnx, with a `use_cache_branch`
+   * input): true = only it, false = only onnx/model{suffix}.onnx, undefined = model{suffix}.onnx
+   * when present, else the merged one.
+   * @default {undefined}
+   */
+  merged?: boolean;
+  /**
+   * An explicit ONNX file inside the folder (e.g. "onnx/model_custom.onnx"); overrides dtype and
+   * merged.
+   * @default {undefined}
+   */
+  file?: string;
+}
+
+/** Name, element type and shape (numbers for static dims, names for symbolic) of a graph input or output. */
+export interface ValueMetadata {
+  /** The input or output name. */
+  name: string;
+  /** Element type ("float32", "int64", ...), or undefined when unknown. */
+  type?: string;
+  /** Dims: a number when static, a string when symbolic; undefined when unknown. */
+  shape?: readonly (number | string)[];
+}
+
+const ortCache = new Map<ResolvedBackend, Promise<Ort>>();
+
+function importOrt(backend: ResolvedBackend): Promise<Ort> {
+  let p = ortCache.get(backend);
+  if (p === undefined) {
+    // Inline, exact specifiers until the import map has entries for onnxruntime.
+    if (backend === "cpu") {
+      // deno-lint-ignore no-import-prefix
+      p = import("npm:onnxruntime-node@1.30.0") as unknown as Promise<Ort>;
+    } else if (backend === "webgpu") {
+      // deno-lint-ignore no-import-prefix
+      p = import("npm:onnxruntime-web@1.30.0/webgpu") as unknown as Promise<Ort>;
+    } else {
+      // deno-lint-ignore no-import-prefix
+      p = import("npm:onnxruntime-web@1.30.0") as unknown as Promise<Ort>;
+    }
+    p = p.then((m) => {
+      const fallback = (m as unknown as { default?: Ort }).default;
+      return m.InferenceSession === undefined && fallback?.InferenceSession ? fallback : m;
+    });
+    p.catch(() => ortCache.delete(backend));
+    ortCache.set(backend, p);
+  }
+  return p;
+}
+
+/**
+ * Loads the onnxruntime package for a backend; `"auto"` tries onnxruntime-node, then falls back to
+ * onnxruntime-web (wasm).
+ *
+ * @param backend The backend name.
+ * @returns The runtime module and the backend it stands for.
+ * @throws {RangeError} an unknown backend name.
+ * @throws {BackendUnavailableError} the package does not load here, or (webgpu) there is no
+ *   `navigator.gpu` or no adapter.
+ * @example The WASM runtime loads everywhere
+ * ```ts
+ * import { loadOrt } from "./backend.ts";
+ * const { ort, backend } = await loadOrt("wasm");
+ * console.assert(backend === "wasm" && typeof ort.InferenceSession.create === "function");
+ * ```
+ */
+export async function loadOrt(backend: BackendName): Promise<{ ort: Ort; backend: ResolvedBackend }> {
+  if (!BACKENDS.includes(backend)) {
+    throw new RangeError(
+      `Cannot load onnxruntime: backend must be one of ${BACKENDS.join(", ")}, got ${
+        JSON.stringify(backend)
+      }`,
+    );
+  }
+  if (backend === "auto") {
+    try {
+      return { ort: await importOrt("cpu"), backend: "cpu" };
+    } catch {
+      return loadOrt("wasm");
+    }
+  }
+  if (backend === "webgpu") {
+    const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
+    if (!gpu) {
+      throw new BackendUnavailableError(
+        "Cannot use the webgpu backend: navigator.gpu is missing in this runtime",
+      );
+    }
+    let adapter: unknown = null;
+    try {
+      adapter = await gpu.requestAdapter();
+    } catch (cause) {
+      throw new BackendUnavailableError(
+        `Cannot use the webgpu backend: requestAdapter failed, got ${cause}`,
+        {
+          cause,
+        },
+      );
+    }
+    if (!adapter) {
+      throw new BackendUnavailableError("Cannot use the webgpu backend: no WebGPU adapter, got null");
+    }
+  }
+  try {
+    return { ort: await importOrt(backend), backend };
+  } catch (cause) {
+    const pkg = backend === "cpu" ? "onnxruntime-node" : "onnxruntime-web";
+    throw new BackendUnavailableError(
+      `Cannot use the ${backend} backend: ${pkg} does not load here, got ${
+        (cause as Error)?.message ?? cause
+      }`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * The ONNX file name inside a model folder for a dtype.
+ *
+ * @param dtype Weights precision.
+ * @param merged Whether to name the merged decoder.
+ * @returns The relative file name.
+ * @throws {RangeError} an unknown dtype.
+ * @example
+ * ```ts
+ * import { modelFileName } from "./backend.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(modelFileName("q8"), "onnx/model_quantized.onnx");
+ * assert.equal(modelFileName("fp16", true), "onnx/decoder_model_merged_fp16.onnx");
+ * ```
+ */
+export function modelFileName(dtype: ModelDtype, merged = false): string {
+  if (!DTYPES.includes(dtype)) {
+    throw new RangeError(
+      `Cannot pick a model file: dtype must be one of ${DTYPES.join(", ")}, got ${JSON.stringify(dtype)}`,
+    );
+  }
+  return `onnx/${merged ? "decoder_model_merged" : "model"}${SUFFIX[dtype]}.onnx`;
+}
+
+async function pickFile(folder: ModelLoader, options: BackendOptions): Promise<string> {
+  if (options.file !== undefined) return options.file;
+  const dtype = options.dtype ?? "fp32";
+  const plain = modelFileName(dtype, false);
+  const merged = modelFileName(dtype, true);
+  if (options.merged === true) return merged;
+  if (options.merged === false) return plain;
+  if (await folder.has(plain)) return plain;
+  if (await folder.has(merged)) return merged;
+  return plain; // reading it throws ModelNotFoundError naming it
+}
+
+/**
+ * An onnxruntime inference session with serialised runs and the metadata the model layer needs.
+ *
+ * @example Serialised runs on the draft model
+ * ```ts ignore
+ * import { createOnnxSession } from "./backend.ts";
+ * import { openModelFolder } from "./loader.ts";
+ * const session = await createOnnxSession(await openModelFolder("models/draft"), { backend: "wasm" });
+ * console.log(session.inputNames);
+ * await session.release();
+ * ```
+ */
+export class OnnxSession {
+  /** The backend the session runs on. */
+  readonly backend: ResolvedBackend;
+  /** The ONNX file, relative to the model folder. */
+  readonly file: string;
+  /** The runtime module (for creating tensors of the same onnxruntime-common). */
+  readonly ort: Ort;
+  /** Graph input names, in order. */
+  readonly inputNames: readonly string[];
+  /** Graph output names, in order. */
+  readonly outputNames: readonly string[];
+  /** Graph input metadata (empty entries when the runtime does not report it). */
+  readonly inputMetadata: readonly ValueMetadata[];
+  /** Graph output metadata (empty entries when the runtime does not report it). */
+  readonly outputMetadata: readonly ValueMetadata[];
+  #session: OrtWeb.InferenceSession | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** Wraps a created session; use {@linkcode createOnnxSession}. */
+  constructor(ort: Ort, session: OrtWeb.InferenceSession, backend: ResolvedBackend, file: string) {
+    this.ort = ort;
+    this.#session = session;
+    this.backend = backend;
+    this.file = file;
+    this.inputNames = [...session.inputNames];
+    this.outputNames = [...session.outputNames];
+    this.inputMetadata = readMetadata(
+      session.inputNames,
+      (session as { inputMetadata?: unknown }).inputMetadata,
+    );
+    this.outputMetadata = readMetadata(
+      session.outputNames,
+      (session as { outputMetadata?: unknown }).outputMetadata,
+    );
+  }
+
+  /** Metadata of input `name`, or undefined when there is no such input. */
+  input(name: string): ValueMetadata | undefined {
+    return this.inputMetadata.find((m) => m.name === name);
+  }
+
+  /** Metadata of output `name`, or undefined when there is no such output. */
+  output(name: string): ValueMetadata | undefined {
+    return this.outputMetadata.find((m) => m.name === name);
+  }
+
+  /** A CPU tensor of this runtime. */
+  tensor(
+    type: OrtTensorType,
+    data: Float32Array | Uint16Array | BigInt64Array | Uint8Array | boolean[],
+    dims: readonly number[],
+  ): OrtTensor {
+    return new this.ort.Tensor(type as "float32", data as Float32Array, dims);
+  }
+
+  /**
+   * Runs the graph; calls are queued so at most one runs at a time.
+   *
+   * @throws {Error} the session was released, or onnxruntime failed.
+   */
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
+    const result = this.#queue.then(() => {
+      const session = this.#session;
+      if (session === undefined) {
+        throw new Error(`Cannot run the model: the session of ${this.file} was released`);
+      }
+      return session.run(feeds) as Promise<Record<string, OrtTensor>>;
+    });
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  /** Releases the native / WASM session after queued runs finish; later runs throw. Idempotent. */
+  async release(): Promise<void> {
+    const session = this.#session;
+    if (session === undefined) return;
+    await this.#queue;
+    this.#session = undefined;
+    await session.release();
+  }
+}
+
+function readMetadata(names: readonly string[], raw: unknown): ValueMetadata[] {
+  const list = Array.isArray(raw) ? raw : [];
+  return names.map((name, i) => {
+    const m = list.find((x: { name?: string }) => x?.name === name) ?? list[i];
+    if (!m || typeof m !== "object" || (m as { name?: string }).name !== name) return { name };
+    const { type, shape } = m as { type?: string; shape?: (number | string)[] };
+    return { name, type, shape: Array.isArray(shape) ? shape : undefined };
+  });
+}
+
+function hasWorker(): boolean {
+  return typeof (globalThis as { Worker?: unknown }).Worker === "function";
+}
+
+/**
+ * Creates an inference session for the ONNX file of a model folder.
+ *
+ * @param folder The model folder.
+ * @param options Backend, threads, dtype, merged, file.
+ * @returns The session.
+ * @throws {RangeError} an unknown backend or dtype, or numThreads not an integer ≥ 1.
+ * @throws {BackendUnavailableError} the backend cannot run here.
+ * @throws {ModelNotFoundError} the ONNX file is missing.
+ * @throws {InvalidModelError} onnxruntime cannot load the file (corrupt or unsupported).
+ * @example An in-memory folder with corrupt bytes
+ * ```ts
+ * import { createOnnxSession } from "./backend.ts";
+ * import { InvalidModelError } from "./errors.ts";
+ * import { openModelFolder } from "./loader.ts";
+ * import assert from "node:assert/strict";
+ * const folder = await openModelFolder({ "onnx/model.onnx": new Uint8Array([1, 2, 3]) });
+ * await assert.rejects(() => createOnnxSession(folder, { backend: "wasm" }), InvalidModelError);
+ * ```
+ */
+export async function createOnnxSession(
+  folder: ModelLoader,
+  options: BackendOptions = {},
+): Promise<OnnxSession> {
+  const { numThreads } = options;
+  if (numThreads !== undefined && (!Number.isInteger(numThreads) || numThreads < 1)) {
+    throw new RangeError(`Cannot create a session: numThreads must be an integer >= 1, got ${numThreads}`);
+  }
+  if (options.dtype !== undefined) modelFileName(options.dtype);
+  const { ort, backend } = await loadOrt(options.backend ?? "auto");
+  const file = await pickFile(folder, options);
+  const bytes = await folder.readBytes(file);
+  const sessionOptions: OrtWeb.InferenceSession.SessionOptions = { executionProviders: [backend] };
+  if (backend === "wasm") {
+    const threads = numThreads ?? (hasWorker() ? undefined : 1);
+    if (threads !== undefined) ort.env.wasm.numThreads = threads;
+  } else if (backend === "cpu" && numThreads !== undefined) {
+    sessionOptions.intraOpNumThreads = numThreads;
+    sessionOptions.interOpNumThreads = 1;
+  }
+  let session: OrtWeb.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, sessionOptions);
+  } catch (cause) {
+    const message = String((cause as Error)?.message ?? cause);
+    throw new InvalidModelError(
+      `Cannot load ${file}: onnxruntime (${backend}) rejected the file (${bytes.length} bytes at ${folder.location}), got ${message}`,
+      { cause },
+    );
+  }
+  return new OnnxSession(ort, session, backend, file);
+}

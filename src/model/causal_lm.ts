@@ -1,0 +1,446 @@
+/**
+ * A Hugging Face / Optimum ONNX causal LM (GPT-2 or Llama family, with `past_key_values` inputs)
+ * as a {@linkcode CausalModel}: a KV cache per row that the block decoder forks, extends and rolls
+ * back without recompute.
+ *
+ * @module
+ */
+
+import { type CausalModel, checkAppend, checkFork, checkSelect } from "../decode/model.ts";
+import {
+  type BackendOptions,
+  createOnnxSession,
+  type OnnxSession,
+  type OrtTensor,
+  type ResolvedBackend,
+} from "./backend.ts";
+import { type ModelConfig, readModelConfig } from "./config.ts";
+import { InvalidModelError } from "./errors.ts";
+import { type ModelSource, openModelFolder } from "./loader.ts";
+
+/** Options of {@linkcode OnnxCausalLM.load}: the backend options plus a context cap. */
+export interface OnnxCausalLMOptions extends BackendOptions {
+  /**
+   * Context limit in tokens, at most the config's (n_positions / max_position_embeddings).
+   * @default {the config's limit}
+   */
+  maxLength?: number;
+}
+
+type KvData = Float32Array | Uint16Array;
+
+const PAST = /^past_key_values\.(\d+)\.key$/;
+
+function float16ToFloat32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    out[i] = e === 0
+      ? sign * m * 2 ** -24
+      : e === 31
+      ? (m ? NaN : sign * Infinity)
+      : sign * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
+
+/**
+ * An ONNX causal LM holding a KV cache per row.
+ *
+ * Shapes: the cache holds, per layer, key and value tensors `[rows, kvHeads, length, headDim]`.
+ * {@linkcode OnnxCausalLM.append} runs one forward with `input_ids [rows, T]`, `attention_mask`
+ * all ones `[rows, length + T]`, `position_ids` length … length + T − 1 and the cache as
+ * `past_key_values.*`; `present.*` becomes the new cache and it returns logits
+ * `[rows, keep, vocab]` of the last `keep` positions.
+ *
+ * {@linkcode OnnxCausalLM.fork} is lazy: the cache stays one row until the next append, which
+ * first runs the tokens all rows share (cut so no returned logits come from it) at batch 1, then
+ * copies the cache row to every row and runs the rest. So the block decoder's first target call
+ * (fork before the prompt was fed) does not process the prompt k times; it then costs two
+ * forwards instead of one. Later blocks share nothing and cost one forward.
+ *
+ * Runs are serialised per model; like every {@linkcode CausalModel}, the object is stateful, so
+ * drive one generation at a time.
+ *
+ * @example Greedy next token of the bundled draft model
+ * ```ts ignore
+ * import { OnnxCausalLM } from "./causal_lm.ts";
+ * const model = await OnnxCausalLM.load("models/draft", { backend: "wasm", numThreads: 1 });
+ * const logits = await model.append([[1, 100, 200]], 1); // [1, 1, vocab]
+ * let best = 0;
+ * for (let i = 1; i < model.vocabSize; i++) if (logits[i] > logits[best]) best = i;
+ * console.log(best);
+ * await model.dispose();
+ * ```
+ * @example Fork, score rows, roll back to one row
+ * ```ts ignore
+ * import { OnnxCausalLM } from "./causal_lm.ts";
+ * const model = await OnnxCausalLM.load("models/draft");
+ * await model.append([[1, 5, 6, 7]], 1);
+ * model.fork(3); // KV expand, no recompute
+ * const logits = await model.append([[8, 9], [10, 11], [12, 13]], 2); // [3, 2, vocab]
+ * model.select(1, 5); // keep row 1 with its first 5 tokens: 1 5 6 7 10
+ * console.assert(model.rows === 1 && model.length === 5 && logits.length === 3 * 2 * model.vocabSize);
+ * ```
+ */
+export class OnnxCausalLM implements CausalModel {
+  /** The normalised config. */
+  readonly config: ModelConfig;
+  /** Number of token ids; logits rows have this many entries. */
+  readonly vocabSize: number;
+  /** Context limit in tokens. */
+  readonly maxLength: number;
+  /** Number of `session.run` calls so far (model forwards). */
+  calls = 0;
+  readonly #session: OnnxSession;
+  readonly #kvHeads: number;
+  readonly #headDim: number;
+  readonly #kvType: "float32" | "float16";
+  readonly #pastNames: string[];
+  readonly #presentNames: string[];
+  readonly #positionIds: boolean;
+  readonly #useCacheBranch: boolean;
+  #past: OrtTensor[] = [];
+  #cacheRows = 1;
+  #rows = 1;
+  #length = 0;
+  #disposed = false;
+
+  private constructor(session: OnnxSession, config: ModelConfig, maxLength: number) {
+    this.#session = session;
+    this.config = config;
+    this.vocabSize = config.vocabSize;
+    this.maxLength = maxLength;
+    this.#kvHeads = config.numKvHeads;
+    this.#headDim = config.headDim;
+    const type = session.input("past_key_values.0.key")?.type;
+    this.#kvType = type === "float16" ? "float16" : "float32";
+    this.#pastNames = [];
+    this.#presentNames = [];
+    for (let i = 0; i < config.numLayers; i++) {
+      for (const kv of ["key", "value"]) {
+        this.#pastNames.push(`past_key_values.${i}.${kv}`);
+        this.#presentNames.push(`present.${i}.${kv}`);
+      }
+    }
+    this.#positionIds = session.inputNames.includes("position_ids");
+    this.#useCacheBranch = session.inputNames.includes("use_cache_branch");
+    this.reset();
+  }
+
+  /**
+   * Loads a model folder (HF / Optimum layout: config.json, optional generation_config.json,
+   * onnx/model.onnx) and checks the config against the ONNX graph.
+   *
+   * @param source A local path, a file: / http(s): URL, an in-memory map of files, or a loader.
+   * @param options Backend ("auto"), numThreads, dtype ("fp32"), merged, file, maxLength.
+   * @returns The model, holding one empty row.
+   * @throws {ModelNotFoundError} a missing folder, config.json or ONNX file.
+   * @throws {InvalidModelError} invalid JSON, an unsupported model_type, corrupt ONNX bytes, a
+   *   graph without the expected inputs/outputs, or a config that disagrees with the graph.
+   * @throws {BackendUnavailableError} the backend cannot run here.
+   * @throws {RangeError} an unknown backend or dtype, bad numThreads or maxLength.
+   */
+  static async load(source: ModelSource, options: OnnxCausalLMOptions = {}): Promise<OnnxCausalLM> {
+    const folder = await openModelFolder(source);
+    const config = await readModelConfig(folder);
+    let maxLength = config.maxLength;
+    if (options.maxLength !== undefined) {
+      if (
+        !Number.isInteger(options.maxLength) || options.maxLength < 1 || options.maxLength > config.maxLength
+      ) {
+        throw new RangeError(
+          `Cannot load the model: maxLength must be an integer in [1, ${config.maxLength}], got ${options.maxLength}`,
+        );
+      }
+      maxLength = options.maxLength;
+    }
+    const session = await createOnnxSession(folder, options);
+    try {
+      checkGraph(session, config);
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+    return new OnnxCausalLM(session, config, maxLength);
+  }
+
+  /** The backend the session runs on. */
+  get backend(): ResolvedBackend {
+    return this.#session.backend;
+  }
+
+  /** The ONNX file in use, relative to the model folder. */
+  get file(): string {
+    return this.#session.file;
+  }
+
+  /** Rows (branches) currently held; all rows have the same `length`. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Tokens held per row (the KV-cache length). */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Drops everything: one empty row (a zero-length cache). */
+  reset(): void {
+    this.#throwIfDisposed("reset the model");
+    const h = this.#kvHeads, d = this.#headDim;
+    this.#replaceCache(this.#pastNames.map(() => this.#kvTensor(this.#newKv(0), [1, h, 0, d])));
+    this.#cacheRows = 1;
+    this.#rows = 1;
+    this.#length = 0;
+  }
+
+  /**
+   * Copies row 0 into `rows` rows (KV expand, no recompute; done lazily at the next append).
+   *
+   * @throws {RangeError} more than one row held, or `rows` not an integer ≥ 1.
+   */
+  fork(rows: number): void {
+    this.#throwIfDisposed("fork the model");
+    checkFork(this.#rows, rows);
+    this.#rows = rows;
+  }
+
+  /**
+   * Appends `tokens[r]` (all of length T) to row r and returns logits `[rows, keep, vocab]`: entry
+   * j of row r is the next-token logits after appended token T − keep + j. One forward (two right
+   * after a fork when the rows share leading tokens, see the class notes).
+   *
+   * @throws {RangeError} wrong row count, ragged or empty rows, ids outside [0, vocab), keep
+   *   outside [1, T], or length + T beyond {@linkcode OnnxCausalLM.maxLength}.
+   * @throws {Error} onnxruntime failed or the model was disposed; the cache is then unchanged.
+   */
+  async append(tokens: ArrayLike<number>[], keep: number): Promise<Float32Array> {
+    this.#throwIfDisposed("append tokens");
+    const t = checkAppend(tokens, keep, this);
+    if (this.#cacheRows !== this.#rows) {
+      // Lazy fork: run the shared leading tokens (none of whose logits are returned) at batch 1.
+      let shared = 0;
+      const first = tokens[0];
+      outer: for (; shared < t - keep; shared++) {
+        for (let r = 1; r < tokens.length; r++) if (tokens[r][shared] !== first[shared]) break outer;
+      }
+      if (shared > 0) {
+        await this.#forward([Array.prototype.slice.call(first, 0, shared)], 1, shared, 1);
+        tokens = tokens.map((row) => Array.prototype.slice.call(row, shared));
+      }
+      this.#expand(this.#rows);
+      return this.#forward(tokens, this.#rows, t - shared, keep);
+    }
+    return this.#forward(tokens, this.#rows, t, keep);
+  }
+
+  /**
+   * Keeps only row `row`, cut to its first `length` tokens (rollback); other rows are dropped.
+   *
+   * @throws {RangeError} `row` not in [0, rows) or `length` not an integer in [0, held length].
+   */
+  select(row: number, length: number): void {
+    this.#throwIfDisposed("select a row");
+    checkSelect(row, length, this);
+    const from = this.#cacheRows === 1 ? 0 : row;
+    if (this.#cacheRows === 1 && length === this.#length) {
+      this.#rows = 1;
+      return;
+    }
+    const h = this.#kvHeads, d = this.#headDim, held = this.#length;
+    const next = this.#past.map((tensor) => {
+      const src = tensor.data as KvData;
+      const out = this.#newKv(h * length * d);
+      for (let head = 0; head < h; head++) {
+        const at = ((from * h + head) * held) * d;
+        out.set(src.subarray(at, at + length * d), head * length * d);
+      }
+      return this.#kvTensor(out, [1, h, length, d]);
+    });
+    this.#replaceCache(next);
+    this.#cacheRows = 1;
+    this.#rows = 1;
+    this.#length = length;
+  }
+
+  /** Releases the onnxruntime session and the cache; later calls throw. Idempotent. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#replaceCache([]);
+    await this.#session.release();
+  }
+
+  /** Same as {@linkcode OnnxCausalLM.dispose}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+
+  #throwIfDisposed(action: string): void {
+    if (this.#disposed) {
+      throw new Error(`Cannot ${action}: the model was disposed, got a call after dispose()`);
+    }
+  }
+
+  #newKv(n: number): KvData {
+    return this.#kvType === "float16" ? new Uint16Array(n) : new Float32Array(n);
+  }
+
+  #kvTensor(data: KvData, dims: number[]): OrtTensor {
+    return this.#session.tensor(this.#kvType, data, dims);
+  }
+
+  #replaceCache(next: OrtTensor[]): void {
+    for (const tensor of this.#past) tensor.dispose();
+    this.#past = next;
+  }
+
+  /** Copies the one cache row to `rows` rows. */
+  #expand(rows: number): void {
+    const h = this.#kvHeads, d = this.#headDim, len = this.#length;
+    const next = this.#past.map((tensor) => {
+      const src = tensor.data as KvData;
+      const out = this.#newKv(rows * src.length);
+      for (let r = 0; r < rows; r++) out.set(src, r * src.length);
+      return this.#kvTensor(out, [rows, h, len, d]);
+    });
+    this.#replaceCache(next);
+    this.#cacheRows = rows;
+  }
+
+  async #forward(tokens: ArrayLike<number>[], rows: number, t: number, keep: number): Promise<Float32Array> {
+    const session = this.#session;
+    const past = this.#length;
+    const total = past + t;
+    const ids = new BigInt64Array(rows * t);
+    const positions = new BigInt64Array(rows * t);
+    for (let r = 0; r < rows; r++) {
+      const row = tokens[r];
+      for (let i = 0; i < t; i++) {
+        ids[r * t + i] = BigInt(row[i]);
+        positions[r * t + i] = BigInt(past + i);
+      }
+    }
+    const feeds: Record<string, OrtTensor> = {
+      input_ids: session.tensor("int64", ids, [rows, t]),
+      attention_mask: session.tensor("int64", new BigInt64Array(rows * total).fill(1n), [rows, total]),
+    };
+    if (this.#positionIds) feeds.position_ids = session.tensor("int64", positions, [rows, t]);
+    if (this.#useCacheBranch) {
+      feeds.use_cache_branch = session.tensor("bool", new Uint8Array([past > 0 ? 1 : 0]), [1]);
+    }
+    for (let i = 0; i < this.#pastNames.length; i++) feeds[this.#pastNames[i]] = this.#past[i];
+    let outputs: Record<string, OrtTensor>;
+    try {
+      outputs = await session.run(feeds);
+    } finally {
+      for (const name of ["input_ids", "attention_mask", "position_ids", "use_cache_branch"]) {
+        feeds[name]?.dispose();
+      }
+    }
+    this.calls++;
+    const present = this.#presentNames.map((name) => outputs[name]);
+    const logitsTensor = outputs.logits;
+    for (const [name, tensor] of Object.entries(outputs)) {
+      if (name !== "logits" && !this.#presentNames.includes(name)) tensor.dispose();
+    }
+    const expected = [rows, this.#kvHeads, total, this.#headDim].join(",");
+    if (present.some((p) => p === undefined || p.dims.join(",") !== expected) || logitsTensor === undefined) {
+      for (const p of present) p?.dispose();
+      logitsTensor?.dispose();
+      throw new InvalidModelError(
+        `Cannot append tokens: the graph returned present tensors not shaped [${expected}], got [${
+          present.find((p) => p && p.dims.join(",") !== expected)?.dims.join(",") ?? "missing"
+        }]`,
+      );
+    }
+    this.#replaceCache(present);
+    this.#length = total;
+    const v = this.vocabSize;
+    const raw = logitsTensor.data as Float32Array | Uint16Array;
+    logitsTensor.dispose();
+    const all = raw instanceof Float32Array ? raw : float16ToFloat32(raw as Uint16Array);
+    if (keep === t) return all;
+    const out = new Float32Array(rows * keep * v);
+    for (let r = 0; r < rows; r++) {
+      const at = (r * t + t - keep) * v;
+      out.set(all.subarray(at, at + keep * v), r * keep * v);
+    }
+    return out;
+  }
+}
+
+/** Checks the graph's inputs/outputs against the config; throws InvalidModelError naming both values. */
+function checkGraph(session: OnnxSession, config: ModelConfig): void {
+  const where = session.file;
+  for (const name of ["input_ids", "attention_mask"]) {
+    if (!session.inputNames.includes(name)) {
+      throw new InvalidModelError(
+        `Cannot use ${where}: the graph has no ${name} input, got inputs ${session.inputNames.join(", ")}`,
+      );
+    }
+  }
+  if (!session.outputNames.includes("logits")) {
+    throw new InvalidModelError(
+      `Cannot use ${where}: the graph has no logits output, got outputs ${session.outputNames.join(", ")}`,
+    );
+  }
+  const layers = session.inputNames.filter((n) => PAST.test(n)).length;
+  if (layers === 0) {
+    throw new InvalidModelError(
+      `Cannot use ${where}: the graph has no past_key_values.*.key inputs (exported without a KV cache?), got inputs ${
+        session.inputNames.join(", ")
+      }`,
+    );
+  }
+  if (layers !== config.numLayers) {
+    throw new InvalidModelError(
+      `Cannot use ${where}: config.json says ${config.numLayers} layers but the graph has ${layers} past_key_values.*.key inputs, got ${config.numLayers} vs ${layers}`,
+    );
+  }
+  for (let i = 0; i < layers; i++) {
+    for (const kv of ["key", "value"]) {
+      if (!session.inputNames.includes(`past_key_values.${i}.${kv}`)) {
+        throw new InvalidModelError(`Cannot use ${where}: the graph has no past_key_values.${i}.${kv} input`);
+      }
+      if (!session.outputNames.includes(`present.${i}.${kv}`)) {
+        throw new InvalidModelError(`Cannot use ${where}: the graph has no present.${i}.${kv} output`);
+      }
+    }
+  }
+  const shape = session.input("past_key_values.0.key")?.shape;
+  if (shape) {
+    if (typeof shape[1] === "number" && shape[1] !== config.numKvHeads) {
+      throw new InvalidModelError(
+        `Cannot use ${where}: config.json gives ${config.numKvHeads} key/value heads but the graph's past_key_values.0.key has ${
+          shape[1]
+        }, got ${config.numKvHeads} vs ${shape[1]}`,
+      );
+    }
+    if (typeof shape[3] === "number" && shape[3] !== config.headDim) {
+      throw new InvalidModelError(
+        `Cannot use ${where}: config.json gives head size ${config.headDim} but the graph's past_key_values.0.key has ${
+          shape[3]
+        }, got ${config.headDim} vs ${shape[3]}`,
+      );
+    }
+  }
+  const type = session.input("past_key_values.0.key")?.type;
+  if (type !== undefined && type !== "float32" && type !== "float16") {
+    throw new InvalidModelError(
+      `Cannot use ${where}: past_key_values must be float32 or float16, got ${type}`,
+    );
+  }
+  const logits = session.output("logits")?.shape;
+  if (logits && typeof logits[2] === "number" && logits[2] !== config.vocabSize) {
+    throw new InvalidModelError(
+      `Cannot use ${where}: config.json gives vocab_size ${config.vocabSize} but the graph's logits have ${
+        logits[2]
+      } entries, got ${config.vocabSize} vs ${logits[2]}`,
+    );
+  }
+}

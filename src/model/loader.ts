@@ -1,0 +1,251 @@
+/**
+ * Model folders in the Hugging Face / Optimum layout (`config.json`, `onnx/model.onnx`, ...), read
+ * from a local path, a `file:` / `http(s):` URL, or an in-memory map of files for edge runtimes
+ * without a file system.
+ *
+ * @module
+ */
+
+import { InvalidModelError, ModelNotFoundError } from "./errors.ts";
+
+/** An in-memory model folder: relative file name → bytes, or text (UTF-8). */
+export type ModelFiles = Record<string, Uint8Array | string>;
+
+/** Where a model folder lives: a local path, a URL, an in-memory map, or a ready loader. */
+export type ModelSource = string | URL | ModelFiles | ModelLoader;
+
+/** Read access to the files of one model folder, by name relative to the folder. */
+export interface ModelLoader {
+  /** The folder's path or URL, for messages (`"<memory>"` for an in-memory map). */
+  readonly location: string;
+  /** Whether `name` exists in the folder. */
+  has(name: string): Promise<boolean>;
+  /**
+   * The bytes of `name`.
+   * @throws {ModelNotFoundError} the file does not exist.
+   */
+  readBytes(name: string): Promise<Uint8Array>;
+  /**
+   * `name` parsed as JSON.
+   * @throws {ModelNotFoundError} the file does not exist.
+   * @throws {InvalidModelError} the file is not valid JSON.
+   */
+  readJson(name: string): Promise<unknown>;
+}
+
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
+
+function join(location: string, name: string): string {
+  return location.endsWith("/") ? location + name : `${location}/${name}`;
+}
+
+function checkName(name: string): void {
+  if (typeof name !== "string" || name === "" || name.startsWith("/") || name.split("/").includes("..")) {
+    throw new TypeError(
+      `Cannot read a model file: the name must be a relative path inside the folder, got ${
+        JSON.stringify(name)
+      }`,
+    );
+  }
+}
+
+abstract class BaseLoader implements ModelLoader {
+  abstract readonly location: string;
+  abstract has(name: string): Promise<boolean>;
+  abstract readBytes(name: string): Promise<Uint8Array>;
+
+  async readJson(name: string): Promise<unknown> {
+    const bytes = await this.readBytes(name);
+    try {
+      return JSON.parse(textDecoder.decode(bytes));
+    } catch (cause) {
+      throw new InvalidModelError(
+        `Cannot read ${name}: ${join(this.location, name)} is not valid JSON, got ${
+          JSON.stringify(textDecoder.decode(bytes.subarray(0, 40)))
+        }...`,
+        { cause },
+      );
+    }
+  }
+}
+
+type Fs = typeof import("node:fs/promises");
+let fsPromise: Promise<Fs> | undefined;
+function fs(): Promise<Fs> {
+  return fsPromise ??= import("node:fs/promises");
+}
+
+class FileSystemLoader extends BaseLoader {
+  readonly location: string;
+  constructor(location: string) {
+    super();
+    this.location = location;
+  }
+  async has(name: string): Promise<boolean> {
+    checkName(name);
+    try {
+      return (await (await fs()).stat(join(this.location, name))).isFile();
+    } catch {
+      return false;
+    }
+  }
+  async readBytes(name: string): Promise<Uint8Array> {
+    checkName(name);
+    const path = join(this.location, name);
+    try {
+      return new Uint8Array(await (await fs()).readFile(path));
+    } catch (cause) {
+      const code = (cause as { code?: string }).code;
+      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
+        throw new ModelNotFoundError(`Cannot read ${name}: the file does not exist, got ${path}`, path, {
+          cause,
+        });
+      }
+      throw cause;
+    }
+  }
+}
+
+class FetchLoader extends BaseLoader {
+  readonly location: string;
+  constructor(location: string) {
+    super();
+    this.location = location;
+  }
+  async has(name: string): Promise<boolean> {
+    checkName(name);
+    try {
+      const response = await fetch(join(this.location, name), { method: "HEAD" });
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
+  async readBytes(name: string): Promise<Uint8Array> {
+    checkName(name);
+    const url = join(this.location, name);
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (cause) {
+      throw new ModelNotFoundError(`Cannot read ${name}: fetching failed, got ${url}`, url, { cause });
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new ModelNotFoundError(
+        `Cannot read ${name}: the server answered ${response.status} ${response.statusText}, got ${url}`,
+        url,
+      );
+    }
+    return new Uint8Array(await response.arrayBuffer());
+  }
+}
+
+class MemoryLoader extends BaseLoader {
+  readonly location = "<memory>";
+  readonly #files: Map<string, Uint8Array>;
+  constructor(files: ModelFiles) {
+    super();
+    this.#files = new Map();
+    for (const [name, value] of Object.entries(files)) {
+      if (typeof value === "string") this.#files.set(name, textEncoder.encode(value));
+      else if (value instanceof Uint8Array) this.#files.set(name, value);
+      else {
+        throw new TypeError(
+          `Cannot open an in-memory model folder: ${name} must be a Uint8Array or a string, got ${typeof value}`,
+        );
+      }
+    }
+  }
+  has(name: string): Promise<boolean> {
+    checkName(name);
+    return Promise.resolve(this.#files.has(name));
+  }
+  readBytes(name: string): Promise<Uint8Array> {
+    checkName(name);
+    const bytes = this.#files.get(name);
+    if (bytes === undefined) {
+      const known = [...this.#files.keys()].join(", ");
+      return Promise.reject(
+        new ModelNotFoundError(
+          `Cannot read ${name}: the in-memory folder has no such file (it holds ${known || "nothing"})`,
+          `<memory>/${name}`,
+        ),
+      );
+    }
+    return Promise.resolve(bytes);
+  }
+}
+
+function isLoader(source: unknown): source is ModelLoader {
+  const s = source as ModelLoader;
+  return typeof s === "object" && s !== null && typeof s.readBytes === "function" &&
+    typeof s.has === "function" && typeof s.readJson === "function";
+}
+
+const URL_LIKE = /^[a-z][a-z0-9+.-]*:/i;
+
+/**
+ * Opens a model folder. A local path (or `file:` URL) must be an existing directory; an `http(s):`
+ * URL is checked lazily, when a file is read; an in-memory map is used as is (its values must be
+ * `Uint8Array` or string).
+ *
+ * @param source A local path, a `file:` / `http:` / `https:` URL (string or `URL`), an in-memory
+ *   map of files, or a ready {@linkcode ModelLoader} (returned unchanged).
+ * @returns A loader reading files by name relative to the folder.
+ * @throws {ModelNotFoundError} a local folder that does not exist or is not a directory.
+ * @throws {TypeError} an unsupported URL scheme or a map value of the wrong type.
+ * @example Reading an in-memory folder
+ * ```ts
+ * import { openModelFolder } from "./loader.ts";
+ * import assert from "node:assert/strict";
+ * const folder = await openModelFolder({ "config.json": '{"model_type":"gpt2"}' });
+ * assert.equal(await folder.has("config.json"), true);
+ * assert.deepEqual(await folder.readJson("config.json"), { model_type: "gpt2" });
+ * ```
+ */
+export async function openModelFolder(source: ModelSource): Promise<ModelLoader> {
+  if (isLoader(source)) return source;
+  let location: string;
+  if (source instanceof URL) location = source.href;
+  else if (typeof source === "string") location = source;
+  else if (typeof source === "object" && source !== null) return new MemoryLoader(source);
+  else {throw new TypeError(
+      `Cannot open a model folder: expected a path, URL or file map, got ${typeof source}`,
+    );}
+
+  // Windows drive letters ("C:\...") are paths, not URL schemes.
+  if (URL_LIKE.test(location) && !/^[a-z]:[\\/]/i.test(location)) {
+    const url = new URL(location);
+    if (url.protocol === "http:" || url.protocol === "https:") {
+      return new FetchLoader(url.href.replace(/\/+$/, ""));
+    }
+    if (url.protocol !== "file:") {
+      throw new TypeError(
+        `Cannot open a model folder: only file:, http: and https: URLs are supported, got ${url.protocol}`,
+      );
+    }
+    const { fileURLToPath } = await import("node:url");
+    location = fileURLToPath(url);
+  }
+  location = location.replace(/(.)\/+$/, "$1");
+  let isDirectory = false;
+  try {
+    isDirectory = (await (await fs()).stat(location)).isDirectory();
+  } catch (cause) {
+    throw new ModelNotFoundError(
+      `Cannot open a model folder: it does not exist, got ${location}`,
+      location,
+      { cause },
+    );
+  }
+  if (!isDirectory) {
+    throw new ModelNotFoundError(
+      `Cannot open a model folder: it is not a directory, got ${location}`,
+      location,
+    );
+  }
+  return new FileSystemLoader(location);
+}
