@@ -16,6 +16,7 @@ export interface ResolvedGenerate {
   random: Random;
   eos: ReadonlySet<number>;
   signal: AbortSignal | undefined;
+  stopWhen: ((tokens: readonly number[]) => boolean) | undefined;
 }
 
 /**
@@ -37,7 +38,7 @@ export function resolveGenerate(
   vocabSize: number,
   maxLength: number,
 ): ResolvedGenerate {
-  const { maxNewTokens, seed, random, eosTokenId, signal } = options ?? ({} as GenerateOptions);
+  const { maxNewTokens, seed, random, eosTokenId, signal, stopWhen } = options ?? ({} as GenerateOptions);
   const prompt = Array.from(promptIds ?? []);
   if (prompt.length === 0) {
     throw new RangeError("Cannot generate: the prompt must hold at least 1 token, got 0");
@@ -68,7 +69,11 @@ export function resolveGenerate(
       throw new RangeError(`Cannot generate: eosTokenId ${id} is outside the vocabulary [0, ${vocabSize})`);
     }
   }
+  if (stopWhen !== undefined && typeof stopWhen !== "function") {
+    throw new TypeError(`Cannot generate: stopWhen must be a function, got ${typeof stopWhen}`);
+  }
   return {
+    stopWhen,
     prompt,
     maxNewTokens,
     random: random ?? new Random(seed ?? Math.floor(Math.random() * 2 ** 32)),
@@ -97,10 +102,13 @@ export class OutputBuffer {
   stopReason: StopReason | undefined;
   readonly #max: number;
   readonly #eos: ReadonlySet<number>;
+  readonly #stopWhen: ((tokens: readonly number[]) => boolean) | undefined;
 
-  constructor(maxNewTokens: number, eos: ReadonlySet<number>) {
+  /** Starts empty; `stopWhen` is asked after each push that kept a token. */
+  constructor(maxNewTokens: number, eos: ReadonlySet<number>, stopWhen?: (tokens: readonly number[]) => boolean) {
     this.#max = maxNewTokens;
     this.#eos = eos;
+    this.#stopWhen = stopWhen;
     if (maxNewTokens === 0) this.stopReason = "maxNewTokens";
   }
 
@@ -114,6 +122,7 @@ export class OutputBuffer {
       if (this.#eos.has(x)) this.stopReason = "eos";
       else if (this.tokens.length >= this.#max) this.stopReason = "maxNewTokens";
     }
+    if (kept.length > 0 && this.#stopWhen?.(this.tokens)) this.stopReason ??= "stop";
     return kept;
   }
 }

@@ -46,3 +46,24 @@ Deno.test("collect drains a stream and returns its value", async () => {
   }
   assert.equal(await collect(gen()), "done");
 });
+
+Deno.test("stopWhen stops with reason stop after the block that satisfied it", () => {
+  const seen: number[][] = [];
+  const out = new OutputBuffer(10, new Set(), (tokens) => {
+    seen.push([...tokens]);
+    return tokens.includes(5);
+  });
+  assert.deepEqual(out.push([1, 2]), [1, 2]);
+  assert.equal(out.stopReason, undefined);
+  assert.deepEqual(out.push([5, 6]), [5, 6]);
+  assert.equal(out.stopReason, "stop");
+  assert.deepEqual(seen, [[1, 2], [1, 2, 5, 6]]);
+  assert.deepEqual(out.push([7]), []);
+});
+
+Deno.test("stopWhen must be a function", () => {
+  assert.throws(
+    () => resolveGenerate([1], { maxNewTokens: 1, stopWhen: 3 as unknown as () => boolean }, 4, 10),
+    { name: "TypeError", message: /stopWhen must be a function/ },
+  );
+});

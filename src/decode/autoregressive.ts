@@ -90,7 +90,7 @@ export class AutoregressiveDecoder implements Decoder {
     const run = resolveGenerate(promptIds, options, target.vocabSize, target.maxLength);
     throwIfAborted(run.signal);
     const stats = new StatsRecorder(0);
-    const output = new OutputBuffer(run.maxNewTokens, run.eos);
+    const output = new OutputBuffer(run.maxNewTokens, run.eos, run.stopWhen);
     target.reset();
     let pending = run.prompt;
     const u = [0];

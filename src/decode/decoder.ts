@@ -168,7 +168,7 @@ export class BlockDecoder implements Decoder {
     const { random, signal } = run;
     throwIfAborted(signal);
     const stats = new StatsRecorder(this.draftLength);
-    const output = new OutputBuffer(run.maxNewTokens, run.eos);
+    const output = new OutputBuffer(run.maxNewTokens, run.eos, run.stopWhen);
     const proposer = new DraftProposer({
       model: draft,
       kernel,

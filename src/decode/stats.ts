@@ -5,7 +5,7 @@
  */
 
 /** Why a generation stopped. */
-export type StopReason = "maxNewTokens" | "eos" | "length";
+export type StopReason = "maxNewTokens" | "eos" | "length" | "stop";
 
 /** What one generation did: counts, acceptance per depth and time per stage. */
 export interface DecodeStats {

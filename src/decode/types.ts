@@ -27,6 +27,12 @@ export interface GenerateOptions {
    * @default {undefined}
    */
   eosTokenId?: number | readonly number[];
+  /**
+   * Called with every token kept so far after each block (or step); returning true stops the
+   * generation with stop reason "stop" (used for stop strings).
+   * @default {undefined}
+   */
+  stopWhen?: (tokens: readonly number[]) => boolean;
   /** Aborts the generation: it throws the signal's reason (a DOMException "AbortError" by default). */
   signal?: AbortSignal;
 }
