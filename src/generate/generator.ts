@@ -1,0 +1,433 @@
+/**
+ * The generation API: text in, text out, with speculative decoding underneath. Loads a target and a
+ * draft model folder (Hugging Face / Optimum layout), checks that they share a vocabulary, and runs
+ * the block decoder that the tests prove exact, so the output is an exact sample of the target's
+ * (warped) distribution whatever the method.
+ *
+ * @module
+ */
+
+import type { Kernel } from "../kernel/types.ts";
+import { loadKernel } from "../kernel/wasm.ts";
+import { createDecoder } from "../decode/create.ts";
+import type { CausalModel } from "../decode/model.ts";
+import type { DecodeStats, StopReason } from "../decode/stats.ts";
+import type { DecodeMethod, GenerateResult } from "../decode/types.ts";
+import { OnnxCausalLM, type OnnxCausalLMOptions } from "../model/causal_lm.ts";
+import { type ModelLoader, type ModelSource, openModelFolder } from "../model/loader.ts";
+import { checkSameVocabulary } from "../tokenizer/compat.ts";
+import { StreamingDetokenizer } from "../tokenizer/stream.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { StopMatcher } from "./stop.ts";
+
+/** Methods of the generation API; `spectr` is SpecTr's K-SEQ. */
+export type GenerationMethod = "autoregressive" | "sd" | "spectr" | "specinfer" | "specinfer-wor";
+
+/** Every method name {@linkcode SpeculativeGenerator.generate} accepts. */
+export const generationMethods: readonly GenerationMethod[] = Object.freeze([
+  "autoregressive",
+  "sd",
+  "spectr",
+  "specinfer",
+  "specinfer-wor",
+]);
+
+/** Options of one generation. */
+export interface GenerationOptions {
+  /**
+   * Most tokens to generate.
+   * @default {128}
+   */
+  maxNewTokens?: number;
+  /**
+   * Softmax temperature for target and draft alike; 0 is greedy.
+   * @default {1}
+   */
+  temperature?: number;
+  /**
+   * Top-k filter (0 disables).
+   * @default {0}
+   */
+  topK?: number;
+  /**
+   * Nucleus filter (1 disables).
+   * @default {1}
+   */
+  topP?: number;
+  /**
+   * Seed of the uniforms: the same seed, prompt and options reproduce the output.
+   * @default {a random seed}
+   */
+  seed?: number;
+  /**
+   * Decoding method.
+   * @default {"spectr"}
+   */
+  method?: GenerationMethod;
+  /**
+   * Drafts per block (`sd` always uses 1; ignored by `autoregressive`).
+   * @default {4}
+   */
+  k?: number;
+  /**
+   * Draft length L: tokens per draft (ignored by `autoregressive`).
+   * @default {4}
+   */
+  draftLength?: number;
+  /**
+   * Stop before the first occurrence of any of these strings (not included in the text).
+   * @default {[]}
+   */
+  stop?: string | readonly string[];
+  /** Aborts the generation (the call rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+/** Why a generation ended. */
+export type FinishReason = "length" | "eos" | "stop" | "context";
+
+/** Counters and timings of one generation: the decoder's, plus the tokenizer's and throughput. */
+export interface GenerationStats extends DecodeStats {
+  /** Method used. */
+  method: GenerationMethod;
+  /** Prompt length in tokens. */
+  promptTokens: number;
+  /** Time encoding the prompt and detokenizing the output, ms. */
+  tokenizerMs: number;
+  /** Generated tokens per second of wall time (`tokens / totalMs`). */
+  tokensPerSecond: number;
+}
+
+/** The output of {@linkcode SpeculativeGenerator.generate}. */
+export interface GenerationResult {
+  /** Generated text (the prompt excluded; cut before a stop string). */
+  text: string;
+  /** Generated token ids (cut after the token that completed a stop string). */
+  tokens: number[];
+  /** Why it ended: maxNewTokens ("length"), EOS, a stop string, or the context limit ("context"). */
+  finishReason: FinishReason;
+  /** Counters and timings. */
+  stats: GenerationStats;
+}
+
+/** What a generator is built from: models, tokenizer and kernel, already loaded. */
+export interface SpeculativeGeneratorInit {
+  /** The target model. */
+  target: CausalModel;
+  /** The draft model (required by every method but `autoregressive`). */
+  draft?: CausalModel;
+  /** The tokenizer shared by both models. */
+  tokenizer: Tokenizer;
+  /** The kernel: {@linkcode loadKernel}'s by default in `fromPretrained`. */
+  kernel: Kernel;
+  /**
+   * Token ids that end a generation.
+   * @default {the tokenizer's EOS id, if any}
+   */
+  eosTokenIds?: readonly number[];
+}
+
+/** Options of {@linkcode SpeculativeGenerator.fromPretrained}. */
+export interface FromPretrainedOptions extends OnnxCausalLMOptions {
+  /** The target model folder: a path, a URL or an in-memory map of files. */
+  target: ModelSource;
+  /** The draft model folder (same vocabulary as the target). */
+  draft?: ModelSource;
+  /**
+   * The kernel.
+   * @default {await loadKernel()}
+   */
+  kernel?: Kernel;
+}
+
+const FINISH: Record<StopReason, FinishReason> = {
+  maxNewTokens: "length",
+  eos: "eos",
+  stop: "stop",
+  length: "context",
+};
+
+/**
+ * Text generation with exact speculative decoding: SpecTr's K-SEQ (`spectr`), speculative sampling
+ * (`sd`), SpecInfer (`specinfer`, `specinfer-wor`) or plain `autoregressive` sampling from the
+ * target. One generation runs at a time per generator (models hold a KV cache); concurrent calls
+ * queue.
+ *
+ * @example Toy models and a toy tokenizer (real use: `SpeculativeGenerator.fromPretrained`)
+ * ```ts
+ * import { SpeculativeGenerator } from "./generator.ts";
+ * import { MarkovModel, randomMarkovTable } from "../decode/markov.ts";
+ * import { referenceKernel } from "../kernel/reference.ts";
+ * import { Tokenizer } from "../tokenizer/tokenizer.ts";
+ *
+ * const tokenizer = Tokenizer.fromJSON({
+ *   model: { type: "BPE", vocab: { a: 0, b: 1, c: 2 }, merges: [] },
+ *   decoder: { type: "ByteLevel" },
+ * });
+ * const table = randomMarkovTable(3, 1, 1);
+ * const generator = new SpeculativeGenerator({
+ *   target: new MarkovModel({ table, vocabSize: 3 }),
+ *   draft: new MarkovModel({ table, vocabSize: 3 }),
+ *   tokenizer,
+ *   kernel: referenceKernel,
+ * });
+ * const { text, stats } = await generator.generate("a", { maxNewTokens: 8, seed: 1, k: 2, draftLength: 3 });
+ * console.assert(text.length === 8 && stats.blockEfficiency > 1);
+ * ```
+ */
+export class SpeculativeGenerator {
+  /** The target model. */
+  readonly target: CausalModel;
+  /** The draft model, if any. */
+  readonly draft: CausalModel | undefined;
+  /** The shared tokenizer. */
+  readonly tokenizer: Tokenizer;
+  /** The kernel used for warping, sampling and verification. */
+  readonly kernel: Kernel;
+  /** Token ids that end a generation. */
+  readonly eosTokenIds: readonly number[];
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Builds a generator from loaded parts.
+   *
+   * @throws {RangeError} draft and target vocabularies of different sizes, or a tokenizer larger
+   *   than the target's vocabulary.
+   */
+  constructor(init: SpeculativeGeneratorInit) {
+    const { target, draft, tokenizer, kernel } = init;
+    if (draft && draft.vocabSize !== target.vocabSize) {
+      throw new RangeError(
+        `Cannot build a generator: the draft's vocabulary has ${draft.vocabSize} tokens, the target's ${target.vocabSize}`,
+      );
+    }
+    if (tokenizer.vocabSize > target.vocabSize) {
+      throw new RangeError(
+        `Cannot build a generator: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's ${target.vocabSize}`,
+      );
+    }
+    this.target = target;
+    this.draft = draft;
+    this.tokenizer = tokenizer;
+    this.kernel = kernel;
+    const eos = init.eosTokenIds ?? (tokenizer.eosTokenId === undefined ? [] : [tokenizer.eosTokenId]);
+    this.eosTokenIds = Object.freeze([...eos]);
+  }
+
+  /**
+   * Loads a target (and optionally a draft) model folder with its tokenizer, checks that draft and
+   * target share the vocabulary, and loads the kernel.
+   *
+   * @param options Folders, backend options (backend, numThreads, dtype, …), kernel.
+   * @returns A ready generator.
+   * @throws {ModelNotFoundError} a missing folder or file.
+   * @throws {InvalidModelError} corrupt files, or a config that disagrees with its graph.
+   * @throws {RangeError} draft and target vocabularies differ.
+   * @example
+   * ```ts ignore
+   * import { SpeculativeGenerator } from "./generator.ts";
+   * const generator = await SpeculativeGenerator.fromPretrained({ target: "models/target", draft: "models/draft" });
+   * const { text } = await generator.generate("Once upon a time", { maxNewTokens: 32, seed: 1 });
+   * ```
+   */
+  static async fromPretrained(options: FromPretrainedOptions): Promise<SpeculativeGenerator> {
+    const { target: targetSource, draft: draftSource, kernel, ...modelOptions } = options;
+    const targetFolder = await openModelFolder(targetSource);
+    const tokenizer = await loadTokenizer(targetFolder);
+    const draftFolder = draftSource === undefined ? undefined : await openModelFolder(draftSource);
+    if (draftFolder) checkSameVocabulary(tokenizer, await loadTokenizer(draftFolder));
+    const [target, draft, resolvedKernel] = await Promise.all([
+      OnnxCausalLM.load(targetFolder, modelOptions),
+      draftFolder ? OnnxCausalLM.load(draftFolder, modelOptions) : undefined,
+      kernel ?? loadKernel(),
+    ]);
+    const generation = await targetFolder.has("generation_config.json")
+      ? await targetFolder.readJson("generation_config.json") as { eos_token_id?: number | number[] }
+      : {};
+    const eos = generation.eos_token_id ?? target.config.eosTokenIds;
+    return new SpeculativeGenerator({
+      target,
+      draft,
+      tokenizer,
+      kernel: resolvedKernel,
+      eosTokenIds: eos === undefined ? undefined : ([] as number[]).concat(eos),
+    });
+  }
+
+  /**
+   * Generates text and returns it with stats.
+   *
+   * @param prompt Text (encoded without special tokens) or token ids.
+   * @param options See {@linkcode GenerationOptions}.
+   * @returns Text, tokens, finish reason and stats.
+   * @throws {RangeError} invalid options, an empty prompt, a prompt longer than the context limit.
+   * @throws The signal's reason when aborted.
+   */
+  async generate(prompt: string | readonly number[], options: GenerationOptions = {}): Promise<GenerationResult> {
+    const stream = this.stream(prompt, options);
+    for (;;) {
+      const step = await stream.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * Generates text piece by piece: yields each piece as soon as it is final (never a broken
+   * character, never text that could still turn out to be part of a stop string); the return value
+   * is the full result.
+   *
+   * @example
+   * ```ts
+   * import { SpeculativeGenerator } from "./generator.ts";
+   * import { MarkovModel, randomMarkovTable } from "../decode/markov.ts";
+   * import { referenceKernel } from "../kernel/reference.ts";
+   * import { Tokenizer } from "../tokenizer/tokenizer.ts";
+   * const tokenizer = Tokenizer.fromJSON({ model: { type: "BPE", vocab: { x: 0, y: 1 }, merges: [] }, decoder: { type: "ByteLevel" } });
+   * const target = new MarkovModel({ table: randomMarkovTable(2, 1, 3), vocabSize: 2 });
+   * const generator = new SpeculativeGenerator({ target, tokenizer, kernel: referenceKernel });
+   * let text = "";
+   * for await (const piece of generator.stream("x", { method: "autoregressive", maxNewTokens: 5, seed: 2 })) text += piece;
+   * console.assert(text.length === 5);
+   * ```
+   */
+  async *stream(
+    prompt: string | readonly number[],
+    options: GenerationOptions = {},
+  ): AsyncGenerator<string, GenerationResult> {
+    const previous = this.#queue;
+    let release!: () => void;
+    this.#queue = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await previous;
+      return yield* this.#run(prompt, options);
+    } finally {
+      release();
+    }
+  }
+
+  async *#run(prompt: string | readonly number[], options: GenerationOptions): AsyncGenerator<string, GenerationResult> {
+    const {
+      maxNewTokens = 128,
+      temperature = 1,
+      topK = 0,
+      topP = 1,
+      seed,
+      method = "spectr",
+      k = 4,
+      draftLength = 4,
+      stop = [],
+      signal,
+    } = options;
+    if (!generationMethods.includes(method)) {
+      throw new RangeError(
+        `Cannot generate: unknown method "${method}", expected one of ${generationMethods.join(", ")}`,
+      );
+    }
+    if (method !== "autoregressive" && !this.draft) {
+      throw new RangeError(`Cannot generate: method "${method}" needs a draft model, and this generator has none`);
+    }
+    const started = performance.now();
+    const promptIds = this.#encode(prompt);
+    let tokenizerMs = performance.now() - started;
+    const stops = new StopMatcher(stop);
+    const detokenizer = new StreamingDetokenizer(this.tokenizer, { skipSpecialTokens: true });
+    let seen = 0;
+    const decoder = createDecoder(toDecodeMethod(method), {
+      target: this.target,
+      draft: this.draft,
+      kernel: this.kernel,
+      k: method === "sd" ? 1 : k,
+      draftLength,
+      warp: { temperature, topK, topP },
+    });
+    const stream = decoder.stream(promptIds, {
+      maxNewTokens,
+      seed,
+      signal,
+      eosTokenId: this.eosTokenIds,
+      // Runs after each block, before it is yielded: feed the new tokens to the detokenizer and
+      // the stop matcher, and stop once a stop string is complete.
+      stopWhen: stops.empty ? undefined : (tokens) => {
+        const t = performance.now();
+        stops.push(detokenizer.push(tokens.slice(seen)));
+        seen = tokens.length;
+        tokenizerMs += performance.now() - t;
+        return stops.stopped;
+      },
+    });
+    let result: GenerateResult;
+    for (;;) {
+      const step = await stream.next();
+      if (step.done) {
+        result = step.value;
+        break;
+      }
+      // With stop strings, stopWhen has already fed this block to the detokenizer.
+      const t = performance.now();
+      if (stops.empty) stops.push(detokenizer.push(step.value));
+      tokenizerMs += performance.now() - t;
+      const piece = stops.take();
+      if (piece) yield piece;
+    }
+    const t = performance.now();
+    if (!stops.stopped) stops.push(detokenizer.flush());
+    stops.end();
+    const piece = stops.take();
+    let tokens = result.tokens;
+    if (stops.stopped) tokens = this.#trimToStop(tokens, stops);
+    tokenizerMs += performance.now() - t;
+    if (piece) yield piece;
+    const totalMs = performance.now() - started;
+    const stats: GenerationStats = {
+      ...result.stats,
+      tokens: tokens.length,
+      totalMs,
+      method,
+      promptTokens: promptIds.length,
+      tokenizerMs,
+      tokensPerSecond: totalMs > 0 ? (tokens.length * 1000) / totalMs : 0,
+    };
+    return { text: stops.text, tokens, finishReason: FINISH[result.stats.stopReason], stats };
+  }
+
+  /** Releases the models' sessions (when they have a `dispose`). */
+  async dispose(): Promise<void> {
+    await this.#queue;
+    for (const model of [this.target, this.draft]) {
+      await (model as { dispose?: () => unknown } | undefined)?.dispose?.();
+    }
+  }
+
+  #encode(prompt: string | readonly number[]): number[] {
+    if (typeof prompt === "string") {
+      const ids = this.tokenizer.encode(prompt);
+      const bos = this.tokenizer.bosTokenId;
+      if (ids.length === 0 && bos !== undefined) return [bos];
+      return ids;
+    }
+    if (!Array.isArray(prompt) && !ArrayBuffer.isView(prompt)) {
+      throw new TypeError(`Cannot generate: the prompt must be a string or token ids, got ${typeof prompt}`);
+    }
+    return Array.from(prompt as readonly number[]);
+  }
+
+  /** The shortest prefix of `tokens` whose text contains the stop string that fired. */
+  #trimToStop(tokens: number[], stops: StopMatcher): number[] {
+    for (let n = 1; n <= tokens.length; n++) {
+      if (stops.matches(this.tokenizer.decode(tokens.slice(0, n), { skipSpecialTokens: true, stripPrefixSpace: false }))) {
+        return tokens.slice(0, n);
+      }
+    }
+    return tokens;
+  }
+}
+
+function toDecodeMethod(method: GenerationMethod): DecodeMethod {
+  return method === "spectr" ? "kseq" : method;
+}
+
+async function loadTokenizer(folder: ModelLoader): Promise<Tokenizer> {
+  const json = await folder.readJson("tokenizer.json");
+  const config = await folder.has("tokenizer_config.json") ? await folder.readJson("tokenizer_config.json") : {};
+  return Tokenizer.fromJSON(json as object, config as object);
+}
