@@ -4,7 +4,8 @@
  * tokens, the target scores them all in one call, and the verifier keeps a prefix so that every
  * output token is an exact sample of the target's (warped) distribution.
  *
- * The public API is re-exported here: the kernel ({@linkcode loadKernel}, {@linkcode referenceKernel}),
+ * The public API is re-exported here: the generation API ({@linkcode SpeculativeGenerator}: text in,
+ * text out, over ONNX model folders), the tokenizer, the ONNX model layer ({@linkcode OnnxCausalLM}), the kernel ({@linkcode loadKernel}, {@linkcode referenceKernel}),
  * the verifiers ({@linkcode kseq}, {@linkcode sd}, {@linkcode specInfer}, {@linkcode specInferWor}),
  * the model-agnostic block decoder ({@linkcode createDecoder}, {@linkcode BlockDecoder}, the
  * {@linkcode CausalModel} interface) and toy Markov-chain models.
@@ -30,6 +31,47 @@ export { referenceKernel } from "./src/kernel/reference.ts";
 export { loadKernel, WasmKernel } from "./src/kernel/wasm.ts";
 export type { LoadKernelOptions } from "./src/kernel/wasm.ts";
 export { Random } from "./src/random.ts";
+
+export { generationMethods, SpeculativeGenerator } from "./src/generate/generator.ts";
+export type {
+  FinishReason,
+  FromPretrainedOptions,
+  GenerationMethod,
+  GenerationOptions,
+  GenerationResult,
+  GenerationStats,
+  SpeculativeGeneratorInit,
+} from "./src/generate/generator.ts";
+export { StopMatcher } from "./src/generate/stop.ts";
+
+export { checkSameVocabulary, StreamingDetokenizer, Tokenizer } from "./src/tokenizer/mod.ts";
+export type {
+  CheckSameVocabularyOptions,
+  DecodeOptions,
+  EncodeOptions,
+  StreamingDetokenizerOptions,
+} from "./src/tokenizer/mod.ts";
+
+export {
+  BackendUnavailableError,
+  InvalidModelError,
+  ModelNotFoundError,
+  OnnxCausalLM,
+  openModelFolder,
+  parseModelConfig,
+} from "./src/model/mod.ts";
+export type {
+  BackendName,
+  BackendOptions,
+  ModelConfig,
+  ModelDtype,
+  ModelFamily,
+  ModelFiles,
+  ModelLoader,
+  ModelSource,
+  OnnxCausalLMOptions,
+  ResolvedBackend,
+} from "./src/model/mod.ts";
 
 export { getVerifier, kseq, sd, specInfer, specInferWor, verifiers } from "./src/verify/mod.ts";
 export type { DraftSampling, Verifier, VerifierName } from "./src/verify/mod.ts";

@@ -33,6 +33,8 @@ export class StopMatcher {
   stopped = false;
 
   /**
+   * Starts with no text.
+   *
    * @param stop One stop string or several; empty list = no stop strings.
    * @throws {TypeError} a stop entry that is not a string.
    * @throws {RangeError} an empty stop string, or more than 16 of them.

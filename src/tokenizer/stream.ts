@@ -56,6 +56,8 @@ export class StreamingDetokenizer {
   #atStart = true;
 
   /**
+   * Starts an empty stream.
+   *
    * @param tokenizer The tokenizer whose ids will be pushed.
    * @param options See {@linkcode StreamingDetokenizerOptions}.
    * @throws {TypeError} If the tokenizer's decoder is neither byte-level nor sentencepiece-style.
