@@ -1,79 +1,109 @@
 /**
- * Demo: speculative decoding on toy Markov-chain models (a target chain and a draft chain that is
- * the target plus noise). Prints, per method and (k, L), the block efficiency (tokens per target
- * call) and the acceptance per depth, measured in this run with the same seeds. Every method samples
- * exactly the target chain; they differ only in how many target calls they need.
+ * Demo: a story from the bundled model pair (models/target, models/draft), streamed with SpecTr,
+ * then a speed table measured in this run on the same prompt and seeds: tokens/s and block
+ * efficiency for autoregressive sampling, speculative sampling (best L) and SpecTr (a few k, L),
+ * with speed-ups against both. Every method samples the same distribution (the target's); they
+ * differ only in speed.
  *
- * Run: `deno task demo` (options: --vocab 32 --tokens 4000 --temperature 1 --seed 1).
+ * Run: `deno task demo` (options: --backend wasm|cpu|auto, --tokens 128, --runs 3, --temperature 1,
+ * --prompt "Once upon a time", --target DIR --draft DIR for other model folders, --toy for the toy
+ * Markov-chain demo instead).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { loadKernel } from "../src/kernel/wasm.ts";
-import { createDecoder, MarkovModel, nearMarkovTable, randomMarkovTable } from "../src/decode/mod.ts";
-import type { DecodeMethod } from "../src/decode/mod.ts";
+import { SpeculativeGenerator } from "../src/generate/generator.ts";
+import type { GenerationMethod, GenerationOptions } from "../src/generate/generator.ts";
+import type { BackendName } from "../src/model/backend.ts";
+
+if (Deno.args.includes("--toy")) {
+  await import("./demo_toy.ts");
+  Deno.exit(0);
+}
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    vocab: { type: "string", default: "32" },
-    tokens: { type: "string", default: "4000" },
+    backend: { type: "string", default: "auto" },
+    tokens: { type: "string", default: "128" },
+    runs: { type: "string", default: "3" },
     temperature: { type: "string", default: "1" },
+    prompt: { type: "string", default: "Once upon a time" },
     seed: { type: "string", default: "1" },
+    target: { type: "string" },
+    draft: { type: "string" },
   },
 });
-const vocabSize = Number(values.vocab);
-const totalTokens = Number(values.tokens);
+const maxNewTokens = Number(values.tokens);
+const runs = Number(values.runs);
 const temperature = Number(values.temperature);
 const seed = Number(values.seed);
+const prompt = values.prompt;
+const models = new URL("../models/", import.meta.url);
 
-const kernel = await loadKernel();
-const table = randomMarkovTable(vocabSize, 1, seed, { scale: 2.5 });
-const draftTable = nearMarkovTable(table, vocabSize, seed + 1, { noise: 1.0 });
+const generator = await SpeculativeGenerator.fromPretrained({
+  target: values.target ?? new URL("target/", models),
+  draft: values.draft ?? new URL("draft/", models),
+  backend: values.backend as BackendName,
+});
+const backend = (generator.target as { backend?: string }).backend ?? values.backend;
+const encoder = new TextEncoder();
 
-const runs: { method: DecodeMethod; k: number; L: number }[] = [
-  { method: "autoregressive", k: 1, L: 1 },
-  { method: "sd", k: 1, L: 2 },
-  { method: "sd", k: 1, L: 4 },
-  { method: "kseq", k: 2, L: 4 },
-  { method: "kseq", k: 4, L: 4 },
-  { method: "kseq", k: 8, L: 4 },
-  { method: "specinfer", k: 4, L: 4 },
-  { method: "specinfer-wor", k: 4, L: 4 },
-];
-
+console.log(`spectr demo — bundled TinyStories pair on ${backend}, kernel ${generator.kernel.name}\n`);
+Deno.stdout.writeSync(encoder.encode(prompt));
+const story = generator.stream(prompt, { method: "spectr", k: 4, draftLength: 4, maxNewTokens, temperature, seed });
+let step = await story.next();
+while (!step.done) {
+  Deno.stdout.writeSync(encoder.encode(step.value));
+  step = await story.next();
+}
+const s = step.value.stats;
 console.log(
-  `spectr demo: toy order-1 Markov chains, V = ${vocabSize}, T = ${temperature}, ${totalTokens} tokens per row, ` +
-    `kernel: ${kernel.name}\n`,
+  `\n\n[spectr k=4 L=4: ${s.tokens} tokens, ${s.tokensPerSecond.toFixed(1)} tokens/s, block efficiency ` +
+    `${s.blockEfficiency.toFixed(2)}, finish: ${step.value.finishReason}]\n`,
 );
-console.log("method          k  L  tokens/target-call  draft-calls/token  acceptance per depth");
-let baseline = 0;
-for (const { method, k, L } of runs) {
-  const target = new MarkovModel({ table, vocabSize });
-  const draft = new MarkovModel({ table: draftTable, vocabSize });
-  const decoder = createDecoder(method, { target, draft, kernel, k, draftLength: L, warp: { temperature } });
-  let tokens = 0, targetCalls = 0, draftCalls = 0;
-  const accepted = new Array(L).fill(0), reached = new Array(L).fill(0);
-  for (let g = 0; tokens < totalTokens; g++) {
-    const { stats } = await decoder.generate([g % vocabSize], { maxNewTokens: 200, seed: seed * 1000 + g });
+
+interface Row {
+  label: string;
+  method: GenerationMethod;
+  k: number;
+  L: number;
+  tokensPerSecond: number;
+  efficiency: number;
+}
+
+async function measure(label: string, method: GenerationMethod, k: number, L: number): Promise<Row> {
+  let tokens = 0, ms = 0, targetCalls = 0;
+  for (let r = 0; r < runs; r++) {
+    const options: GenerationOptions = { method, k, draftLength: L, maxNewTokens, temperature, seed: seed + r };
+    const { stats } = await generator.generate(prompt, options);
     tokens += stats.tokens;
+    ms += stats.totalMs;
     targetCalls += stats.targetCalls;
-    draftCalls += stats.draftCalls;
-    stats.acceptedPerDepth.forEach((a, t) => (accepted[t] += a));
-    stats.reachedPerDepth.forEach((r, t) => (reached[t] += r));
   }
-  const efficiency = tokens / targetCalls;
-  if (method === "autoregressive") baseline = efficiency;
-  const perDepth = method === "autoregressive"
-    ? "-"
-    : accepted.map((a, t) => (reached[t] ? (a / reached[t]).toFixed(2) : "-")).join(" ");
+  return { label, method, k, L, tokensPerSecond: (tokens * 1000) / ms, efficiency: tokens / targetCalls };
+}
+
+await measure("warm-up", "spectr", 2, 2); // first-call costs (session warm-up) out of the table
+const rows: Row[] = [await measure("autoregressive", "autoregressive", 1, 1)];
+for (const L of [2, 3, 4, 6]) rows.push(await measure(`sd L=${L}`, "sd", 1, L));
+for (const [k, L] of [[2, 4], [4, 4], [8, 4], [4, 6]]) rows.push(await measure(`spectr k=${k} L=${L}`, "spectr", k, L));
+
+const ar = rows[0].tokensPerSecond;
+const bestSd = rows.filter((r) => r.method === "sd").reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+console.log(
+  `${runs} runs × ${maxNewTokens} tokens per row, T = ${temperature}, prompt ${JSON.stringify(prompt)}, seeds ${seed}..${
+    seed + runs - 1
+  }`,
+);
+console.log("method              tokens/s   block eff.   vs autoregressive   vs best sd");
+for (const r of rows) {
   console.log(
-    `${method.padEnd(15)} ${String(k).padStart(1)}  ${L}  ${efficiency.toFixed(3).padStart(8)} ` +
-      `(${(efficiency / baseline).toFixed(2)}x)  ${(draftCalls / tokens).toFixed(3).padStart(10)}         ${perDepth}`,
+    `${r.label.padEnd(18)} ${r.tokensPerSecond.toFixed(1).padStart(9)}   ${r.efficiency.toFixed(2).padStart(9)}   ${
+      (r.tokensPerSecond / ar).toFixed(2).padStart(15)
+    }x   ${(r.tokensPerSecond / bestSd.tokensPerSecond).toFixed(2).padStart(9)}x`,
   );
 }
-console.log(
-  "\nBlock efficiency = generated tokens per target call (the quantity SpecTr raises); with real models\n" +
-    "speed-up ≈ efficiency / (1 + draft cost per block / target call cost). The ONNX demo comes with real models.",
-);
+console.log(`best sd: ${bestSd.label}`);
+await generator.dispose();
