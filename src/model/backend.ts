@@ -212,11 +212,12 @@ async function pickFile(folder: ModelLoader, options: BackendOptions): Promise<s
 /**
  * An onnxruntime inference session with serialised runs and the metadata the model layer needs.
  *
- * @example Serialised runs on the draft model
- * ```ts ignore
+ * @example A session on the bundled draft model
+ * ```ts
  * import { createOnnxSession } from "./backend.ts";
  * import { openModelFolder } from "./loader.ts";
- * const session = await createOnnxSession(await openModelFolder("models/draft"), { backend: "wasm" });
+ * const folder = await openModelFolder(new URL("../../models/draft", import.meta.url));
+ * const session = await createOnnxSession(folder, { backend: "wasm", numThreads: 1 });
  * console.log(session.inputNames);
  * await session.release();
  * ```

@@ -66,9 +66,10 @@ function float16ToFloat32(src: Uint16Array): Float32Array {
  * drive one generation at a time.
  *
  * @example Greedy next token of the bundled draft model
- * ```ts ignore
+ * ```ts
  * import { OnnxCausalLM } from "./causal_lm.ts";
- * const model = await OnnxCausalLM.load("models/draft", { backend: "wasm", numThreads: 1 });
+ * const folder = new URL("../../models/draft", import.meta.url);
+ * const model = await OnnxCausalLM.load(folder, { backend: "wasm", numThreads: 1 });
  * const logits = await model.append([[1, 100, 200]], 1); // [1, 1, vocab]
  * let best = 0;
  * for (let i = 1; i < model.vocabSize; i++) if (logits[i] > logits[best]) best = i;
@@ -76,14 +77,15 @@ function float16ToFloat32(src: Uint16Array): Float32Array {
  * await model.dispose();
  * ```
  * @example Fork, score rows, roll back to one row
- * ```ts ignore
+ * ```ts
  * import { OnnxCausalLM } from "./causal_lm.ts";
- * const model = await OnnxCausalLM.load("models/draft");
+ * const model = await OnnxCausalLM.load(new URL("../../models/draft", import.meta.url), { backend: "cpu" });
  * await model.append([[1, 5, 6, 7]], 1);
  * model.fork(3); // KV expand, no recompute
  * const logits = await model.append([[8, 9], [10, 11], [12, 13]], 2); // [3, 2, vocab]
  * model.select(1, 5); // keep row 1 with its first 5 tokens: 1 5 6 7 10
  * console.assert(model.rows === 1 && model.length === 5 && logits.length === 3 * 2 * model.vocabSize);
+ * await model.dispose();
  * ```
  */
 export class OnnxCausalLM implements CausalModel {

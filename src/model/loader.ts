@@ -159,23 +159,23 @@ class MemoryLoader extends BaseLoader {
       }
     }
   }
-  has(name: string): Promise<boolean> {
+  // deno-lint-ignore require-await
+  async has(name: string): Promise<boolean> {
     checkName(name);
-    return Promise.resolve(this.#files.has(name));
+    return this.#files.has(name);
   }
-  readBytes(name: string): Promise<Uint8Array> {
+  // deno-lint-ignore require-await
+  async readBytes(name: string): Promise<Uint8Array> {
     checkName(name);
     const bytes = this.#files.get(name);
     if (bytes === undefined) {
       const known = [...this.#files.keys()].join(", ");
-      return Promise.reject(
-        new ModelNotFoundError(
-          `Cannot read ${name}: the in-memory folder has no such file (it holds ${known || "nothing"})`,
-          `<memory>/${name}`,
-        ),
+      throw new ModelNotFoundError(
+        `Cannot read ${name}: the in-memory folder has no such file (it holds ${known || "nothing"})`,
+        `<memory>/${name}`,
       );
     }
-    return Promise.resolve(bytes);
+    return bytes;
   }
 }
 

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { createOnnxSession, loadOrt, modelFileName } from "./backend.ts";
+import { InvalidModelError, ModelNotFoundError } from "./errors.ts";
+import { openModelFolder } from "./loader.ts";
+import { haveModel, modelPath } from "./_testing.ts";
+
+Deno.test("dtype and merged pick the Optimum file names", () => {
+  assert.equal(modelFileName("fp32"), "onnx/model.onnx");
+  assert.equal(modelFileName("fp16"), "onnx/model_fp16.onnx");
+  assert.equal(modelFileName("q8"), "onnx/model_quantized.onnx");
+  assert.equal(modelFileName("fp32", true), "onnx/decoder_model_merged.onnx");
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => modelFileName("bf16" as any), /dtype must be one of fp32, fp16, q8, got "bf16"/);
+});
+
+Deno.test("Without merged, the merged decoder is used only when the plain file is missing", async () => {
+  const bad = new Uint8Array([1, 2, 3]);
+  const onlyMerged = await openModelFolder({ "onnx/decoder_model_merged.onnx": bad });
+  await assert.rejects(
+    () => createOnnxSession(onlyMerged, { backend: "wasm" }),
+    /decoder_model_merged\.onnx/,
+  );
+  await assert.rejects(
+    () => createOnnxSession(onlyMerged, { backend: "wasm", merged: false }),
+    (e: Error) => e instanceof ModelNotFoundError && /onnx\/model\.onnx/.test(e.message),
+  );
+  const both = await openModelFolder({ "onnx/model.onnx": bad, "onnx/decoder_model_merged.onnx": bad });
+  await assert.rejects(
+    () => createOnnxSession(both, { backend: "wasm" }),
+    (e: Error) => e instanceof InvalidModelError && /Cannot load onnx\/model\.onnx/.test(e.message),
+  );
+  await assert.rejects(
+    () => createOnnxSession(both, { backend: "wasm", merged: true }),
+    /decoder_model_merged/,
+  );
+});
+
+Deno.test("auto resolves to cpu where onnxruntime-node loads", async () => {
+  const { backend } = await loadOrt("auto");
+  assert.equal(backend, "cpu");
+});
+
+Deno.test({
+  name: "A session reports the graph's names and metadata and serialises concurrent runs",
+  ignore: !haveModel("draft"),
+  async fn() {
+    const session = await createOnnxSession(await openModelFolder(modelPath("draft")), {
+      backend: "wasm",
+      numThreads: 1,
+    });
+    try {
+      assert.equal(session.file, "onnx/model.onnx");
+      assert.ok(session.inputNames.includes("past_key_values.1.value"));
+      assert.deepEqual(session.input("past_key_values.0.key")?.shape?.[1], 2);
+      const feeds = () => {
+        const f: Record<string, ReturnType<typeof session.tensor>> = {
+          input_ids: session.tensor("int64", new BigInt64Array([5n]), [1, 1]),
+          attention_mask: session.tensor("int64", new BigInt64Array([1n]), [1, 1]),
+          position_ids: session.tensor("int64", new BigInt64Array([0n]), [1, 1]),
+        };
+        for (let i = 0; i < 2; i++) {
+          for (const kv of ["key", "value"]) {
+            f[`past_key_values.${i}.${kv}`] = session.tensor("float32", new Float32Array(0), [1, 2, 0, 16]);
+          }
+        }
+        return f;
+      };
+      // onnxruntime rejects concurrent runs on one session; the queue makes these succeed
+      const outs = await Promise.all([0, 1, 2, 3].map(() => session.run(feeds())));
+      assert.deepEqual(outs[3].logits.data, outs[0].logits.data);
+    } finally {
+      await session.release();
+    }
+    await assert.rejects(() => session.run({}), /released/);
+  },
+});
