@@ -25,6 +25,46 @@ function findGc(): (() => void) | undefined {
   }
 }
 const gc = findGc();
+
+// The ORT WASM heap is not part of onnxruntime-web's API: catch its WebAssembly.Memory when the
+// runtime instantiates (this test file runs in its own isolate, before any wasm session exists).
+const wasmMemories = new Set<WebAssembly.Memory>();
+function collectMemories(...values: unknown[]): void {
+  for (const value of values) {
+    if (value instanceof WebAssembly.Memory) wasmMemories.add(value);
+    else if (value && typeof value === "object") {
+      for (const inner of Object.values(value)) {
+        if (inner instanceof WebAssembly.Memory) wasmMemories.add(inner);
+        else if (inner && typeof inner === "object" && !(inner instanceof WebAssembly.Module)) {
+          for (const x of Object.values(inner)) if (x instanceof WebAssembly.Memory) wasmMemories.add(x);
+        }
+      }
+    }
+  }
+}
+const originalInstantiate = WebAssembly.instantiate;
+WebAssembly.instantiate =
+  (async (source: BufferSource | WebAssembly.Module, imports?: WebAssembly.Imports) => {
+    const result = await originalInstantiate(source as BufferSource, imports);
+    const instance = (result as { instance?: WebAssembly.Instance }).instance ??
+      (result as unknown as WebAssembly.Instance);
+    collectMemories(imports, instance.exports);
+    return result;
+  }) as typeof WebAssembly.instantiate;
+const originalStreaming = WebAssembly.instantiateStreaming;
+WebAssembly.instantiateStreaming = async (source, imports) => {
+  const result = await originalStreaming(source, imports);
+  collectMemories(imports, result.instance.exports);
+  return result;
+};
+function wasmHeapMiB(): number | undefined {
+  if (wasmMemories.size === 0) return undefined;
+  let most = 0;
+  for (const memory of wasmMemories) most = Math.max(most, memory.buffer.byteLength);
+  return most / 2 ** 20;
+}
+/** Allowed growth of the ORT WASM heap (it never shrinks, so any growth after warm-up is kept). */
+const WASM_HEAP_BOUND_MB = 4;
 const GC_EVERY = 50;
 const WARMUP = 50;
 
@@ -46,10 +86,12 @@ for (const backend of ["wasm", "cpu"] as const) {
         const rows = [0, 1, 2, 3].map((r) => randomTokens(3, v, 10 + r));
         const rss: number[] = [], heap: number[] = [];
         let started = performance.now();
+        let heapAtStart: number | undefined;
         for (let i = -WARMUP; i < CYCLES; i++) {
           if (i === 0) {
             gc?.();
             started = performance.now();
+            heapAtStart = wasmHeapMiB();
           }
           model.reset();
           await model.append([prompt], 1);
@@ -78,6 +120,22 @@ for (const backend of ["wasm", "cpu"] as const) {
               gc ? `forced every ${GC_EVERY} cycles` : "not reachable"
             }`,
         );
+        const heapAtEnd = wasmHeapMiB();
+        if (backend === "wasm") {
+          if (heapAtStart === undefined || heapAtEnd === undefined) {
+            console.log("wasm: the ORT WASM heap was not reachable (no WebAssembly.Memory seen)");
+          } else {
+            console.log(
+              `wasm: ORT WASM heap ${heapAtStart.toFixed(1)} → ${
+                heapAtEnd.toFixed(1)
+              } MiB (bound +${WASM_HEAP_BOUND_MB})`,
+            );
+            assert.ok(
+              heapAtEnd - heapAtStart <= WASM_HEAP_BOUND_MB,
+              `ORT WASM heap grew ${heapAtEnd - heapAtStart} MiB`,
+            );
+          }
+        }
         assert.ok(rssGrowth < RSS_BOUND_MB, `rss grew ${rssGrowth.toFixed(2)} MiB`);
         assert.ok(heapGrowth < HEAP_BOUND_MB, `heapUsed grew ${heapGrowth.toFixed(2)} MiB`);
       } finally {
