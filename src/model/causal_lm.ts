@@ -27,7 +27,14 @@ export interface OnnxCausalLMOptions extends BackendOptions {
   maxLength?: number;
 }
 
+/** KV data: Float32Array, or for float16 graphs Float16Array (where the runtime has it) / Uint16Array bits. */
 type KvData = Float32Array | Uint16Array;
+const Float16 = (globalThis as unknown as { Float16Array?: new (n: number) => Uint16Array }).Float16Array ??
+  Uint16Array;
+
+function allocLike(src: KvData, n: number): KvData {
+  return new (src.constructor as new (n: number) => KvData)(n);
+}
 
 const PAST = /^past_key_values\.(\d+)\.key$/;
 
@@ -110,6 +117,7 @@ export class OnnxCausalLM implements CausalModel {
   #rows = 1;
   #length = 0;
   #disposed = false;
+  #busy = false;
 
   private constructor(session: OnnxSession, config: ModelConfig, maxLength: number) {
     this.#session = session;
@@ -192,7 +200,7 @@ export class OnnxCausalLM implements CausalModel {
 
   /** Drops everything: one empty row (a zero-length cache). */
   reset(): void {
-    this.#throwIfDisposed("reset the model");
+    this.#throwIfBusy("reset the model");
     const h = this.#kvHeads, d = this.#headDim;
     this.#replaceCache(this.#pastNames.map(() => this.#kvTensor(this.#newKv(0), [1, h, 0, d])));
     this.#cacheRows = 1;
@@ -206,7 +214,7 @@ export class OnnxCausalLM implements CausalModel {
    * @throws {RangeError} more than one row held, or `rows` not an integer ≥ 1.
    */
   fork(rows: number): void {
-    this.#throwIfDisposed("fork the model");
+    this.#throwIfBusy("fork the model");
     checkFork(this.#rows, rows);
     this.#rows = rows;
   }
@@ -221,8 +229,17 @@ export class OnnxCausalLM implements CausalModel {
    * @throws {Error} onnxruntime failed or the model was disposed; the cache is then unchanged.
    */
   async append(tokens: ArrayLike<number>[], keep: number): Promise<Float32Array> {
-    this.#throwIfDisposed("append tokens");
+    this.#throwIfBusy("append tokens");
     const t = checkAppend(tokens, keep, this);
+    this.#busy = true;
+    try {
+      return await this.#append(tokens, t, keep);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #append(tokens: ArrayLike<number>[], t: number, keep: number): Promise<Float32Array> {
     if (this.#cacheRows !== this.#rows) {
       // Lazy fork: run the shared leading tokens (none of whose logits are returned) at batch 1.
       let shared = 0;
@@ -230,12 +247,18 @@ export class OnnxCausalLM implements CausalModel {
       outer: for (; shared < t - keep; shared++) {
         for (let r = 1; r < tokens.length; r++) if (tokens[r][shared] !== first[shared]) break outer;
       }
+      const before = this.#length;
       if (shared > 0) {
         await this.#forward([Array.prototype.slice.call(first, 0, shared)], 1, shared, 1);
         tokens = tokens.map((row) => Array.prototype.slice.call(row, shared));
       }
       this.#expand(this.#rows);
-      return this.#forward(tokens, this.#rows, t - shared, keep);
+      try {
+        return await this.#forward(tokens, this.#rows, t - shared, keep);
+      } catch (error) {
+        this.#crop(0, before); // back to the state before this call: one cache row, `rows` rows
+        throw error;
+      }
     }
     return this.#forward(tokens, this.#rows, t, keep);
   }
@@ -246,17 +269,19 @@ export class OnnxCausalLM implements CausalModel {
    * @throws {RangeError} `row` not in [0, rows) or `length` not an integer in [0, held length].
    */
   select(row: number, length: number): void {
-    this.#throwIfDisposed("select a row");
+    this.#throwIfBusy("select a row");
     checkSelect(row, length, this);
-    const from = this.#cacheRows === 1 ? 0 : row;
-    if (this.#cacheRows === 1 && length === this.#length) {
-      this.#rows = 1;
-      return;
-    }
+    this.#crop(this.#cacheRows === 1 ? 0 : row, length);
+    this.#rows = 1;
+  }
+
+  /** Keeps cache row `from` cut to `length` positions, as a one-row cache. */
+  #crop(from: number, length: number): void {
+    if (this.#cacheRows === 1 && length === this.#length) return;
     const h = this.#kvHeads, d = this.#headDim, held = this.#length;
     const next = this.#past.map((tensor) => {
       const src = tensor.data as KvData;
-      const out = this.#newKv(h * length * d);
+      const out = allocLike(src, h * length * d);
       for (let head = 0; head < h; head++) {
         const at = ((from * h + head) * held) * d;
         out.set(src.subarray(at, at + length * d), head * length * d);
@@ -265,7 +290,6 @@ export class OnnxCausalLM implements CausalModel {
     });
     this.#replaceCache(next);
     this.#cacheRows = 1;
-    this.#rows = 1;
     this.#length = length;
   }
 
@@ -273,6 +297,7 @@ export class OnnxCausalLM implements CausalModel {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    // a running append settles first (its session.run is queued before the release)
     this.#replaceCache([]);
     await this.#session.release();
   }
@@ -282,14 +307,19 @@ export class OnnxCausalLM implements CausalModel {
     return this.dispose();
   }
 
-  #throwIfDisposed(action: string): void {
+  #throwIfBusy(action: string): void {
     if (this.#disposed) {
       throw new Error(`Cannot ${action}: the model was disposed, got a call after dispose()`);
+    }
+    if (this.#busy) {
+      throw new Error(
+        `Cannot ${action}: an append is still running (one operation at a time per model), got a call before it settled`,
+      );
     }
   }
 
   #newKv(n: number): KvData {
-    return this.#kvType === "float16" ? new Uint16Array(n) : new Float32Array(n);
+    return this.#kvType === "float16" ? new Float16(n) : new Float32Array(n);
   }
 
   #kvTensor(data: KvData, dims: number[]): OrtTensor {
@@ -306,7 +336,7 @@ export class OnnxCausalLM implements CausalModel {
     const h = this.#kvHeads, d = this.#headDim, len = this.#length;
     const next = this.#past.map((tensor) => {
       const src = tensor.data as KvData;
-      const out = this.#newKv(rows * src.length);
+      const out = allocLike(src, rows * src.length);
       for (let r = 0; r < rows; r++) out.set(src, r * src.length);
       return this.#kvTensor(out, [rows, h, len, d]);
     });
@@ -365,7 +395,9 @@ export class OnnxCausalLM implements CausalModel {
     const v = this.vocabSize;
     const raw = logitsTensor.data as Float32Array | Uint16Array;
     logitsTensor.dispose();
-    const all = raw instanceof Float32Array ? raw : float16ToFloat32(raw as Uint16Array);
+    const all = raw instanceof Float32Array ? raw : raw instanceof Uint16Array
+      ? float16ToFloat32(raw) // float16 bits
+      : Float32Array.from(raw); // Float16Array
     if (keep === t) return all;
     const out = new Float32Array(rows * keep * v);
     for (let r = 0; r < rows; r++) {

@@ -221,6 +221,13 @@ Deno.test({
       await model.append([new Array(model.maxLength).fill(5)], 1);
       await rejects(() => model.append([[5]], 1), RangeError, /context limit of 256/);
       await usable();
+      // one operation at a time: a second call while an append runs is refused, the first completes
+      model.reset();
+      const running = model.append([prompt], 1);
+      await rejects(() => model.append([prompt], 1), Error, /an append is still running/);
+      assert.throws(() => model.fork(2), /an append is still running/);
+      assert.ok(maxAbsDiff(await running, reference) <= 1e-5);
+      await usable();
     } finally {
       await model.dispose();
     }
