@@ -50,3 +50,10 @@ export function randomTokens(n: number, vocab: number, seed: number): number[] {
   }
   return out;
 }
+
+/** Whether a permission is granted; prints which tests are ignored when it is not. */
+export function granted(name: "ffi" | "net" | "write", what: string): boolean {
+  const ok = Deno.permissions.querySync({ name }).state === "granted";
+  if (!ok) console.warn(`SKIP: ${what} needs --allow-${name}; ignored`);
+  return ok;
+}

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createOnnxSession, loadOrt, modelFileName } from "./backend.ts";
 import { InvalidModelError, ModelNotFoundError } from "./errors.ts";
 import { openModelFolder } from "./loader.ts";
-import { haveModel, modelPath } from "./_testing.ts";
+import { granted, haveModel, modelPath } from "./_testing.ts";
 
 Deno.test("dtype and merged pick the Optimum file names", () => {
   assert.equal(modelFileName("fp32"), "onnx/model.onnx");
@@ -35,9 +35,18 @@ Deno.test("Without merged, the merged decoder is used only when the plain file i
   );
 });
 
-Deno.test("auto resolves to cpu where onnxruntime-node loads", async () => {
+const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+
+Deno.test(`auto resolves to ${ffi ? "cpu where onnxruntime-node loads" : "wasm where onnxruntime-node cannot load (no --allow-ffi)"}`, async () => {
   const { backend } = await loadOrt("auto");
-  assert.equal(backend, "cpu");
+  assert.equal(backend, ffi ? "cpu" : "wasm");
+  if (!ffi) {
+    await assert.rejects(
+      () => loadOrt("cpu"),
+      (e: Error) => e.name === "BackendUnavailableError" && /onnxruntime-node does not load/.test(e.message),
+    );
+  }
+  granted("ffi", "the cpu backend (onnxruntime-node)");
 });
 
 Deno.test({

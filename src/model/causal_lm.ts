@@ -86,7 +86,7 @@ function float16ToFloat32(src: Uint16Array): Float32Array {
  * @example Fork, score rows, roll back to one row
  * ```ts
  * import { OnnxCausalLM } from "./causal_lm.ts";
- * const model = await OnnxCausalLM.load(new URL("../../models/draft", import.meta.url), { backend: "cpu" });
+ * const model = await OnnxCausalLM.load(new URL("../../models/draft", import.meta.url), { backend: "wasm", numThreads: 1 });
  * await model.append([[1, 5, 6, 7]], 1);
  * model.fork(3); // KV expand, no recompute
  * const logits = await model.append([[8, 9], [10, 11], [12, 13]], 2); // [3, 2, vocab]
