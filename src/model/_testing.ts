@@ -1,8 +1,13 @@
 // Test helpers for src/model (not exported from mod.ts).
 import { existsSync } from "node:fs";
 
-/** The bundled model folders, by name. */
-export const MODELS_DIR: string = new URL("../../models/", import.meta.url).pathname;
+/** The bundled model folders: models/ at the repository root, or $SPECTR_MODELS_DIR when set. */
+export const MODELS_DIR: string = (() => {
+  const dir = Deno.permissions.querySync({ name: "env", variable: "SPECTR_MODELS_DIR" }).state === "granted"
+    ? Deno.env.get("SPECTR_MODELS_DIR")
+    : undefined;
+  return dir ? dir.replace(/\/*$/, "/") : new URL("../../models/", import.meta.url).pathname;
+})();
 
 /** Path of a bundled model folder. */
 export function modelPath(name: "target" | "draft"): string {
