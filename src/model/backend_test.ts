@@ -57,19 +57,26 @@ Deno.test({
       backend: "wasm",
       numThreads: 1,
     });
+    const config = JSON.parse(await Deno.readTextFile(`${modelPath("draft")}/config.json`));
+    const { num_hidden_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim } = config;
     try {
       assert.equal(session.file, "onnx/model.onnx");
-      assert.ok(session.inputNames.includes("past_key_values.1.value"));
-      assert.deepEqual(session.input("past_key_values.0.key")?.shape?.[1], 2);
+      assert.ok(session.inputNames.includes(`past_key_values.${layers - 1}.value`));
+      assert.deepEqual(session.input("past_key_values.0.key")?.shape?.[1], kvHeads);
       const feeds = () => {
         const f: Record<string, ReturnType<typeof session.tensor>> = {
           input_ids: session.tensor("int64", new BigInt64Array([5n]), [1, 1]),
           attention_mask: session.tensor("int64", new BigInt64Array([1n]), [1, 1]),
           position_ids: session.tensor("int64", new BigInt64Array([0n]), [1, 1]),
         };
-        for (let i = 0; i < 2; i++) {
+        for (let i = 0; i < layers; i++) {
           for (const kv of ["key", "value"]) {
-            f[`past_key_values.${i}.${kv}`] = session.tensor("float32", new Float32Array(0), [1, 2, 0, 16]);
+            f[`past_key_values.${i}.${kv}`] = session.tensor("float32", new Float32Array(0), [
+              1,
+              kvHeads,
+              0,
+              headDim,
+            ]);
           }
         }
         return f;

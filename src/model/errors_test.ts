@@ -111,21 +111,26 @@ Deno.test({
   name: "A config that disagrees with the graph throws InvalidModelError naming both values",
   ignore: !have,
   async fn() {
+    const config = JSON.parse(await Deno.readTextFile(`${modelPath("draft")}/config.json`));
+    const { num_hidden_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim } = config;
     await rejects(
-      async () => OnnxCausalLM.load(await draftFiles((c) => (c.num_hidden_layers = 3)), { backend: "wasm" }),
+      async () =>
+        OnnxCausalLM.load(await draftFiles((c) => (c.num_hidden_layers = layers + 1)), { backend: "wasm" }),
       InvalidModelError,
-      /3 layers but the graph has 2/,
+      new RegExp(`${layers + 1} layers but the graph has ${layers} `),
     );
     await rejects(
       async () =>
-        OnnxCausalLM.load(await draftFiles((c) => (c.num_key_value_heads = 4)), { backend: "wasm" }),
+        OnnxCausalLM.load(await draftFiles((c) => (c.num_key_value_heads = kvHeads * 2)), {
+          backend: "wasm",
+        }),
       InvalidModelError,
-      /4 key\/value heads .* has 2/,
+      new RegExp(`${kvHeads * 2} key/value heads .* has ${kvHeads},`),
     );
     await rejects(
-      async () => OnnxCausalLM.load(await draftFiles((c) => (c.head_dim = 32)), { backend: "wasm" }),
+      async () => OnnxCausalLM.load(await draftFiles((c) => (c.head_dim = headDim * 2)), { backend: "wasm" }),
       InvalidModelError,
-      /head size 32 .* has 16/,
+      new RegExp(`head size ${headDim * 2} .* has ${headDim},`),
     );
   },
 });
