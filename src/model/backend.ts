@@ -10,9 +10,7 @@
  *
  * @module
  */
-
-// deno-lint-ignore no-import-prefix
-import type * as OrtWeb from "npm:onnxruntime-web@1.30.0";
+import type * as OrtWeb from "onnxruntime-web";
 import { BackendUnavailableError, InvalidModelError } from "./errors.ts";
 import type { ModelLoader } from "./loader.ts";
 
@@ -86,16 +84,13 @@ const ortCache = new Map<ResolvedBackend, Promise<Ort>>();
 function importOrt(backend: ResolvedBackend): Promise<Ort> {
   let p = ortCache.get(backend);
   if (p === undefined) {
-    // Inline, exact specifiers until the import map has entries for onnxruntime.
+    // Specifiers resolve through deno.json's import map (exact versions there); node is imported lazily.
     if (backend === "cpu") {
-      // deno-lint-ignore no-import-prefix
-      p = import("npm:onnxruntime-node@1.30.0") as unknown as Promise<Ort>;
+      p = import("onnxruntime-node") as unknown as Promise<Ort>;
     } else if (backend === "webgpu") {
-      // deno-lint-ignore no-import-prefix
-      p = import("npm:onnxruntime-web@1.30.0/webgpu") as unknown as Promise<Ort>;
+      p = import("onnxruntime-web/webgpu") as unknown as Promise<Ort>;
     } else {
-      // deno-lint-ignore no-import-prefix
-      p = import("npm:onnxruntime-web@1.30.0") as unknown as Promise<Ort>;
+      p = import("onnxruntime-web") as unknown as Promise<Ort>;
     }
     p = p.then((m) => {
       const fallback = (m as unknown as { default?: Ort }).default;
