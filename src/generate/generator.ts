@@ -125,6 +125,12 @@ export interface SpeculativeGeneratorInit {
    * @default {the tokenizer's EOS id, if any}
    */
   eosTokenIds?: readonly number[];
+  /**
+   * Prepend the tokenizer's BOS id to text prompts (Hugging Face's `add_bos_token`, read from
+   * tokenizer_config.json by `fromPretrained`).
+   * @default {false}
+   */
+  addBosToken?: boolean;
 }
 
 /** Options of {@linkcode SpeculativeGenerator.fromPretrained}. */
@@ -186,6 +192,8 @@ export class SpeculativeGenerator {
   readonly kernel: Kernel;
   /** Token ids that end a generation. */
   readonly eosTokenIds: readonly number[];
+  /** Whether text prompts start with the BOS id. */
+  readonly addBosToken: boolean;
   #queue: Promise<unknown> = Promise.resolve();
 
   /**
@@ -212,6 +220,7 @@ export class SpeculativeGenerator {
     this.kernel = kernel;
     const eos = init.eosTokenIds ?? (tokenizer.eosTokenId === undefined ? [] : [tokenizer.eosTokenId]);
     this.eosTokenIds = Object.freeze([...eos]);
+    this.addBosToken = init.addBosToken ?? false;
   }
 
   /**
@@ -233,9 +242,9 @@ export class SpeculativeGenerator {
   static async fromPretrained(options: FromPretrainedOptions): Promise<SpeculativeGenerator> {
     const { target: targetSource, draft: draftSource, kernel, ...modelOptions } = options;
     const targetFolder = await openModelFolder(targetSource);
-    const tokenizer = await loadTokenizer(targetFolder);
+    const { tokenizer, addBosToken } = await loadTokenizer(targetFolder);
     const draftFolder = draftSource === undefined ? undefined : await openModelFolder(draftSource);
-    if (draftFolder) checkSameVocabulary(tokenizer, await loadTokenizer(draftFolder));
+    if (draftFolder) checkSameVocabulary(tokenizer, (await loadTokenizer(draftFolder)).tokenizer);
     const [target, draft, resolvedKernel] = await Promise.all([
       OnnxCausalLM.load(targetFolder, modelOptions),
       draftFolder ? OnnxCausalLM.load(draftFolder, modelOptions) : undefined,
@@ -249,6 +258,7 @@ export class SpeculativeGenerator {
       target,
       draft,
       tokenizer,
+      addBosToken,
       kernel: resolvedKernel,
       eosTokenIds: eos === undefined ? undefined : ([] as number[]).concat(eos),
     });
@@ -402,7 +412,7 @@ export class SpeculativeGenerator {
     if (typeof prompt === "string") {
       const ids = this.tokenizer.encode(prompt);
       const bos = this.tokenizer.bosTokenId;
-      if (ids.length === 0 && bos !== undefined) return [bos];
+      if (bos !== undefined && (this.addBosToken || ids.length === 0) && ids[0] !== bos) ids.unshift(bos);
       return ids;
     }
     if (!Array.isArray(prompt) && !ArrayBuffer.isView(prompt)) {
@@ -426,8 +436,9 @@ function toDecodeMethod(method: GenerationMethod): DecodeMethod {
   return method === "spectr" ? "kseq" : method;
 }
 
-async function loadTokenizer(folder: ModelLoader): Promise<Tokenizer> {
+async function loadTokenizer(folder: ModelLoader): Promise<{ tokenizer: Tokenizer; addBosToken: boolean }> {
   const json = await folder.readJson("tokenizer.json");
   const config = await folder.has("tokenizer_config.json") ? await folder.readJson("tokenizer_config.json") : {};
-  return Tokenizer.fromJSON(json as object, config as object);
+  const addBosToken = (config as { add_bos_token?: unknown }).add_bos_token === true;
+  return { tokenizer: Tokenizer.fromJSON(json as object, config as object), addBosToken };
 }

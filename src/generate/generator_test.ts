@@ -143,3 +143,21 @@ Deno.test("StopMatcher holds back a possible stop prefix and never splits a surr
   assert.equal(first + stops.take(), "ab🙂c");
   assert.throws(() => new StopMatcher([3 as unknown as string]), TypeError);
 });
+
+Deno.test("addBosToken prepends the BOS id to text prompts", async () => {
+  const withBos = Tokenizer.fromJSON(
+    {
+      model: { type: "BPE", vocab: Object.fromEntries([...LETTERS].map((c, i) => [c, i])), merges: [] },
+      decoder: { type: "ByteLevel" },
+    },
+    { bos_token: "h" },
+  );
+  const generator = new SpeculativeGenerator({
+    target: new MarkovModel({ table, vocabSize: V }),
+    tokenizer: withBos,
+    kernel: referenceKernel,
+    addBosToken: true,
+  });
+  const out = await generator.generate("ab", { method: "autoregressive", maxNewTokens: 1, seed: 1 });
+  assert.equal(out.stats.promptTokens, 3);
+});
