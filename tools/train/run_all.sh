@@ -1,0 +1,17 @@
+#!/bin/sh
+# Exact, seeded pipeline used for models/ (see models/README.md). Run from anywhere.
+# Needs: apt-get install -y python3-torch python3-onnx libopenblas0-pthread ; pyenv python3 with `tokenizers`
+# (pip install tokenizers) ; deno (for verify_onnx.ts).
+set -e
+cd "$(dirname "$0")"
+mkdir -p logs
+export OPENBLAS_NUM_THREADS=1
+nice -n 19 python3 tokenize_data.py                       # pyenv python3 (tokenizers)
+nice -n 19 /usr/bin/python3 train.py draft  --steps 750 --batch 8 --lr 5e-3 --warmup 30 --eval-every 375 \
+  --seed 1234 --max-minutes 9 > logs/draft.log 2>&1
+nice -n 19 /usr/bin/python3 train.py target --steps 440 --batch 8 --lr 2e-3 --warmup 30 --eval-every 220 \
+  --seed 1234 --max-minutes 40 > logs/target.log 2>&1
+nice -n 19 /usr/bin/python3 export.py target
+nice -n 19 /usr/bin/python3 export.py draft
+nice -n 19 /usr/bin/python3 sample.py target --prompt "Once upon a time" --seed 1234 --n 3
+nice -n 19 deno run -A verify_onnx.ts
