@@ -4,7 +4,7 @@
  * tokens after the same prompt (`[BOS = 1] + ids("Once upon a time")`).
  *
  * Run: `deno bench --allow-read --allow-env --allow-ffi --allow-sys bench/peer_bench.ts`
- * (without --allow-ffi / --allow-sys, e.g. under `deno task bench`, every bench here is ignored and
+ * (`deno task bench` grants these; without --allow-ffi / --allow-sys every bench here is ignored and
  * the reason printed). Threads: 1 intra-op thread for every session, spectr's and transformers.js'
  * alike (`THREADS=n` to change), so the comparison is per core and stable on a shared machine.
  *
