@@ -406,17 +406,8 @@ export class WasmKernel implements Kernel {
       l.out,
     );
     if (s !== 0) this.#fail(s, l, { ...pairContext(p, q), candidates, uniforms, vocab: n });
-    const o = l.out >> 3;
-    const f = this.#f64;
-    const token = f[o + OUT_TOKEN], draftIndex = f[o + OUT_DRAFT];
-    if (solution) return { ...solution, token, draftIndex };
-    return {
-      token,
-      draftIndex,
-      rho: f[o + OUT_RHO],
-      beta: f[o + OUT_BETA],
-      acceptance: f[o + OUT_ACCEPTANCE],
-    };
+    const selection = this.#selection(l);
+    return solution ? { ...solution, token: selection.token, draftIndex: selection.draftIndex } : selection;
   }
 
   /**
@@ -488,15 +479,7 @@ export class WasmKernel implements Kernel {
         options: opt,
       });
     }
-    const o = l.out >> 3;
-    const f = this.#f64;
-    return {
-      token: f[o + OUT_TOKEN],
-      draftIndex: f[o + OUT_DRAFT],
-      rho: f[o + OUT_RHO],
-      beta: f[o + OUT_BETA],
-      acceptance: f[o + OUT_ACCEPTANCE],
-    };
+    return this.#selection(l);
   }
 
   /**
@@ -642,6 +625,19 @@ export class WasmKernel implements Kernel {
   }
 
   /** Maps a kernel status to the reference's error class and message. */
+  /** The token, draft index, ρ, β and acceptance a K-SEQ call wrote to `out`. */
+  #selection(l: Layout): Selection & RhoSolution {
+    const o = l.out >> 3;
+    const f = this.#f64;
+    return {
+      token: f[o + OUT_TOKEN],
+      draftIndex: f[o + OUT_DRAFT],
+      rho: f[o + OUT_RHO],
+      beta: f[o + OUT_BETA],
+      acceptance: f[o + OUT_ACCEPTANCE],
+    };
+  }
+
   #fail(status: number, l: Layout, ctx: ErrorContext): never {
     const o = l.out >> 3;
     const i = this.#f64[o + OUT_INDEX];
