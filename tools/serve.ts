@@ -36,7 +36,8 @@ const handler = createHandler({
 const server = Deno.serve({
   port,
   hostname,
-  onListen: ({ hostname, port }) => console.log(`spectr serving on http://${hostname}:${port}/v1 (backend ${backend})`),
+  onListen: ({ hostname, port }) =>
+    console.log(`spectr serving on http://${hostname}:${port}/v1 (backend ${backend})`),
 }, handler);
 
 Deno.addSignalListener("SIGINT", () => {

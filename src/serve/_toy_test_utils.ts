@@ -5,7 +5,11 @@
  * @module
  */
 
-import { type GenerationOptions, type GenerationResult, SpeculativeGenerator } from "../generate/generator.ts";
+import {
+  type GenerationOptions,
+  type GenerationResult,
+  SpeculativeGenerator,
+} from "../generate/generator.ts";
 import { MarkovModel, nearMarkovTable, randomMarkovTable } from "../decode/markov.ts";
 import { referenceKernel } from "../kernel/reference.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -52,7 +56,10 @@ export interface Spy {
 }
 
 /** Wraps a generator: waits `delayMs` before each piece and counts what happens. */
-export function spyGenerator(inner: ServeGenerator, delayMs: number): { generator: ServeGenerator; spy: Spy } {
+export function spyGenerator(
+  inner: ServeGenerator,
+  delayMs: number,
+): { generator: ServeGenerator; spy: Spy } {
   const spy: Spy = { pieces: 0, started: 0, finished: 0, failed: 0, signals: [] };
   const generator: ServeGenerator = {
     tokenizer: inner.tokenizer,

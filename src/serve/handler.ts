@@ -192,7 +192,8 @@ const FINISH = { length: "length", eos: "stop", stop: "stop", context: "length" 
  * ```
  */
 export function createHandler(options: HandlerOptions): ServeHandler {
-  const { generator, modelName = "spectr", maxQueue = 8, maxBodyBytes = 64 * 1024, maxPromptTokens } = options;
+  const { generator, modelName = "spectr", maxQueue = 8, maxBodyBytes = 64 * 1024, maxPromptTokens } =
+    options;
   if (!generator || typeof generator.stream !== "function") {
     throw new TypeError("Cannot create a handler: options.generator must be a SpeculativeGenerator");
   }
@@ -235,7 +236,9 @@ export function createHandler(options: HandlerOptions): ServeHandler {
 
   async function route_(request: Request, path: string, done: (status: number) => void): Promise<Response> {
     const methods = ROUTES[path];
-    if (!methods) throw new _HttpError(404, `Unknown route: ${request.method} ${path}`, undefined, null, "not_found");
+    if (!methods) {
+      throw new _HttpError(404, `Unknown route: ${request.method} ${path}`, undefined, null, "not_found");
+    }
     if (path === "/healthz" && request.method === "GET") {
       return Response.json({ status: closed ? "closing" : "ok", queue_depth: queueDepth });
     }
@@ -251,7 +254,9 @@ export function createHandler(options: HandlerOptions): ServeHandler {
       );
     }
     if (path === "/metrics") {
-      return new Response(metrics.render(queueDepth), { headers: { "content-type": "text/plain; version=0.0.4" } });
+      return new Response(metrics.render(queueDepth), {
+        headers: { "content-type": "text/plain; version=0.0.4" },
+      });
     }
     if (path === "/v1/models") {
       return Response.json({
@@ -289,12 +294,23 @@ export function createHandler(options: HandlerOptions): ServeHandler {
         );
       }
     }
-    const maxTokensField = kind === "chat" && body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
-    const maxTokens = _number(body[maxTokensField], maxTokensField, defaults.maxTokens, 1, defaults.maxTokensLimit, true);
+    const maxTokensField = kind === "chat" && body.max_completion_tokens != null
+      ? "max_completion_tokens"
+      : "max_tokens";
+    const maxTokens = _number(
+      body[maxTokensField],
+      maxTokensField,
+      defaults.maxTokens,
+      1,
+      defaults.maxTokensLimit,
+      true,
+    );
     const temperature = _number(body.temperature, "temperature", 1, 0, 2, false);
     const topP = _number(body.top_p, "top_p", 1, 0, 1, false);
     if (topP === 0) throw _param("top_p", `'top_p' must be greater than 0 and at most 1, got 0`);
-    const seed = body.seed == null ? undefined : _number(body.seed, "seed", 0, -(2 ** 53) + 1, 2 ** 53 - 1, true);
+    const seed = body.seed == null
+      ? undefined
+      : _number(body.seed, "seed", 0, -(2 ** 53) + 1, 2 ** 53 - 1, true);
     const stream = body.stream == null ? false : body.stream;
     if (typeof stream !== "boolean") throw _param("stream", `'stream' must be a boolean`);
     for (const [field, max] of [["n", 1], ["best_of", 1]] as const) {
@@ -309,13 +325,18 @@ export function createHandler(options: HandlerOptions): ServeHandler {
     const stop = _stop(body.stop);
     const ext = body.spectr ?? {};
     if (typeof ext !== "object" || ext === null || Array.isArray(ext)) {
-      throw _param("spectr", `'spectr' must be an object like { "method": "spectr", "k": 4, "draft_length": 4 }`);
+      throw _param(
+        "spectr",
+        `'spectr' must be an object like { "method": "spectr", "k": 4, "draft_length": 4 }`,
+      );
     }
     const { method = defaults.method, k, draft_length } = ext as Record<string, unknown>;
     if (typeof method !== "string" || !generationMethods.includes(method as GenerationMethod)) {
       throw _param(
         "spectr.method",
-        `'spectr.method' must be one of ${generationMethods.join(", ")}, got ${JSON.stringify(method)?.slice(0, 50)}`,
+        `'spectr.method' must be one of ${generationMethods.join(", ")}, got ${
+          JSON.stringify(method)?.slice(0, 50)
+        }`,
       );
     }
     return {
@@ -341,16 +362,25 @@ export function createHandler(options: HandlerOptions): ServeHandler {
     if (!Array.isArray(messages) || messages.length === 0) {
       throw _param("messages", `'messages' must be a non-empty array of { role, content }`);
     }
-    if (messages.length > 256) throw _param("messages", `'messages' has ${messages.length} entries, at most 256 allowed`);
+    if (messages.length > 256) {
+      throw _param("messages", `'messages' has ${messages.length} entries, at most 256 allowed`);
+    }
     const plain = messages.map((m, i) => {
-      if (typeof m !== "object" || m === null) throw _param(`messages[${i}]`, `'messages[${i}]' must be an object`);
+      if (typeof m !== "object" || m === null) {
+        throw _param(`messages[${i}]`, `'messages[${i}]' must be an object`);
+      }
       const { role, content } = m as Record<string, unknown>;
       if (!["system", "user", "assistant", "developer"].includes(role as string)) {
-        throw _param(`messages[${i}].role`, `'messages[${i}].role' must be system, user, assistant or developer`);
+        throw _param(
+          `messages[${i}].role`,
+          `'messages[${i}].role' must be system, user, assistant or developer`,
+        );
       }
       let text: string;
       if (typeof content === "string") text = content;
-      else if (Array.isArray(content) && content.every((p) => p?.type === "text" && typeof p.text === "string")) {
+      else if (
+        Array.isArray(content) && content.every((p) => p?.type === "text" && typeof p.text === "string")
+      ) {
         text = content.map((p) => p.text).join("");
       } else {
         throw _param(`messages[${i}].content`, `'messages[${i}].content' must be a string or text parts`);
@@ -462,7 +492,12 @@ export function createHandler(options: HandlerOptions): ServeHandler {
       record(result);
       const finishReason = FINISH[result.finishReason];
       const choice = job.kind === "chat"
-        ? { index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: finishReason }
+        ? {
+          index: 0,
+          message: { role: "assistant", content: result.text },
+          logprobs: null,
+          finish_reason: finishReason,
+        }
         : { index: 0, text: result.text, logprobs: null, finish_reason: finishReason };
       return Response.json({
         id,
@@ -475,19 +510,33 @@ export function createHandler(options: HandlerOptions): ServeHandler {
       });
     }
     const encoder = new TextEncoder();
-    const sse = (data: unknown) => encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+    const sse = (data: unknown) =>
+      encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
     const chunk = (text: string | undefined, finishReason: string | null, roleFirst = false) => {
-      const base = { id, object: job.kind === "chat" ? "chat.completion.chunk" : "text_completion", created: now, model: modelName };
+      const base = {
+        id,
+        object: job.kind === "chat" ? "chat.completion.chunk" : "text_completion",
+        created: now,
+        model: modelName,
+      };
       if (job.kind === "chat") {
         const delta: Record<string, string> = {};
         if (roleFirst) delta.role = "assistant";
         if (text !== undefined) delta.content = text;
         return { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] };
       }
-      return { ...base, choices: [{ index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason }] };
+      return {
+        ...base,
+        choices: [{ index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason }],
+      };
     };
     let pending: IteratorResult<string, GenerationResult> | undefined = first;
     let status = 200;
+    let recorded = false;
+    const end = (s: number) => {
+      if (!recorded) done(s);
+      recorded = true;
+    };
     const body = new ReadableStream<Uint8Array>({
       start(c) {
         if (job.kind === "chat") c.enqueue(sse(chunk("", null, true)));
@@ -506,7 +555,7 @@ export function createHandler(options: HandlerOptions): ServeHandler {
           c.enqueue(sse({ ...last, usage: _usage(step.value), spectr: _extension(job, step.value) }));
           c.enqueue(sse("[DONE]"));
           c.close();
-          done(status);
+          end(status);
         } catch (error) {
           finish();
           const httpError = _generationError(error, signal, job);
@@ -517,20 +566,26 @@ export function createHandler(options: HandlerOptions): ServeHandler {
           } else {
             c.error(error);
           }
-          done(status === 200 ? 499 : status);
+          end(status === 200 ? 499 : status);
         }
       },
       cancel() {
         // The client went away: stop the generation now and give the slot back.
-        if (!controller.signal.aborted) controller.abort(new DOMException("The client disconnected", "AbortError"));
+        if (!controller.signal.aborted) {
+          controller.abort(new DOMException("The client disconnected", "AbortError"));
+        }
         status = 499;
         finish();
         iterator.return(undefined as never).catch(() => {});
-        done(499);
+        end(499);
       },
     });
     return new Response(body, {
-      headers: { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" },
+      headers: {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+      },
     });
   }
 
@@ -550,7 +605,9 @@ export function createHandler(options: HandlerOptions): ServeHandler {
 
 function _positive(name: string, value: number, integer: boolean): void {
   if (typeof value !== "number" || !(value > 0) || (integer && !Number.isInteger(value))) {
-    throw new RangeError(`Cannot create a handler: ${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`);
+    throw new RangeError(
+      `Cannot create a handler: ${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`,
+    );
   }
 }
 
@@ -628,7 +685,11 @@ async function _readJson(request: Request, maxBytes: number): Promise<Record<str
   try {
     body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
-    throw _param(null, `The body is not valid JSON: ${(error as Error).message}`.slice(0, 200), "invalid_json");
+    throw _param(
+      null,
+      `The body is not valid JSON: ${(error as Error).message}`.slice(0, 200),
+      "invalid_json",
+    );
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw _param(null, "The body must be a JSON object", "invalid_json");
@@ -640,12 +701,24 @@ function _param(param: string | null, message: string, code: string | null = nul
   return new _HttpError(400, message, "invalid_request_error", param, code);
 }
 
-function _number(value: unknown, name: string, fallback: number, min: number, max: number, integer: boolean): number {
+function _number(
+  value: unknown,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  integer: boolean,
+): number {
   if (value === undefined || value === null) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    throw _param(name, `'${name}' must be ${integer ? "an integer" : "a number"}, got ${JSON.stringify(value)?.slice(0, 50)}`);
+    throw _param(
+      name,
+      `'${name}' must be ${integer ? "an integer" : "a number"}, got ${JSON.stringify(value)?.slice(0, 50)}`,
+    );
   }
-  if (value < min || value > max) throw _param(name, `'${name}' must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max) {
+    throw _param(name, `'${name}' must be between ${min} and ${max}, got ${value}`);
+  }
   return value;
 }
 
@@ -655,7 +728,9 @@ function _prompt(value: unknown): string | number[] {
   if (Array.isArray(value)) {
     if (value.length === 1 && typeof value[0] === "string") return value[0];
     if (value.length > 0 && ids(value)) return value as number[];
-    if (value.length === 1 && Array.isArray(value[0]) && value[0].length > 0 && ids(value[0])) return value[0];
+    if (value.length === 1 && Array.isArray(value[0]) && value[0].length > 0 && ids(value[0])) {
+      return value[0];
+    }
     if (value.length > 1 && value.every((v) => typeof v === "string" || Array.isArray(v))) {
       throw _param("prompt", `'prompt' may hold one prompt, got ${value.length}`);
     }
@@ -671,14 +746,20 @@ function _stop(value: unknown): string[] {
   }
   if (list.length > 4) throw _param("stop", `'stop' may hold at most 4 strings, got ${list.length}`);
   for (const s of list) {
-    if (s.length === 0 || s.length > 256) throw _param("stop", `each 'stop' string must have 1 to 256 characters`);
+    if (s.length === 0 || s.length > 256) {
+      throw _param("stop", `each 'stop' string must have 1 to 256 characters`);
+    }
   }
   return list;
 }
 
 function _usage(result: GenerationResult) {
   const prompt = result.stats.promptTokens;
-  return { prompt_tokens: prompt, completion_tokens: result.tokens.length, total_tokens: prompt + result.tokens.length };
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: result.tokens.length,
+    total_tokens: prompt + result.tokens.length,
+  };
 }
 
 function _extension(job: _Job, result: GenerationResult) {
@@ -700,7 +781,13 @@ function _generationError(error: unknown, signal: AbortSignal, job: _Job): _Http
   if (signal.aborted) {
     const reason = signal.reason as { name?: string } | undefined;
     if (reason?.name === "TimeoutError") {
-      return new _HttpError(504, "The request passed its deadline and was aborted", "timeout", null, "timeout");
+      return new _HttpError(
+        504,
+        "The request passed its deadline and was aborted",
+        "timeout",
+        null,
+        "timeout",
+      );
     }
     return new _HttpError(499, "The request was aborted", "invalid_request_error", null, "aborted");
   }
@@ -722,5 +809,8 @@ function _errorResponse(error: unknown): Response {
     error = new _HttpError(500, "Internal server error", "server_error", null, null);
   }
   const e = error as _HttpError;
-  return new Response(JSON.stringify(_errorBody(e)), { status: e.status, headers: { ...JSON_HEADERS, ...e.headers } });
+  return new Response(JSON.stringify(_errorBody(e)), {
+    status: e.status,
+    headers: { ...JSON_HEADERS, ...e.headers },
+  });
 }

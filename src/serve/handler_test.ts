@@ -35,10 +35,14 @@ Deno.test("the openai client gets completions whose streamed chunks join to the 
     assert.equal(ext.k, 3);
     assert.equal(ext.draft_length, 3);
     assert.ok((ext.block_efficiency as number) > 1, "speculative blocks yield more than one token per call");
-    assert.ok(Array.isArray(ext.acceptance_per_depth) && (ext.acceptance_per_depth as unknown[]).length === 3);
+    assert.ok(
+      Array.isArray(ext.acceptance_per_depth) && (ext.acceptance_per_depth as unknown[]).length === 3,
+    );
     assert.ok((ext.target_calls as number) < 40 && (ext.tokens_per_second as number) > 0);
 
-    const stream = await openai.completions.create({ ...request, stream: true } as OpenAI.CompletionCreateParamsStreaming);
+    const stream = await openai.completions.create(
+      { ...request, stream: true } as OpenAI.CompletionCreateParamsStreaming,
+    );
     const texts: string[] = [];
     let finish: string | null = null;
     let usage: unknown;
@@ -75,7 +79,15 @@ Deno.test("chat completions render the tokenizer's chat template, streaming and 
     assert.equal(chat.usage?.prompt_tokens, 4);
     let streamed = "";
     let role: string | undefined;
-    for await (const chunk of await openai.chat.completions.create({ messages, max_tokens: 12, seed: 3, stream: true, model: "spectr" })) {
+    for await (
+      const chunk of await openai.chat.completions.create({
+        messages,
+        max_tokens: 12,
+        seed: 3,
+        stream: true,
+        model: "spectr",
+      })
+    ) {
       streamed += chunk.choices[0]?.delta?.content ?? "";
       role ??= chunk.choices[0]?.delta?.role;
     }
@@ -111,11 +123,16 @@ Deno.test("the bundled models answer a completion end to end through the openai 
       seed: 1,
       temperature: 0,
     });
-    const direct = await generator.generate("Once upon a time", { maxNewTokens: 24, seed: 1, temperature: 0 });
+    const direct = await generator.generate("Once upon a time", {
+      maxNewTokens: 24,
+      seed: 1,
+      temperature: 0,
+    });
     assert.equal(out.choices[0].text, direct.text);
     assert.ok(out.choices[0].text.length > 10);
     assert.equal(out.usage?.completion_tokens, direct.tokens.length);
-    const metrics = await (await fetch(`${server.origin}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
+    const metrics =
+      await (await fetch(`${server.origin}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
     assert.match(metrics, /spectr_requests_total\{route="\/v1\/completions",status="200"\} 1/);
     assert.match(metrics, /spectr_block_efficiency_count 1/);
   } finally {

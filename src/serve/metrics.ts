@@ -28,7 +28,11 @@ class _Histogram {
   render(name: string, help: string): string {
     const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
     this.bounds.forEach((b, i) => lines.push(`${name}_bucket{le="${b}"} ${this.counts[i]}`));
-    lines.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`);
+    lines.push(
+      `${name}_bucket{le="+Inf"} ${this.count}`,
+      `${name}_sum ${this.sum}`,
+      `${name}_count ${this.count}`,
+    );
     return lines.join("\n");
   }
 }
@@ -113,7 +117,10 @@ export class ServeMetrics {
         "spectr_acceptance_rate",
         "Accepted draft tokens over verified draft tokens, per speculative generation.",
       ),
-      this.#efficiency.render("spectr_block_efficiency", "Tokens per target call, per speculative generation."),
+      this.#efficiency.render(
+        "spectr_block_efficiency",
+        "Tokens per target call, per speculative generation.",
+      ),
       this.#latency.render("spectr_request_duration_seconds", "Request latency, receipt to end of body."),
     ].join("\n") + "\n";
   }
