@@ -87,7 +87,14 @@ Deno.test({
       }
 
       const results: string[] = [];
-      for (const [label, verifier, k, seed] of [["spectr k=4 L=2", "kseq", 4, 1], ["sd L=2", "sd", 1, 2]] as const) {
+      for (
+        const [label, verifier, k, seed] of [["spectr k=4 L=2", "kseq", 4, 1], [
+          "sd L=2",
+          "sd",
+          1,
+          2,
+        ]] as const
+      ) {
         const counts = await sampleCounts(verifier, k, seed);
         const fit = gTest(counts, [...expected, 0]);
         results.push(`${label}: G=${fit.statistic.toFixed(1)} df=${fit.df} p=${fit.pValue.toExponential(2)}`);
@@ -95,7 +102,9 @@ Deno.test({
       }
       const wrong = gTest(await sampleCounts(kseqRhoOne, 4, 3), [...expected, 0]);
       results.push(`power (K-SEQ with rho = 1, k = 4): p=${wrong.pValue.toExponential(2)}`);
-      console.log(`${backend}, ${keys.length} cells, N = ${N}, threshold ${THRESHOLD}:\n  ${results.join("\n  ")}`);
+      console.log(
+        `${backend}, ${keys.length} cells, N = ${N}, threshold ${THRESHOLD}:\n  ${results.join("\n  ")}`,
+      );
       assert.ok(wrong.pValue < THRESHOLD, `the wrong verifier was not rejected: p = ${wrong.pValue}`);
     } finally {
       target.dispose();

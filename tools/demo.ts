@@ -52,7 +52,14 @@ const encoder = new TextEncoder();
 
 console.log(`spectr demo — bundled TinyStories pair on ${backend}, kernel ${generator.kernel.name}\n`);
 Deno.stdout.writeSync(encoder.encode(prompt));
-const story = generator.stream(prompt, { method: "spectr", k: 4, draftLength: 4, maxNewTokens, temperature, seed });
+const story = generator.stream(prompt, {
+  method: "spectr",
+  k: 4,
+  draftLength: 4,
+  maxNewTokens,
+  temperature,
+  seed,
+});
 let step = await story.next();
 while (!step.done) {
   Deno.stdout.writeSync(encoder.encode(step.value));
@@ -76,7 +83,14 @@ interface Row {
 async function measure(label: string, method: GenerationMethod, k: number, L: number): Promise<Row> {
   let tokens = 0, ms = 0, targetCalls = 0;
   for (let r = 0; r < runs; r++) {
-    const options: GenerationOptions = { method, k, draftLength: L, maxNewTokens, temperature, seed: seed + r };
+    const options: GenerationOptions = {
+      method,
+      k,
+      draftLength: L,
+      maxNewTokens,
+      temperature,
+      seed: seed + r,
+    };
     const { stats } = await generator.generate(prompt, options);
     tokens += stats.tokens;
     ms += stats.totalMs;
@@ -88,21 +102,28 @@ async function measure(label: string, method: GenerationMethod, k: number, L: nu
 await measure("warm-up", "spectr", 2, 2); // first-call costs (session warm-up) out of the table
 const rows: Row[] = [await measure("autoregressive", "autoregressive", 1, 1)];
 for (const L of [2, 3, 4, 6]) rows.push(await measure(`sd L=${L}`, "sd", 1, L));
-for (const [k, L] of [[2, 4], [4, 4], [8, 4], [4, 6]]) rows.push(await measure(`spectr k=${k} L=${L}`, "spectr", k, L));
+for (const [k, L] of [[2, 4], [4, 4], [8, 4], [4, 6]]) {
+  rows.push(await measure(`spectr k=${k} L=${L}`, "spectr", k, L));
+}
 
 const ar = rows[0].tokensPerSecond;
-const bestSd = rows.filter((r) => r.method === "sd").reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+const bestSd = rows.filter((r) => r.method === "sd").reduce((
+  a,
+  b,
+) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
 console.log(
-  `${runs} runs × ${maxNewTokens} tokens per row, T = ${temperature}, prompt ${JSON.stringify(prompt)}, seeds ${seed}..${
-    seed + runs - 1
-  }`,
+  `${runs} runs × ${maxNewTokens} tokens per row, T = ${temperature}, prompt ${
+    JSON.stringify(prompt)
+  }, seeds ${seed}..${seed + runs - 1}`,
 );
 console.log("method              tokens/s   block eff.   vs autoregressive   vs best sd");
 for (const r of rows) {
   console.log(
-    `${r.label.padEnd(18)} ${r.tokensPerSecond.toFixed(1).padStart(9)}   ${r.efficiency.toFixed(2).padStart(9)}   ${
-      (r.tokensPerSecond / ar).toFixed(2).padStart(15)
-    }x   ${(r.tokensPerSecond / bestSd.tokensPerSecond).toFixed(2).padStart(9)}x`,
+    `${r.label.padEnd(18)} ${r.tokensPerSecond.toFixed(1).padStart(9)}   ${
+      r.efficiency.toFixed(2).padStart(9)
+    }   ${(r.tokensPerSecond / ar).toFixed(2).padStart(15)}x   ${
+      (r.tokensPerSecond / bestSd.tokensPerSecond).toFixed(2).padStart(9)
+    }x`,
   );
 }
 console.log(`best sd: ${bestSd.label}`);

@@ -71,7 +71,9 @@ for (const { method, k, L } of runs) {
     : accepted.map((a, t) => (reached[t] ? (a / reached[t]).toFixed(2) : "-")).join(" ");
   console.log(
     `${method.padEnd(15)} ${String(k).padStart(1)}  ${L}  ${efficiency.toFixed(3).padStart(8)} ` +
-      `(${(efficiency / baseline).toFixed(2)}x)  ${(draftCalls / tokens).toFixed(3).padStart(10)}         ${perDepth}`,
+      `(${(efficiency / baseline).toFixed(2)}x)  ${
+        (draftCalls / tokens).toFixed(3).padStart(10)
+      }         ${perDepth}`,
   );
 }
 console.log(

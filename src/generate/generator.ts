@@ -273,7 +273,10 @@ export class SpeculativeGenerator {
    * @throws {RangeError} invalid options, an empty prompt, a prompt longer than the context limit.
    * @throws The signal's reason when aborted.
    */
-  async generate(prompt: string | readonly number[], options: GenerationOptions = {}): Promise<GenerationResult> {
+  async generate(
+    prompt: string | readonly number[],
+    options: GenerationOptions = {},
+  ): Promise<GenerationResult> {
     const stream = this.stream(prompt, options);
     for (;;) {
       const step = await stream.next();
@@ -315,7 +318,10 @@ export class SpeculativeGenerator {
     }
   }
 
-  async *#run(prompt: string | readonly number[], options: GenerationOptions): AsyncGenerator<string, GenerationResult> {
+  async *#run(
+    prompt: string | readonly number[],
+    options: GenerationOptions,
+  ): AsyncGenerator<string, GenerationResult> {
     const {
       maxNewTokens = 128,
       temperature = 1,
@@ -334,7 +340,9 @@ export class SpeculativeGenerator {
       );
     }
     if (method !== "autoregressive" && !this.draft) {
-      throw new RangeError(`Cannot generate: method "${method}" needs a draft model, and this generator has none`);
+      throw new RangeError(
+        `Cannot generate: method "${method}" needs a draft model, and this generator has none`,
+      );
     }
     const started = performance.now();
     const promptIds = this.#encode(prompt);
@@ -424,7 +432,11 @@ export class SpeculativeGenerator {
   /** The shortest prefix of `tokens` whose text contains the stop string that fired. */
   #trimToStop(tokens: number[], stops: StopMatcher): number[] {
     for (let n = 1; n <= tokens.length; n++) {
-      if (stops.matches(this.tokenizer.decode(tokens.slice(0, n), { skipSpecialTokens: true, stripPrefixSpace: false }))) {
+      if (
+        stops.matches(
+          this.tokenizer.decode(tokens.slice(0, n), { skipSpecialTokens: true, stripPrefixSpace: false }),
+        )
+      ) {
         return tokens.slice(0, n);
       }
     }
@@ -438,7 +450,9 @@ function toDecodeMethod(method: GenerationMethod): DecodeMethod {
 
 async function loadTokenizer(folder: ModelLoader): Promise<{ tokenizer: Tokenizer; addBosToken: boolean }> {
   const json = await folder.readJson("tokenizer.json");
-  const config = await folder.has("tokenizer_config.json") ? await folder.readJson("tokenizer_config.json") : {};
+  const config = await folder.has("tokenizer_config.json")
+    ? await folder.readJson("tokenizer_config.json")
+    : {};
   const addBosToken = (config as { add_bos_token?: unknown }).add_bos_token === true;
   return { tokenizer: Tokenizer.fromJSON(json as object, config as object), addBosToken };
 }

@@ -25,9 +25,19 @@ function makeGenerator(maxLength = 1024): SpeculativeGenerator {
 
 Deno.test("greedy spectr, sd and specinfer produce the target's greedy text", async () => {
   const generator = makeGenerator();
-  const greedy = await generator.generate("a", { method: "autoregressive", temperature: 0, maxNewTokens: 40 });
+  const greedy = await generator.generate("a", {
+    method: "autoregressive",
+    temperature: 0,
+    maxNewTokens: 40,
+  });
   for (const method of ["spectr", "sd", "specinfer", "specinfer-wor"] as const) {
-    const out = await generator.generate("a", { method, temperature: 0, maxNewTokens: 40, k: 3, draftLength: 3 });
+    const out = await generator.generate("a", {
+      method,
+      temperature: 0,
+      maxNewTokens: 40,
+      k: 3,
+      draftLength: 3,
+    });
     assert.equal(out.text, greedy.text, method);
     assert.ok(out.stats.targetCalls <= greedy.stats.targetCalls, `${method} needs no more target calls`);
   }
@@ -80,7 +90,10 @@ Deno.test("token ids are accepted as the prompt", async () => {
 Deno.test("concurrent generations queue and give the same results as sequential ones", async () => {
   const generator = makeGenerator();
   const options = (seed: number) => ({ maxNewTokens: 30, seed, k: 3, draftLength: 2 });
-  const [x, y] = await Promise.all([generator.generate("a", options(1)), generator.generate("b", options(2))]);
+  const [x, y] = await Promise.all([
+    generator.generate("a", options(1)),
+    generator.generate("b", options(2)),
+  ]);
   assert.equal((await generator.generate("a", options(1))).text, x.text);
   assert.equal((await generator.generate("b", options(2))).text, y.text);
 });

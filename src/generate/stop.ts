@@ -41,10 +41,16 @@ export class StopMatcher {
    */
   constructor(stop: string | readonly string[]) {
     const stops = typeof stop === "string" ? [stop] : Array.isArray(stop) ? [...stop] : undefined;
-    if (!stops) throw new TypeError(`Cannot use stop: expected a string or an array of strings, got ${typeof stop}`);
-    if (stops.length > 16) throw new RangeError(`Cannot use stop: at most 16 stop strings, got ${stops.length}`);
+    if (!stops) {
+      throw new TypeError(`Cannot use stop: expected a string or an array of strings, got ${typeof stop}`);
+    }
+    if (stops.length > 16) {
+      throw new RangeError(`Cannot use stop: at most 16 stop strings, got ${stops.length}`);
+    }
     for (const s of stops) {
-      if (typeof s !== "string") throw new TypeError(`Cannot use stop: every entry must be a string, got ${typeof s}`);
+      if (typeof s !== "string") {
+        throw new TypeError(`Cannot use stop: every entry must be a string, got ${typeof s}`);
+      }
       if (s.length === 0) throw new RangeError("Cannot use stop: a stop string is empty");
     }
     this.#stops = stops;

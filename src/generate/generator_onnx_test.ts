@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { SpeculativeGenerator } from "./generator.ts";
+import { ModelNotFoundError } from "../model/errors.ts";
+import { haveModel, modelPath } from "../model/_testing.ts";
+
+const ready = haveModel("target") && haveModel("draft");
+
+async function folderFiles(path: string): Promise<Record<string, Uint8Array>> {
+  const files: Record<string, Uint8Array> = {};
+  for (
+    const name of [
+      "config.json",
+      "generation_config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "onnx/model.onnx",
+    ]
+  ) {
+    files[name] = await Deno.readFile(`${path}/${name}`);
+  }
+  return files;
+}
+
+Deno.test({
+  name:
+    "fromPretrained loads the bundled pair from in-memory files and rejects a draft with another vocabulary",
+  ignore: !ready,
+  async fn() {
+    const target = await folderFiles(modelPath("target"));
+    const draft = await folderFiles(modelPath("draft"));
+    const generator = await SpeculativeGenerator.fromPretrained({ target, draft, backend: "wasm" });
+    const greedy = await generator.generate("Once upon a time", {
+      method: "autoregressive",
+      temperature: 0,
+      maxNewTokens: 8,
+    });
+    const spectr = await generator.generate("Once upon a time", {
+      temperature: 0,
+      maxNewTokens: 8,
+      k: 3,
+      draftLength: 3,
+    });
+    assert.deepEqual(spectr.tokens, greedy.tokens);
+    assert.equal(spectr.stats.promptTokens, greedy.stats.promptTokens);
+
+    const gpt2 = await Deno.readFile(new URL("../../../shared/data/gpt2.tokenizer.json", import.meta.url));
+    await assert.rejects(
+      () =>
+        SpeculativeGenerator.fromPretrained({
+          target,
+          draft: { ...draft, "tokenizer.json": gpt2 },
+          backend: "wasm",
+        }),
+      { name: "RangeError", message: /8192.*50257|50257.*8192/ },
+    );
+    await assert.rejects(
+      () =>
+        SpeculativeGenerator.fromPretrained({ target: modelPath("target") + "-missing", backend: "wasm" }),
+      ModelNotFoundError,
+    );
+    // Still usable after the failed loads.
+    const again = await generator.generate("Once upon a time", {
+      temperature: 0,
+      maxNewTokens: 8,
+      k: 2,
+      draftLength: 2,
+    });
+    assert.deepEqual(again.tokens, greedy.tokens);
+    await generator.dispose();
+  },
+});
