@@ -74,7 +74,7 @@ Deno.test({
       const keys = [...cells.keys()];
       const expected = keys.map((key) => cells.get(key)!);
 
-      async function sampleCounts(verifier: Verifier | "kseq" | "sd", k: number, seed: number) {
+      const sampleCounts = async (verifier: Verifier | "kseq" | "sd", k: number, seed: number) => {
         const decoder = new BlockDecoder({ target, draft, kernel, verifier, k, draftLength: 2, warp: WARP });
         const random = new Random(seed);
         const counts = new Float64Array(keys.length + 1); // last cell: outside the support (impossible)
@@ -84,7 +84,7 @@ Deno.test({
           counts[at < 0 ? keys.length : at]++;
         }
         return counts;
-      }
+      };
 
       const results: string[] = [];
       for (
