@@ -73,8 +73,7 @@ const blockEfficiencies: number[] = [];
 if (!ignore) {
   // Imported only with the permissions granted: the import itself reads env/sys.
   const { AutoModelForCausalLM, AutoTokenizer, env, Tensor } = await import(
-    // deno-lint-ignore no-import-prefix
-    "npm:@huggingface/transformers@4.3.1"
+    "@huggingface/transformers"
   );
   env.allowRemoteModels = false;
   env.allowLocalModels = true;

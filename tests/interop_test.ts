@@ -52,8 +52,7 @@ Deno.test({
     // Imported here, not at the top: the import itself reads env/sys, which may not be granted.
     // Exact version: transformers.js 4.3.1 depends on onnxruntime-node 1.30.0, the version spectr pins.
     const { AutoModelForCausalLM, AutoTokenizer, env, Tensor } = await import(
-      // deno-lint-ignore no-import-prefix
-      "npm:@huggingface/transformers@4.3.1"
+      "@huggingface/transformers"
     );
     env.allowRemoteModels = false;
     env.allowLocalModels = true;

@@ -14,8 +14,7 @@
  * @module
  */
 
-// deno-lint-ignore no-import-prefix
-import { Template } from "npm:@huggingface/jinja@0.5.11";
+import { Template } from "@huggingface/jinja";
 import { type GenerationMethod, generationMethods, type GenerationResult } from "../generate/generator.ts";
 import type { SpeculativeGenerator } from "../generate/generator.ts";
 import { ServeMetrics } from "./metrics.ts";

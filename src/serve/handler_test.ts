@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-// deno-lint-ignore no-import-prefix
-import OpenAI from "npm:openai@4.104.0";
+import OpenAI from "openai";
 import { createHandler } from "./handler.ts";
 import { serveLoopback, spyGenerator, TOY_CHAT_TEMPLATE, toyGenerator } from "./_toy_test_utils.ts";
 import { SpeculativeGenerator } from "../generate/generator.ts";
