@@ -67,6 +67,19 @@ export interface BackendOptions {
    * @default {undefined}
    */
   file?: string;
+  /**
+   * wasm only: where onnxruntime-web finds its own runtime files (`env.wasm.wasmPaths`: a folder
+   * URL, or the `.mjs` / `.wasm` URLs), for bundles and edge runtimes. Process-wide: the first
+   * wasm session fixes it.
+   * @default {onnxruntime-web's own lookup next to its module}
+   */
+  wasmPaths?: string | URL | { mjs?: string | URL; wasm?: string | URL };
+  /**
+   * wasm only: the bytes of onnxruntime-web's `.wasm` runtime (`env.wasm.wasmBinary`), for runtimes
+   * that cannot fetch it. Process-wide, like `wasmPaths`.
+   * @default {undefined}
+   */
+  wasmBinary?: ArrayBuffer | Uint8Array;
 }
 
 /** Name, element type and shape (numbers for static dims, names for symbolic) of a graph input or output. */
@@ -349,6 +362,14 @@ export async function createOnnxSession(
   if (backend === "wasm") {
     const threads = numThreads ?? (hasWorker() ? undefined : 1);
     if (threads !== undefined) ort.env.wasm.numThreads = threads;
+    const { wasmPaths, wasmBinary } = options;
+    if (wasmPaths !== undefined) {
+      const href = (x: string | URL | undefined) => (x instanceof URL ? x.href : x);
+      ort.env.wasm.wasmPaths = typeof wasmPaths === "string" || wasmPaths instanceof URL
+        ? href(wasmPaths)
+        : { mjs: href(wasmPaths.mjs), wasm: href(wasmPaths.wasm) };
+    }
+    if (wasmBinary !== undefined) ort.env.wasm.wasmBinary = wasmBinary;
   } else if (backend === "cpu" && numThreads !== undefined) {
     sessionOptions.intraOpNumThreads = numThreads;
     sessionOptions.interOpNumThreads = 1;
@@ -358,6 +379,13 @@ export async function createOnnxSession(
     session = await ort.InferenceSession.create(bytes, sessionOptions);
   } catch (cause) {
     const message = String((cause as Error)?.message ?? cause);
+    if (/no available backend found/i.test(message)) {
+      throw new BackendUnavailableError(
+        `Cannot create a session: onnxruntime's ${backend} runtime could not be started (its .wasm / .mjs files ` +
+          `missing or unreachable? see wasmPaths / wasmBinary), got ${message}`,
+        { cause },
+      );
+    }
     throw new InvalidModelError(
       `Cannot load ${file}: onnxruntime (${backend}) rejected the file (${bytes.length} bytes at ${folder.location}), got ${message}`,
       { cause },

@@ -90,3 +90,29 @@ Deno.test({
     await assert.rejects(() => session.run({}), /released/);
   },
 });
+
+Deno.test({
+  name: "a wasm runtime that cannot be found is a BackendUnavailableError, not a model error",
+  ignore: Deno.permissions.querySync({ name: "run", command: Deno.execPath() }).state !== "granted",
+  async fn() {
+    // wasmPaths is process-wide and fixed by the first wasm session: run it in a fresh process.
+    const backend = new URL("./backend.ts", import.meta.url).href;
+    const config = new URL("../../deno.json", import.meta.url).pathname;
+    const model = new URL("../../models/draft/", import.meta.url).href;
+    const script = `
+      import { createOnnxSession } from "${backend}";
+      import { openModelFolder } from "${new URL("./loader.ts", import.meta.url).href}";
+      try {
+        await createOnnxSession(await openModelFolder(new URL("${model}")), {
+          backend: "wasm", numThreads: 1, wasmPaths: "file:///nonexistent-spectr-dir/",
+        });
+        console.log("created");
+      } catch (e) { console.log(e.name); }`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", config, script],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), "BackendUnavailableError");
+  },
+});
