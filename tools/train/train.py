@@ -23,6 +23,7 @@ ap.add_argument('--eval-every', type=int, default=200)
 ap.add_argument('--bench', type=int, default=0, help='only time this many steps and exit')
 ap.add_argument('--out', default=None)
 ap.add_argument('--max-minutes', type=float, default=0, help='safety stop: save and exit early')
+ap.add_argument('--init', default=None, help='start from the weights of this checkpoint (a second training stage)')
 args = ap.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -32,6 +33,8 @@ train = torch.from_numpy(np.load(os.path.join(here, 'data', 'train.npy')).astype
 val = torch.from_numpy(np.load(os.path.join(here, 'data', 'val.npy')).astype(np.int64))
 cfg = target_config() if args.kind == 'target' else draft_config()
 model = build(args.kind, cfg)
+if args.init:
+    model.load_state_dict(torch.load(args.init)['state_dict'])
 n_params = sum(p.numel() for p in model.parameters())
 print(f'{args.kind}: {n_params:,} params; train tokens {len(train):,}, val tokens {len(val):,}', flush=True)
 
