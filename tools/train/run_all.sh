@@ -11,6 +11,9 @@ nice -n 19 /usr/bin/python3 train.py draft  --steps 750 --batch 8 --lr 5e-3 --wa
   --seed 1234 --max-minutes 9 > logs/draft.log 2>&1
 nice -n 19 /usr/bin/python3 train.py target --steps 440 --batch 8 --lr 2e-3 --warmup 30 --eval-every 220 \
   --seed 1234 --max-minutes 40 > logs/target.log 2>&1
+cp ckpt/target.pt ckpt/target_stage1.pt                   # second stage: 600 more steps from stage 1
+nice -n 10 /usr/bin/python3 train.py target --init ckpt/target_stage1.pt --steps 600 --batch 8 --lr 1e-3 \
+  --warmup 20 --eval-every 300 --seed 4321 --max-minutes 24 --out ckpt/target.pt > logs/target_stage2.log 2>&1
 nice -n 19 /usr/bin/python3 export.py target
 nice -n 19 /usr/bin/python3 export.py draft
 nice -n 19 /usr/bin/python3 sample.py target --prompt "Once upon a time" --seed 1234 --n 3
