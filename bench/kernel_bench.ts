@@ -19,20 +19,15 @@ import { Random } from "../src/random.ts";
 
 const kernel = await loadKernel({ fallback: false }) as WasmKernel;
 
-function normal(rng: Random): number {
-  const u = 1 - rng.next();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
-}
-
 for (const vocab of [8192, 50257, 151936]) {
   const rng = new Random(vocab);
   const target = new Float32Array(vocab);
-  for (let i = 0; i < vocab; i++) target[i] = -1.1 * Math.log(i + 1) * 3 + normal(rng);
+  for (let i = 0; i < vocab; i++) target[i] = -1.1 * Math.log(i + 1) * 3 + rng.normal();
   for (let i = vocab - 1; i > 0; i--) {
     const j = Math.floor(rng.next() * (i + 1));
     [target[i], target[j]] = [target[j], target[i]];
   }
-  const draft = target.map((x) => x + 0.5 * normal(rng));
+  const draft = target.map((x) => x + 0.5 * rng.normal());
   const q = warpReference(draft);
   for (const k of [1, 4, 8]) {
     const candidates = Array.from(sampleReference(q, Array.from({ length: k }, () => rng.next())));

@@ -62,6 +62,12 @@ export class Random {
     return (hi * 67108864 + lo) / 9007199254740992;
   }
 
+  /** Next standard normal draw (Box–Muller over two uniforms; the first mapped to (0, 1]). */
+  normal(): number {
+    const u = 1 - this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+
   /** Fills `out` with uniforms in [0, 1) and returns it. */
   fill<T extends Float64Array | number[]>(out: T): T {
     for (let i = 0; i < out.length; i++) out[i] = this.next();

@@ -40,10 +40,7 @@ export function normalise(weights: ArrayLike<number>): Float64Array {
 export function normals(seed: number, n: number, scale = 1): Float32Array {
   const rand = new Random(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = 1 - rand.next(); // (0, 1]
-    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand.next());
-  }
+  for (let i = 0; i < n; i++) out[i] = scale * rand.normal();
   return out;
 }
 

@@ -226,7 +226,7 @@ export function randomMarkovTable(
   const random = new Random(seed);
   const rows = vocabSize ** order;
   const table = new Float32Array(rows * vocabSize);
-  for (let i = 0; i < table.length; i++) table[i] = scale * gaussian(random);
+  for (let i = 0; i < table.length; i++) table[i] = scale * random.normal();
   maskRows(table, vocabSize, maskProbability, random);
   return table;
 }
@@ -262,7 +262,7 @@ export function nearMarkovTable(
   const out = new Float32Array(target.length);
   for (let i = 0; i < out.length; i++) {
     const base = target[i] === -Infinity ? (unmask ? 0 : -Infinity) : target[i];
-    out[i] = base + noise * gaussian(random);
+    out[i] = base + noise * random.normal();
   }
   maskRows(out, vocabSize, maskProbability, random);
   return out;
@@ -278,10 +278,4 @@ function maskRows(table: Float32Array, vocabSize: number, probability: number, r
     for (let x = 0; x < vocabSize; x++) finite ||= table[base + x] !== -Infinity;
     if (!finite) table[base + Math.floor(random.next() * vocabSize)] = 0;
   }
-}
-
-/** A standard normal draw (Box–Muller). */
-function gaussian(random: Random): number {
-  const u = 1 - random.next();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random.next());
 }

@@ -40,11 +40,6 @@ assert.ok(kernel instanceof WasmKernel);
 const SMALL = Array.from({ length: 17 }, (_, i) => i + 1);
 const LARGE = [50257, 151936];
 
-function normal(rng: Random): number {
-  const u = 1 - rng.next();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
-}
-
 function int(rng: Random, n: number): number {
   return Math.floor(rng.next() * n);
 }
@@ -53,7 +48,7 @@ function int(rng: Random, n: number): number {
 function logits(rng: Random, n: number, scale: number, masked = 0, ties = false): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    out[i] = ties ? int(rng, 4) : scale * normal(rng);
+    out[i] = ties ? int(rng, 4) : scale * rng.normal();
     if (rng.next() < masked) out[i] = -Infinity;
   }
   if (out.every((x) => x === -Infinity)) out[int(rng, n)] = 0;
@@ -63,7 +58,7 @@ function logits(rng: Random, n: number, scale: number, masked = 0, ties = false)
 /** LM-like logits: Zipf-ish in a random order plus noise. */
 function zipfLogits(rng: Random, n: number): Float32Array {
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = -1.1 * Math.log(i + 1) * 3 + normal(rng);
+  for (let i = 0; i < n; i++) out[i] = -1.1 * Math.log(i + 1) * 3 + rng.normal();
   for (let i = n - 1; i > 0; i--) {
     const j = int(rng, i + 1);
     [out[i], out[j]] = [out[j], out[i]];
@@ -84,7 +79,7 @@ function pair(
     ? zipfLogits(rng, n)
     : logits(rng, n, 1 + 3 * rng.next(), kind === "random" ? 0 : 0.1);
   const lq = new Float32Array(n);
-  for (let i = 0; i < n; i++) lq[i] = lp[i] === -Infinity ? -Infinity : lp[i] + 0.5 * normal(rng);
+  for (let i = 0; i < n; i++) lq[i] = lp[i] === -Infinity ? -Infinity : lp[i] + 0.5 * rng.normal();
   if (kind === "identical") lq.set(lp);
   if (kind === "random") lq.set(logits(rng, n, 2));
   if (kind === "disjoint" && n > 1) {
