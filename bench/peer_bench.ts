@@ -242,7 +242,7 @@ function report(): void {
     `spectr / transformers.js = ${(tps(NAMES.spectr).median / peer.median).toFixed(2)}, ` +
       `spectr-autoregressive / transformers.js = ${(tps(NAMES.ar).median / peer.median).toFixed(2)}, ` +
       `spectr / spectr-autoregressive = ${(tps(NAMES.spectr).median / tps(NAMES.ar).median).toFixed(2)}`,
-    `spectr block efficiency (median) = ${be.toFixed(2)} tokens per target call`,
+    `spectr block efficiency (median) = ${be.toFixed(2)} tokens per block (one scoring call each)`,
     "",
     `per-call latency through OnnxCausalLM.append, past ${PAST}, median of ${LATENCY_ITERATIONS} calls (ms):`,
     "| model | batch | tokens | ms |",

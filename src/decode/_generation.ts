@@ -105,7 +105,11 @@ export class OutputBuffer {
   readonly #stopWhen: ((tokens: readonly number[]) => boolean) | undefined;
 
   /** Starts empty; `stopWhen` is asked after each push that kept a token. */
-  constructor(maxNewTokens: number, eos: ReadonlySet<number>, stopWhen?: (tokens: readonly number[]) => boolean) {
+  constructor(
+    maxNewTokens: number,
+    eos: ReadonlySet<number>,
+    stopWhen?: (tokens: readonly number[]) => boolean,
+  ) {
     this.#max = maxNewTokens;
     this.#eos = eos;
     this.#stopWhen = stopWhen;

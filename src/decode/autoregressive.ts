@@ -101,8 +101,7 @@ export class AutoregressiveDecoder implements Decoder {
         break;
       }
       let now = performance.now();
-      const logits = await target.append([pending], 1);
-      stats.targetCalls++;
+      const logits = await stats.count("targetCalls", target, () => target.append([pending], 1), 1);
       now = stats.time("targetMs", now);
       u[0] = run.random.next();
       const token = this.#kernel.sample(this.#kernel.warp(logits, this.#warp), u)[0];

@@ -190,11 +190,19 @@ export class BlockDecoder implements Decoder {
         break;
       }
       let now = performance.now();
-      const proposal = await proposer.propose(draftPending, draftLength, random);
-      stats.draftCalls += proposal.calls;
+      const proposal = await stats.count(
+        "draftCalls",
+        draft,
+        () => proposer.propose(draftPending, draftLength, random),
+        draftLength,
+      );
       now = stats.time("draftMs", now);
-      const scores = await scorer.score(targetPending, proposal.tokens, draftLength);
-      stats.targetCalls++;
+      const scores = await stats.count(
+        "targetCalls",
+        target,
+        () => scorer.score(targetPending, proposal.tokens, draftLength),
+        1,
+      );
       now = stats.time("targetMs", now);
       const block = walkBlock(kernel, this.verifier, proposal, scores, random);
       stats.recordBlock(block.reached, block.accepted);

@@ -32,6 +32,13 @@ export interface CausalModel {
   readonly rows: number;
   /** Tokens held per row (the KV-cache length). */
   readonly length: number;
+  /**
+   * Forwards run so far, when the model counts them (OnnxCausalLM and MarkovModel do). The decoders
+   * report the change of this counter as target/draft calls, so a call that runs more than one
+   * forward (an ONNX model's lazy fork runs the shared prompt once, then the rows) is counted
+   * truthfully; without it each `append` counts as one.
+   */
+  readonly calls?: number;
   /** Drops everything: one empty row. */
   reset(): void;
   /** Copies row 0 into `rows` rows (KV expand, no recompute). Requires exactly one row. */

@@ -13,11 +13,18 @@ export interface DecodeStats {
   tokens: number;
   /** Blocks run (autoregressive: steps). */
   blocks: number;
-  /** Target model forwards (`append` calls on the target). */
+  /**
+   * Target model forwards (the model's own forward counter where it has one, else `append` calls).
+   * The first block of a speculative generation on an ONNX model takes two: the shared prompt once,
+   * then the k rows.
+   */
   targetCalls: number;
-  /** Draft model forwards (`append` calls on the draft); 0 for autoregressive. */
+  /** Draft model forwards (counted like `targetCalls`); 0 for autoregressive. */
   draftCalls: number;
-  /** Tokens per target call: `tokens / targetCalls` (0 when no call was made). */
+  /**
+   * Tokens per block, `tokens / blocks`: tokens per verification (per scoring call of the target,
+   * leaving out the one-off prompt prefill); 1 for autoregressive; 0 when no block ran.
+   */
   blockEfficiency: number;
   /** `acceptedPerDepth[t]`: blocks whose draft token at depth t was accepted. */
   acceptedPerDepth: number[];
@@ -98,6 +105,27 @@ export class StatsRecorder {
   }
 
   /**
+   * Counts the forwards of `run` on `model` into `targetCalls` or `draftCalls`: the change of the
+   * model's `calls` counter where it has one, else `fallback`.
+   *
+   * @param stage Which counter.
+   * @param model The model (its optional `calls` counter).
+   * @param run The work.
+   * @param fallback Forwards to count when the model has no counter.
+   */
+  async count<T>(
+    stage: "targetCalls" | "draftCalls",
+    model: { readonly calls?: number },
+    run: () => Promise<T>,
+    fallback: number,
+  ): Promise<T> {
+    const before = model.calls;
+    const result = await run();
+    this[stage] += before === undefined || model.calls === undefined ? fallback : model.calls - before;
+    return result;
+  }
+
+  /**
    * The final record.
    *
    * @param tokens Tokens returned.
@@ -109,7 +137,7 @@ export class StatsRecorder {
       blocks: this.blocks,
       targetCalls: this.targetCalls,
       draftCalls: this.draftCalls,
-      blockEfficiency: this.targetCalls > 0 ? tokens / this.targetCalls : 0,
+      blockEfficiency: this.blocks > 0 ? tokens / this.blocks : 0,
       acceptedPerDepth: this.#accepted.slice(),
       reachedPerDepth: this.#reached.slice(),
       acceptancePerDepth: this.#accepted.map((a, t) => (this.#reached[t] > 0 ? a / this.#reached[t] : NaN)),

@@ -69,3 +69,33 @@ Deno.test({
     await generator.dispose();
   },
 });
+
+Deno.test({
+  name:
+    "fromPretrained: the draft runs on the target's resolved backend; a bad draftNumThreads is a RangeError",
+  ignore: !ready,
+  async fn() {
+    await assert.rejects(
+      () =>
+        SpeculativeGenerator.fromPretrained({
+          target: modelPath("target"),
+          draft: modelPath("draft"),
+          backend: "wasm",
+          draftNumThreads: 0,
+        }),
+      { name: "RangeError", message: /draftNumThreads must be an integer >= 1, got 0/ },
+    );
+    const generator = await SpeculativeGenerator.fromPretrained({
+      target: modelPath("target"),
+      draft: modelPath("draft"),
+      backend: "auto",
+    });
+    try {
+      const target = generator.target as unknown as { backend: string };
+      const draft = generator.draft as unknown as { backend: string };
+      assert.equal(draft.backend, target.backend);
+    } finally {
+      await generator.dispose();
+    }
+  },
+});

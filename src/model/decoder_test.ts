@@ -40,7 +40,13 @@ for (const [targetName, draftName] of [["target", "draft"], ["draft", "draft"]] 
           draftLength: 3,
           warp: { temperature: 0 },
         });
+        const targetBefore = target.calls, draftBefore = draft.calls;
         const { tokens, stats } = await decoder.generate(prompt, { maxNewTokens: NEW_TOKENS, seed: 7 });
+        // The stats count forwards, including the lazy fork's extra prompt forward in block 1.
+        assert.equal(stats.targetCalls, target.calls - targetBefore);
+        assert.equal(stats.draftCalls, draft.calls - draftBefore);
+        assert.equal(stats.targetCalls, stats.blocks + 1);
+        assert.equal(stats.blockEfficiency, tokens.length / stats.blocks);
         console.log(
           `${targetName} <- ${draftName}: ${stats.blocks} blocks, ${stats.targetCalls} target calls for ${tokens.length} tokens`,
         );
