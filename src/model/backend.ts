@@ -296,7 +296,8 @@ export class OnnxSession {
       if (session === undefined) {
         throw new Error(`Cannot run the model: the session of ${this.file} was released`);
       }
-      return session.run(feeds) as Promise<Record<string, OrtTensor>>;
+      const input = this.backend === "cpu" ? float16AsBits(this.ort, feeds) : feeds;
+      return session.run(input) as Promise<Record<string, OrtTensor>>;
     });
     this.#queue = result.catch(() => {});
     return result;
@@ -310,6 +311,28 @@ export class OnnxSession {
     this.#session = undefined;
     await session.release();
   }
+}
+
+/**
+ * onnxruntime-node only: float16 feeds re-wrapped so their data is a Uint16Array of the raw bits.
+ * onnxruntime-common stores float16 data as a Float16Array where the runtime has one (Deno does, and
+ * onnxruntime-node returns its float16 outputs that way), but the native binding reads a Float16Array
+ * as 0 bytes under Deno ("not enough space: expected N, got 0"), so a float16 KV cache could not be
+ * fed back. The bits are shared, not copied.
+ */
+function float16AsBits(ort: Ort, feeds: Record<string, OrtTensor>): Record<string, OrtTensor> {
+  let out = feeds;
+  for (const [name, tensor] of Object.entries(feeds)) {
+    if (tensor.type !== "float16" || tensor.location !== "cpu") continue;
+    const data = tensor.data as unknown as { buffer: ArrayBuffer; byteOffset: number; length: number };
+    if (data instanceof Uint16Array) continue;
+    const bits = new Uint16Array(data.buffer, data.byteOffset, data.length);
+    const copy = new ort.Tensor("float16", bits, tensor.dims);
+    (copy as unknown as { cpuData: Uint16Array }).cpuData = bits; // what `data` returns and the binding reads
+    if (out === feeds) out = { ...feeds };
+    out[name] = copy;
+  }
+  return out;
 }
 
 function readMetadata(names: readonly string[], raw: unknown): ValueMetadata[] {
