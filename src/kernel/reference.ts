@@ -7,6 +7,11 @@
  *   β(ρ) = Σ_x min(q(x), p(x)/ρ); accept X_i (in order) with probability min(1, p(X_i)/(ρ q(X_i)));
  *   if none is accepted, sample p_res(x) ∝ p(x) − min(q(x), p(x)/ρ)·(1 − (1 − β)^k)/β.
  *   Exact iff 1 − (1 − β(ρ))^k ≤ ρβ(ρ); ρ* is the smallest such ρ in [1, k].
+ * With Σp = Σq = 1, 1 − β = d(ρ) = Σ max(0, q − p/ρ) and 1 − ρβ = e(ρ) = Σ max(0, p − ρq), so the
+ * condition is e − d^k ≤ 0: both kernels evaluate it in that form, with e and d divided by Σp and
+ * Σq (no 1 − β is formed, so p ≈ q does not cancel and identical rows give ρ* = 1 even when a
+ * float32 row's sum is not exactly 1), and use d for 1 − β in the acceptance 1 − d^k and the
+ * residual factor acceptance·Σp/β.
  *
  * @module
  */
@@ -74,22 +79,56 @@ export function warpReference(logits: Float32Array, options: WarpOptions = {}): 
   return out;
 }
 
-/** f(ρ) = 1 − (1 − β)^k − ρβ with β = a + b/ρ: positive left of ρ*, ≤ 0 from ρ* on. */
-function gap(a: number, b: number, rho: number, k: number): number {
-  const beta = a + b / rho;
-  return 1 - (1 - beta) ** k - rho * beta;
+/** x clamped to [0, 1]. */
+const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
+
+/**
+ * f(ρ) = e(ρ) − d(ρ)^k (= 1 − (1 − β)^k − ρβ for rows summing to 1): positive left of ρ*, ≤ 0 from
+ * ρ* on. Above = tokens counted with ratio ≥ ρ (Σq = `a`, Σp = `pa`), below = the rest (Σp = `b`,
+ * Σq = `qb`): e = (pa − ρ·a)/Σp and d = (qb − b/ρ)/Σq with Σp = pa + b, Σq = a + qb, so rows whose
+ * sums are not exactly 1 solve like the normalised rows; p = q gives 0 − 0, disjoint rows 1 − 1.
+ */
+function gap(a: number, pa: number, b: number, qb: number, rho: number, k: number): number {
+  const e = clamp01((pa - rho * a) / (pa + b));
+  const d = clamp01((qb - b / rho) / (a + qb));
+  return e - d ** k;
 }
 
 /**
- * Exact ρ* for K-SEQ by sorting the ratios r = p/q: between consecutive ratios, β(ρ) = A + B/ρ with
- * A = Σ_{r ≥ ρ} q and B = Σ_{r < ρ} p (prefix sums over the sorted order), so the segment holding the
- * root is found from the breakpoints and the root is bisected inside it to float64 resolution.
- * Tokens with q = 0 or p = 0 contribute 0 to β for every ρ and are skipped (no division by zero).
+ * ρ, β and what follows from them over the whole row: d = Σ max(0, q − p/ρ)/Σq (1 − β without the
+ * cancellation: the probability that one candidate is rejected), the acceptance 1 − d^k (0 when
+ * β = 0) and the residual factor c = acceptance·Σp/β (k when β = 0), which is
+ * (1 − (1 − β)^k)/β for normalised rows.
+ */
+function derived(
+  p: Probs,
+  q: Probs,
+  k: number,
+  rho: number,
+  beta: number,
+): { acceptance: number; factor: number } {
+  let d = 0, sp = 0, sq = 0;
+  for (let i = 0; i < p.length; i++) {
+    d += Math.max(0, q[i] - p[i] / rho);
+    sp += p[i];
+    sq += q[i];
+  }
+  const acceptance = beta > 0 ? 1 - clamp01(d / sq) ** k : 0;
+  return { acceptance, factor: beta > 0 ? (acceptance * sp) / beta : k };
+}
+
+/**
+ * Exact ρ* for K-SEQ by sorting the ratios r = p/q. Between consecutive ratios, with A = Σ_{r ≥ ρ} q,
+ * P_A = Σ_{r ≥ ρ} p, B = Σ_{r < ρ} p and Q_B = Σ_{r < ρ} q (prefix sums over the sorted order),
+ * e(ρ) = P_A − ρA and d(ρ) = Q_B − B/ρ, so the segment holding the root of f = e − d^k is found from
+ * the breakpoints and the root is bisected inside it to float64 resolution. Tokens with q = 0 < p
+ * add p to e and tokens with p = 0 < q add q to d for every ρ (they are kept out of the sort: no
+ * division by zero).
  *
  * @param p Target probs `[vocab]`.
  * @param q Draft probs `[vocab]`.
  * @param k Number of i.i.d. candidates (k = 1 gives ρ* = 1: speculative sampling).
- * @returns ρ*, β(ρ*) and the acceptance probability 1 − (1 − β)^k.
+ * @returns ρ*, β(ρ*) and the acceptance probability 1 − (1 − β)^k, computed as 1 − d^k.
  * @throws {RangeError} vocab mismatch, invalid rows, k < 1.
  * @example
  * ```ts
@@ -106,14 +145,29 @@ export function solveRhoReference(p: Probs, q: Probs, k: number): RhoSolution {
   let rho = 1;
   if (k > 1) {
     const ids: number[] = [];
-    for (let i = 0; i < n; i++) if (p[i] > 0 && q[i] > 0) ids.push(i);
+    let pOnly = 0; // Σp where q = 0: always above
+    let qOnly = 0; // Σq where p = 0: always below
+    for (let i = 0; i < n; i++) {
+      if (p[i] > 0 && q[i] > 0) ids.push(i);
+      else if (q[i] > 0) qOnly += q[i];
+      else pOnly += p[i];
+    }
     ids.sort((x, y) => p[y] / q[y] - p[x] / q[x]); // ratio descending
     const m = ids.length;
-    // qAbove[j] = Σ q over the j largest ratios; pBelow[j] = Σ p over the rest.
+    // qAbove[j], pAbove[j] = Σ q, Σ p over the j largest ratios; pBelow[j], qBelow[j] over the rest.
     const qAbove = new Float64Array(m + 1);
+    const pAbove = new Float64Array(m + 1);
     const pBelow = new Float64Array(m + 1);
-    for (let j = 0; j < m; j++) qAbove[j + 1] = qAbove[j] + q[ids[j]];
-    for (let j = m - 1; j >= 0; j--) pBelow[j] = pBelow[j + 1] + p[ids[j]];
+    const qBelow = new Float64Array(m + 1);
+    for (let j = 0; j < m; j++) {
+      qAbove[j + 1] = qAbove[j] + q[ids[j]];
+      pAbove[j + 1] = pAbove[j] + p[ids[j]];
+    }
+    for (let j = m - 1; j >= 0; j--) {
+      pBelow[j] = pBelow[j + 1] + p[ids[j]];
+      qBelow[j] = qBelow[j + 1] + q[ids[j]];
+    }
+    const f = (j: number, r: number) => gap(qAbove[j], pOnly + pAbove[j], pBelow[j], qOnly + qBelow[j], r, k);
     const ratio = (j: number) => p[ids[j]] / q[ids[j]];
     // Number of ratios >= value (a linear scan: the reference favours plainness).
     const countAtLeast = (value: number) => {
@@ -122,7 +176,7 @@ export function solveRhoReference(p: Probs, q: Probs, k: number): RhoSolution {
       return j;
     };
     let above = countAtLeast(1);
-    if (gap(qAbove[above], pBelow[above], 1, k) > 0) {
+    if (f(above, 1) > 0) {
       // Breakpoints inside (1, k), ascending; the root's segment [lo, hi] ends at the first with f <= 0.
       // Walking j downwards, the first index of a tie group seen is its last, so j + 1 ratios are >= r.
       let lo = 1;
@@ -132,19 +186,17 @@ export function solveRhoReference(p: Probs, q: Probs, k: number): RhoSolution {
         const r = ratio(j);
         if (r <= 1) continue;
         if (r >= k) break;
-        if (gap(qAbove[j + 1], pBelow[j + 1], r, k) <= 0) {
+        if (f(j + 1, r) <= 0) {
           hi = r;
           above = j + 1;
           break;
         }
         lo = r;
       }
-      const a = qAbove[above];
-      const b = pBelow[above];
       for (;;) {
         const mid = (lo + hi) / 2;
         if (mid <= lo || mid >= hi) break;
-        if (gap(a, b, mid, k) <= 0) hi = mid;
+        if (f(above, mid) <= 0) hi = mid;
         else lo = mid;
       }
       rho = hi;
@@ -152,13 +204,15 @@ export function solveRhoReference(p: Probs, q: Probs, k: number): RhoSolution {
   }
   let beta = 0;
   for (let i = 0; i < n; i++) beta += Math.min(q[i], p[i] / rho);
-  return { rho, beta, acceptance: 1 - (1 - beta) ** k };
+  return { rho, beta, acceptance: derived(p, q, k, rho, beta).acceptance };
 }
 
 /**
- * The K-SEQ residual p_res(x) ∝ max(0, p(x) − min(q(x), p(x)/ρ)·(1 − (1 − β)^k)/β), normalised.
- * With β = 0 the factor's limit k is used (the min is 0 then anyway). If the residual has no mass
- * (acceptance is 1, so it is never drawn), p itself is returned.
+ * The K-SEQ residual p_res(x) ∝ max(0, p(x) − min(q(x), p(x)/ρ)·(1 − (1 − β)^k)/β), normalised;
+ * the factor is computed as (1 − d^k)·Σp/β with d = Σ max(0, q − p/ρ)/Σq (recomputed here from ρ,
+ * so a given solution needs only ρ and β). With β = 0 the factor's limit k is used (the min is 0
+ * then anyway). If the residual has no mass (acceptance is 1, so it is never drawn), p itself is
+ * returned.
  *
  * @returns Residual probabilities `[vocab]`.
  * @throws {RangeError} vocab mismatch, invalid rows, k < 1.
@@ -174,7 +228,7 @@ export function residualReference(p: Probs, q: Probs, k: number, solution: RhoSo
   checkPair(p, q);
   checkK(k);
   const { rho, beta } = solution;
-  const factor = beta > 0 ? (1 - (1 - beta) ** k) / beta : k;
+  const { factor } = derived(p, q, k, rho, beta);
   const out = new Float64Array(p.length);
   let sum = 0;
   for (let i = 0; i < p.length; i++) {

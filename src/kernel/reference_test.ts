@@ -8,6 +8,7 @@ import {
   specInferSelectReference,
   warpReference,
 } from "./reference.ts";
+import type { Probs } from "./types.ts";
 import { Random } from "../random.ts";
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b} (tol ${tol})`);
@@ -71,6 +72,113 @@ Deno.test("solveRho returns the smallest rho meeting the exactness condition", (
     assert.ok(gap(rho) <= 1e-12, `condition fails at rho* = ${rho}: gap ${gap(rho)}`);
     if (rho > 1) assert.ok(gap(rho * (1 - 1e-9)) > 0, `a smaller rho than ${rho} also satisfies the condition`);
   }
+});
+
+/** A float32 row as a kernel sees it: normalised in float64, times `scale`, rounded to f32. */
+function f32Row(rng: Random, n: number, scale: number): Float32Array {
+  const v = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    v[i] = rng.next() < 0.1 ? 0 : Math.exp(2 * rng.normal());
+    sum += v[i];
+  }
+  if (sum === 0) v[0] = sum = 1;
+  return Float32Array.from(v, (x) => (x / sum) * scale);
+}
+
+/** Σ with Neumaier compensation. */
+function nsum(n: number, term: (i: number) => number): number {
+  let s = 0, c = 0;
+  for (let i = 0; i < n; i++) {
+    const x = term(i);
+    const t = s + x;
+    c += Math.abs(s) >= Math.abs(x) ? s - t + x : x - t + s;
+    s = t;
+  }
+  return s + c;
+}
+
+/**
+ * The float64 naive ρ*: f = e − d^k evaluated directly over every token (e = Σ max(0, p − ρq)/Σp,
+ * d = Σ max(0, q − p/ρ)/Σq), the root's segment found by binary search over the exactly sorted
+ * ratios in (1, k), then bisected.
+ */
+function naiveRho(p: Probs, q: Probs, k: number): number {
+  const n = p.length;
+  const sp = nsum(n, (i) => p[i]), sq = nsum(n, (i) => q[i]);
+  const f = (r: number) =>
+    Math.min(1, nsum(n, (i) => Math.max(0, p[i] - r * q[i])) / sp) -
+    Math.min(1, nsum(n, (i) => Math.max(0, q[i] - p[i] / r)) / sq) ** k;
+  if (k === 1 || f(1) <= 0) return 1;
+  const ratios: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = p[i] / q[i];
+    if (p[i] > 0 && q[i] > 0 && r > 1 && r < k) ratios.push(r);
+  }
+  ratios.sort((x, y) => x - y);
+  let l = 0, h = ratios.length;
+  while (l < h) {
+    const mid = (l + h) >> 1;
+    if (f(ratios[mid]) <= 0) h = mid;
+    else l = mid + 1;
+  }
+  let hi = l < ratios.length ? ratios[l] : k;
+  let lo = l > 0 ? ratios[l - 1] : 1;
+  for (;;) {
+    const mid = (lo + hi) / 2;
+    if (mid <= lo || mid >= hi) break;
+    if (f(mid) <= 0) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+// Row sums below 1 made the old f = 1 − (1 − β)^k − ρβ give ρ* ≈ 1 + (1 − Σq)^(1/k) for p = q.
+const SCALES = [1, 1 - 3e-7, 1 + 3e-7, 1 - 1e-6];
+
+Deno.test("solveRho gives rho exactly 1 and acceptance 1 for identical float32 rows whose sum is not 1", () => {
+  const rng = new Random(14);
+  let offOne = 0;
+  for (const n of [1, 2, 7, 100, 5000, 50000]) {
+    for (const scale of SCALES) {
+      const p = f32Row(rng, n, scale);
+      const sum = nsum(n, (i) => p[i]);
+      if (sum !== 1) offOne++;
+      for (let k = 2; k <= 8; k++) {
+        const s = solveRhoReference(p, p, k);
+        assert.equal(s.rho, 1, `n=${n} k=${k} Σ=${sum}: rho ${s.rho}`);
+        close(s.acceptance, 1);
+        close(s.beta, sum);
+        // The residual is never drawn (acceptance 1); it is p itself.
+        const res = residualReference(p, p, k, s);
+        for (let i = 0; i < n; i++) close(res[i], p[i] / sum, 1e-9);
+      }
+    }
+  }
+  assert.ok(offOne >= 18, `only ${offOne} rows with a sum other than 1`);
+});
+
+Deno.test("solveRho matches the float64 naive solve on near-identical float32 rows to 1e-12", () => {
+  // q = p·(1 + 1e-7·u), u uniform in [−1, 1]: β ≈ 1 − 1e-8, where the old f cancelled.
+  const rng = new Random(15);
+  let worst = 0, aboveOne = 0;
+  for (const n of [7, 100, 5000, 50000]) {
+    for (const scale of n === 50000 ? SCALES.slice(1, 3) : SCALES) {
+      const p = f32Row(rng, n, scale);
+      const q = Float32Array.from(p, (x) => x * (1 + 1e-7 * (2 * rng.next() - 1)));
+      for (let k = 2; k <= 8; k++) {
+        const s = solveRhoReference(p, q, k);
+        const want = naiveRho(p, q, k);
+        const e = Math.abs(s.rho - want);
+        worst = Math.max(worst, e);
+        if (want > 1) aboveOne++;
+        assert.ok(e <= 1e-12, `n=${n} k=${k} scale=${scale}: rho ${s.rho} vs naive ${want}`);
+        assert.ok(s.acceptance > 1 - 1e-9 && s.acceptance <= 1, `acceptance ${s.acceptance}`);
+      }
+    }
+  }
+  assert.ok(aboveOne > 0);
+  console.log(`near-identical rows: worst |rho - naive| ${worst.toExponential(2)}`);
 });
 
 Deno.test("K-SEQ output is exactly p, by enumerating every candidate tuple", () => {

@@ -10,11 +10,10 @@
  * from a seeded generator the chance is ~1e-5 per draw or less, and the seeded cases below do not
  * hit it (they are fixed, so this does not change from run to run).
  *
- * Identical *logits* with k ≥ 3 are left out of the kseqStep comparison on purpose: for p = q the
- * reference's ρ* is decided by float rounding of Σq (β(1) = Σq lands 1e-16 below or above 1, and
- * f(ρ) = 1 − (1 − β)^k − ρβ turns that into ρ* − 1 ≈ (1 − Σq)^{1/k}, e.g. 1.01 for k = 8), so
- * both kernels return rounding-driven values there. Identical Float32Array *probability* rows are
- * tested: their sums deviate from 1 by f32 rounding (~1e-8), which both kernels see identically.
+ * Identical rows (logits or Float32Array probabilities, whose sums deviate from 1 by f32 rounding)
+ * give ρ* = 1 exactly in both kernels: both solve e − d^k ≤ 0 with d = Σ max(0, q − p/ρ) and
+ * e = Σ max(0, p − ρq), which are exactly 0 for p = q (the earlier form 1 − (1 − β)^k − ρβ turned
+ * Σq's rounding into ρ* − 1 ≈ (1 − Σq)^{1/k}).
  *
  * @module
  */
@@ -246,8 +245,7 @@ Deno.test("kseqStep makes the reference's decisions from logits with every warp"
     }][i % 6];
   for (const n of [...caseSizes(rng, 16), 50257, 151936]) {
     const k = 1 + (cases % 8);
-    let kind = KINDS[cases % KINDS.length];
-    if (kind === "identical" && k >= 3) kind = "noise"; // see the module comment
+    const kind = KINDS[cases % KINDS.length];
     const { lp, lq } = pair(rng, n, kind);
     const options = optionsFor(cases, n);
     const qw = warpReference(lq, options);
@@ -259,11 +257,62 @@ Deno.test("kseqStep makes the reference's decisions from logits with every warp"
       [want.token, want.draftIndex],
       `case ${cases} n=${n} k=${k} ${kind} ${JSON.stringify(options)}`,
     );
-    assert.ok(relErr(got.rho, want.rho) <= 1e-4, `rho ${got.rho} vs ${want.rho}`);
+    assert.ok(
+      relErr(got.rho, want.rho) <= 1e-4,
+      `rho ${got.rho} vs ${want.rho} (case ${cases} n=${n} k=${k} ${kind})`,
+    );
+    if (kind === "identical") {
+      assert.deepEqual([got.rho, want.rho, got.acceptance, want.acceptance], [1, 1, 1, 1]);
+    }
     if (want.draftIndex === -1) residualDraws++;
     cases++;
   }
   console.log(`kseqStep: ${cases} cases, ${residualDraws} residual draws`);
+});
+
+/** A float32 row as the kernels see it: normalised in float64, times `scale`, rounded to f32. */
+function f32Row(rng: Random, n: number, scale: number): Float32Array {
+  const v = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    v[i] = rng.next() < 0.1 ? 0 : Math.exp(2 * rng.normal());
+    sum += v[i];
+  }
+  if (sum === 0) v[0] = sum = 1;
+  return Float32Array.from(v, (x) => (x / sum) * scale);
+}
+
+Deno.test("identical and near-identical float32 rows: rho* = 1 exactly for p = q, and the reference's rho* to 1e-12", () => {
+  // Sums below 1 (scale < 1) made the old f = 1 − (1 − β)^k − ρβ give ρ* ≈ 1 + (1 − Σq)^(1/k).
+  const rng = new Random(9);
+  let cases = 0, worst = 0;
+  for (const n of [1, 7, 100, 5000, 50257]) {
+    for (const scale of [1, 1 - 3e-7, 1 + 3e-7]) {
+      const p = f32Row(rng, n, scale);
+      const near = Float32Array.from(p, (x) => x * (1 + 1e-7 * (2 * rng.next() - 1)));
+      for (let k = 2; k <= 8; k++) {
+        const same = kernel.solveRho(p, p, k);
+        assert.equal(same.rho, 1, `identical n=${n} k=${k} scale=${scale}: rho ${same.rho}`);
+        assert.ok(Math.abs(same.acceptance - 1) <= 1e-12, `acceptance ${same.acceptance}`);
+        const sameRef = solveRhoReference(p, p, k);
+        assert.deepEqual([sameRef.rho, sameRef.acceptance], [1, 1]);
+        assert.ok(Math.abs(same.beta - sameRef.beta) <= 1e-12);
+        const got = kernel.solveRho(p, near, k);
+        const want = solveRhoReference(p, near, k);
+        worst = Math.max(worst, Math.abs(got.rho - want.rho));
+        assert.ok(Math.abs(got.rho - want.rho) <= 1e-12, `near n=${n} k=${k}: rho ${got.rho} vs ${want.rho}`);
+        assert.ok(Math.abs(got.acceptance - want.acceptance) <= 1e-12);
+        assert.ok(Math.abs(got.beta - want.beta) <= 1e-12);
+        // Same decisions, residual path included (uniforms near 1 reject every candidate).
+        const c = candidates(rng, near, k), u = uniforms(rng, k + 1);
+        const g = kernel.kseqSelect(p, near, c, u);
+        const w = kseqSelectReference(p, near, c, u);
+        assert.deepEqual([g.token, g.draftIndex], [w.token, w.draftIndex], `n=${n} k=${k}`);
+        cases++;
+      }
+    }
+  }
+  console.log(`near-identical: ${cases} cases, worst |rho - reference| ${worst.toExponential(2)}`);
 });
 
 Deno.test("specInferSelect makes the reference's decisions with and without replacement", () => {

@@ -2,7 +2,7 @@
 //! (warp both rows, solve ρ*, select) and SpecInfer recursive rejection sampling.
 
 use crate::error::{check_draws, check_k, Error};
-use crate::rho::{check_row, powi, solve, Entry, Rho};
+use crate::rho::{acceptance, check_row, clamp01, solve, Entry, Rho};
 use crate::sample::draw;
 use crate::simd::{self, residual_weight};
 use crate::warp::{warp, Options, Scratch};
@@ -31,13 +31,22 @@ pub struct Pair<'a> {
     pub sq: f64,
 }
 
-/// The K-SEQ residual factor c = (1 − (1 − β)^k)/β (its limit k when β = 0).
-pub fn residual_factor(beta: f64, k: u32) -> f64 {
-    if beta > 0.0 {
-        (1.0 - powi(1.0 - beta, k)) / beta
+/// The K-SEQ residual factor c = (1 − (1 − β)^k)/β for normalised rows (its limit k when β = 0),
+/// as acceptance·Σp/β with acceptance = 1 − d^k: p_res ∝ max(0, p − min(q, p/ρ)·c) is then the
+/// normalised p minus what the candidates deliver, and c = ρ exactly where e = d^k.
+pub fn residual_factor(rho: &Rho, k: u32) -> f64 {
+    if rho.beta > 0.0 {
+        rho.acceptance * rho.p_mass / rho.beta
     } else {
         k as f64
     }
+}
+
+/// The solution for a given (ρ, β): d = Σ max(0, q − p/ρ)/Σq by one pass, acceptance 1 − d^k.
+pub fn given_solution(rows: Pair<'_>, k: u32, rho: f64, beta: f64) -> Rho {
+    let (d, p_mass, q_mass) = simd::miss(rows.p, rows.q, rows.sp, rows.sq, rho);
+    let miss = clamp01(d / q_mass);
+    Rho { rho, beta, acceptance: acceptance(beta, miss, k), miss, p_mass }
 }
 
 /// Solves ρ* (or checks the rows when `given` holds ρ, β), then accepts candidate i, in order,
@@ -64,7 +73,7 @@ pub fn kseq_select(
             let (a, b) = (simd::stats(p), simd::stats(q));
             check_row(p, a.min, a.max, 0)?;
             check_row(q, b.min, b.max, 1)?;
-            Rho { rho, beta, acceptance: 1.0 - powi(1.0 - beta, k as u32) }
+            given_solution(rows, k as u32, rho, beta)
         }
     };
     if uniforms.len() != k + 1 {
@@ -85,7 +94,7 @@ pub fn kseq_select(
 pub fn residual_draw(rows: Pair<'_>, k: u32, rho: &Rho, u: f64, blocks: &mut [f64]) -> usize {
     let Pair { p, q, sp, sq } = rows;
     let n = p.len();
-    let c = residual_factor(rho.beta, k);
+    let c = residual_factor(rho, k);
     let r = rho.rho;
     let total = simd::residual_blocks(p, q, sp, sq, r, c, blocks);
     let found = if total > 0.0 {
@@ -108,7 +117,7 @@ pub fn residual(rows: Pair<'_>, k: u32, rho: f64, beta: f64, out: &mut [f32]) ->
     check_row(p, a.min, a.max, 0)?;
     check_row(q, b.min, b.max, 1)?;
     check_k(k as usize)?;
-    let c = residual_factor(beta, k);
+    let c = residual_factor(&given_solution(rows, k, rho, beta), k);
     let mut total = 0.0;
     for i in 0..n {
         let w = residual_weight(p[i], q[i], sp, sq, rho, c);

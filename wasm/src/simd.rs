@@ -192,6 +192,10 @@ pub struct Classes {
     pub a: f64,
     /// Σ p over tokens with p·sp ≤ q·sq (ratio ≤ 1, including p = 0).
     pub b: f64,
+    /// Σ p over the tokens counted in `a` (for e(ρ) = Σ max(0, p − ρq) without cancellation).
+    pub pa: f64,
+    /// Σ q over the tokens counted in `b` (for d(ρ) = Σ max(0, q − p/ρ) = 1 − β).
+    pub qb: f64,
     /// Min / max of p (NaN-propagating).
     pub p_min: f32,
     /// Max of p.
@@ -202,8 +206,8 @@ pub struct Classes {
     pub q_max: f32,
 }
 
-/// One pass over (p, q): adds q to `a` where the ratio r = (p·sp)/(q·sq) ≥ k, p to `b` where
-/// r ≤ 1, and calls `middle(i)` for every other token (1 < r < k, in increasing i).
+/// One pass over (p, q): adds q to `a` and p to `pa` where the ratio r = (p·sp)/(q·sq) ≥ k, p to
+/// `b` and q to `qb` where r ≤ 1, and calls `middle(i)` for every other token (1 < r < k, in increasing i).
 pub fn classify(p: &[f32], q: &[f32], sp: f32, sq: f32, k: f32, middle: impl FnMut(usize)) -> Classes {
     let n = p.len().min(q.len());
     let (p, q) = (&p[..n], &q[..n]);
@@ -217,6 +221,8 @@ pub fn classify(p: &[f32], q: &[f32], sp: f32, sq: f32, k: f32, middle: impl FnM
         let mut c = Classes {
             a: 0.0,
             b: 0.0,
+            pa: 0.0,
+            qb: 0.0,
             p_min: f32::INFINITY,
             p_max: f32::NEG_INFINITY,
             q_min: f32::INFINITY,
@@ -231,8 +237,10 @@ pub fn classify(p: &[f32], q: &[f32], sp: f32, sq: f32, k: f32, middle: impl FnM
             let (pp, qq) = (x * sp, y * sq);
             if pp <= qq {
                 c.b += x as f64;
+                c.qb += y as f64;
             } else if pp >= qq * k {
                 c.a += y as f64;
+                c.pa += x as f64;
             } else {
                 middle(i);
             }
@@ -253,6 +261,20 @@ pub fn residual_weight(p: f32, q: f32, sp: f64, sq: f64, rho: f64, c: f64) -> f6
     } else {
         0.0
     }
+}
+
+/// (Σ max(0, q − p/ρ), Σp, Σq) with p = p̃·sp, q = q̃·sq, in one sequential f64 pass (the
+/// reference's order, so given the same ρ and β both kernels form the same residual factor).
+pub fn miss(p: &[f32], q: &[f32], sp: f64, sq: f64, rho: f64) -> (f64, f64, f64) {
+    let (mut d, mut sum_p, mut sum_q) = (0.0, 0.0, 0.0);
+    for (&x, &y) in p.iter().zip(q) {
+        let (x, y) = (x as f64 * sp, y as f64 * sq);
+        let m = y - x / rho;
+        d += if m > 0.0 { m } else { 0.0 };
+        sum_p += x;
+        sum_q += y;
+    }
+    (d, sum_p, sum_q)
 }
 
 /// Residual weights summed per [`BLOCK`] into `blocks` (length ≥ ⌈n/BLOCK⌉); returns the total.
@@ -451,18 +473,21 @@ mod tests {
             let q: Vec<f32> = (0..n).map(|_| if rng.f64() < 0.2 { 0.0 } else { rng.f64() as f32 }).collect();
             let mut mids = Vec::new();
             let c = classify(&p, &q, 1.0, 1.0, 3.0, |i| mids.push(i));
-            let (mut a, mut b, mut want) = (0.0, 0.0, Vec::new());
+            let (mut a, mut b, mut pa, mut qb, mut want) = (0.0, 0.0, 0.0, 0.0, Vec::new());
             for i in 0..n {
                 if p[i] <= q[i] {
                     b += p[i] as f64;
+                    qb += q[i] as f64;
                 } else if p[i] >= 3.0 * q[i] {
                     a += q[i] as f64;
+                    pa += p[i] as f64;
                 } else {
                     want.push(i);
                 }
             }
             assert_eq!(mids, want);
             assert!((c.a - a).abs() < 1e-12 && (c.b - b).abs() < 1e-12);
+            assert!((c.pa - pa).abs() < 1e-12 && (c.qb - qb).abs() < 1e-12);
         }
     }
 

@@ -205,6 +205,7 @@ pub fn classify(p: &[f32], q: &[f32], sp: f32, sq: f32, k: f32, mut middle: impl
     let (mut plo, mut phi) = (f32x4_splat(f32::INFINITY), f32x4_splat(f32::NEG_INFINITY));
     let (mut qlo, mut qhi) = (plo, phi);
     let (mut a, mut b) = (f64x2_splat(0.0), f64x2_splat(0.0));
+    let (mut pa, mut qb) = (f64x2_splat(0.0), f64x2_splat(0.0));
     let mut cp = p.chunks_exact(4);
     let mut cq = q.chunks_exact(4);
     let mut i = 0;
@@ -219,6 +220,8 @@ pub fn classify(p: &[f32], q: &[f32], sp: f32, sq: f32, k: f32, mut middle: impl
         let high = v128_andnot(f32x4_ge(pp, f32x4_mul(qq, vk)), low);
         a = add_widened(a, v128_and(y, high));
         b = add_widened(b, v128_and(x, low));
+        pa = add_widened(pa, v128_and(x, high));
+        qb = add_widened(qb, v128_and(y, low));
         let mut bits = i32x4_bitmask(v128_not(v128_or(low, high)));
         while bits != 0 {
             middle(i + bits.trailing_zeros() as usize);
@@ -229,6 +232,8 @@ pub fn classify(p: &[f32], q: &[f32], sp: f32, sq: f32, k: f32, mut middle: impl
     let mut c = Classes {
         a: hsum64(a),
         b: hsum64(b),
+        pa: hsum64(pa),
+        qb: hsum64(qb),
         p_min: hmin(plo),
         p_max: hmax(phi),
         q_min: hmin(qlo),
@@ -242,8 +247,10 @@ pub fn classify(p: &[f32], q: &[f32], sp: f32, sq: f32, k: f32, mut middle: impl
         let (pp, qq) = (x * sp, y * sq);
         if pp <= qq {
             c.b += x as f64;
+            c.qb += y as f64;
         } else if pp >= qq * k {
             c.a += y as f64;
+            c.pa += x as f64;
         } else {
             middle(i);
         }
