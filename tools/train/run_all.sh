@@ -14,7 +14,14 @@ nice -n 19 /usr/bin/python3 train.py target --steps 440 --batch 8 --lr 2e-3 --wa
 cp ckpt/target.pt ckpt/target_stage1.pt                   # second stage: 600 more steps from stage 1
 nice -n 10 /usr/bin/python3 train.py target --init ckpt/target_stage1.pt --steps 600 --batch 8 --lr 1e-3 \
   --warmup 20 --eval-every 300 --seed 4321 --max-minutes 24 --out ckpt/target.pt > logs/target_stage2.log 2>&1
+cp ckpt/target.pt ckpt/target_stage2.pt                   # third stage: 800 more steps from stage 2
+nice -n 5 /usr/bin/python3 train.py target --init ckpt/target_stage2.pt --steps 800 --batch 8 --lr 8e-4 \
+  --warmup 20 --eval-every 200 --seed 999 --max-minutes 40 --out ckpt/target.pt > logs/target_stage3.log 2>&1
+cp ckpt/draft.pt ckpt/draft_stage1.pt                     # draft, second stage: 1500 more steps
+nice -n 5 /usr/bin/python3 train.py draft --init ckpt/draft_stage1.pt --steps 1500 --batch 8 --lr 3e-3 \
+  --warmup 20 --eval-every 500 --seed 777 --max-minutes 20 --out ckpt/draft.pt > logs/draft_stage2.log 2>&1
 nice -n 19 /usr/bin/python3 export.py target
 nice -n 19 /usr/bin/python3 export.py draft
+python3 simplify.py draft                                 # pyenv python3 with onnx + onnxsim 0.8.1
 nice -n 19 /usr/bin/python3 sample.py target --prompt "Once upon a time" --seed 1234 --n 3
 nice -n 19 deno run -A verify_onnx.ts
