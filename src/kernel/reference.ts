@@ -17,7 +17,15 @@
  */
 
 import type { Kernel, Probs, RhoSolution, Selection, WarpOptions } from "./types.ts";
-import { checkCandidates, checkK, checkLogits, checkPair, checkProbs, checkUniforms, resolveWarp } from "./validate.ts";
+import {
+  checkCandidates,
+  checkK,
+  checkLogits,
+  checkPair,
+  checkProbs,
+  checkUniforms,
+  resolveWarp,
+} from "./validate.ts";
 
 /**
  * Logits `[vocab]` → warped probabilities `[vocab]` (temperature → top-k → softmax → top-p).
@@ -342,7 +350,7 @@ export function specInferSelectReference(
     if (withoutReplacement) {
       const left = 1 - draft[x];
       draft[x] = 0;
-      if (left > 0) for (let y = 0; y < draft.length; y++) draft[y] /= left;
+      if (left > 0) { for (let y = 0; y < draft.length; y++) draft[y] /= left; }
     }
   }
   return { token: inverseCdf(target, uniforms[k]), draftIndex: -1 };
@@ -359,7 +367,11 @@ export function specInferSelectReference(
  * assert.deepEqual([...sampleReference(new Float64Array([0.5, 0.5]), [0.9, 0.9], true)], [1, 0]);
  * ```
  */
-export function sampleReference(probs: Probs, uniforms: ArrayLike<number>, withoutReplacement = false): Int32Array {
+export function sampleReference(
+  probs: Probs,
+  uniforms: ArrayLike<number>,
+  withoutReplacement = false,
+): Int32Array {
   checkProbs(probs, "probs");
   checkUniforms(uniforms, uniforms.length, "sample");
   const out = new Int32Array(uniforms.length);

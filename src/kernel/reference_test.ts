@@ -10,8 +10,10 @@ import {
 } from "./reference.ts";
 import type { Probs } from "./types.ts";
 import { Random } from "../random.ts";
+import { f32Row } from "./_testing.ts";
 
-const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b} (tol ${tol})`);
+const close = (a: number, b: number, tol = 1e-12) =>
+  assert.ok(Math.abs(a - b) <= tol, `${a} != ${b} (tol ${tol})`);
 
 function randomRow(rng: Random, n: number, zeroChance: number): Float64Array {
   const row = new Float64Array(n);
@@ -70,21 +72,11 @@ Deno.test("solveRho returns the smallest rho meeting the exactness condition", (
     };
     assert.ok(rho >= 1 && rho <= k, `rho ${rho} outside [1, ${k}]`);
     assert.ok(gap(rho) <= 1e-12, `condition fails at rho* = ${rho}: gap ${gap(rho)}`);
-    if (rho > 1) assert.ok(gap(rho * (1 - 1e-9)) > 0, `a smaller rho than ${rho} also satisfies the condition`);
+    if (rho > 1) {
+      assert.ok(gap(rho * (1 - 1e-9)) > 0, `a smaller rho than ${rho} also satisfies the condition`);
+    }
   }
 });
-
-/** A float32 row as a kernel sees it: normalised in float64, times `scale`, rounded to f32. */
-function f32Row(rng: Random, n: number, scale: number): Float32Array {
-  const v = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    v[i] = rng.next() < 0.1 ? 0 : Math.exp(2 * rng.normal());
-    sum += v[i];
-  }
-  if (sum === 0) v[0] = sum = 1;
-  return Float32Array.from(v, (x) => (x / sum) * scale);
-}
 
 /** Σ with Neumaier compensation. */
 function nsum(n: number, term: (i: number) => number): number {
@@ -297,7 +289,10 @@ Deno.test("warp applies temperature, top-k with ties, top-p with ties, and greed
 
 Deno.test("bad input gets a typed error naming the problem", () => {
   const p = new Float64Array([0.5, 0.5]);
-  assert.throws(() => warpReference(new Float32Array([0, NaN])), { name: "RangeError", message: /logit 1 is NaN/ });
+  assert.throws(() => warpReference(new Float32Array([0, NaN])), {
+    name: "RangeError",
+    message: /logit 1 is NaN/,
+  });
   assert.throws(() => warpReference(new Float32Array([0, Infinity])), /logit 1 is \+Infinity/);
   assert.throws(() => warpReference(new Float32Array([-Infinity])), /every logit is -Infinity/);
   assert.throws(() => warpReference(new Float32Array([0]), { temperature: -1 }), /temperature/);

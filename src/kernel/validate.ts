@@ -80,7 +80,9 @@ export function checkLogits(logits: Float32Array, what = "logits"): void {
  */
 export function checkProbs(probs: Probs, what: string): void {
   if (!(probs instanceof Float32Array || probs instanceof Float64Array)) {
-    throw new TypeError(`Cannot use ${what}: expected a Float32Array or Float64Array, got ${describe(probs)}`);
+    throw new TypeError(
+      `Cannot use ${what}: expected a Float32Array or Float64Array, got ${describe(probs)}`,
+    );
   }
   if (probs.length === 0) throw new RangeError(`Cannot use ${what}: the row is empty`);
   let sum = 0;
@@ -108,7 +110,9 @@ export function checkPair(p: Probs, q: Probs): void {
   checkProbs(p, "target probs p");
   checkProbs(q, "draft probs q");
   if (p.length !== q.length) {
-    throw new RangeError(`Cannot verify drafts: vocab mismatch, target p has ${p.length} entries, draft q has ${q.length}`);
+    throw new RangeError(
+      `Cannot verify drafts: vocab mismatch, target p has ${p.length} entries, draft q has ${q.length}`,
+    );
   }
 }
 
@@ -138,14 +142,20 @@ export function checkK(k: number): void {
  * checkCandidates([1, 0], [0.5, 0.1, 0.9], 3);
  * ```
  */
-export function checkCandidates(candidates: ArrayLike<number>, uniforms: ArrayLike<number>, vocab: number): void {
+export function checkCandidates(
+  candidates: ArrayLike<number>,
+  uniforms: ArrayLike<number>,
+  vocab: number,
+): void {
   const k = candidates.length;
   if (k < 1) throw new RangeError("Cannot verify drafts: there are no candidates (k < 1)");
   checkK(k);
   for (let i = 0; i < k; i++) {
     const x = candidates[i];
     if (!Number.isInteger(x) || x < 0 || x >= vocab) {
-      throw new RangeError(`Cannot verify drafts: candidate ${i} is token ${x}, outside the vocabulary [0, ${vocab})`);
+      throw new RangeError(
+        `Cannot verify drafts: candidate ${i} is token ${x}, outside the vocabulary [0, ${vocab})`,
+      );
     }
   }
   checkUniforms(uniforms, k + 1, "verify drafts");

@@ -20,6 +20,7 @@
 
 import assert from "node:assert/strict";
 import { Random } from "../random.ts";
+import { f32Row } from "./_testing.ts";
 import {
   kseqSelectReference,
   referenceKernel as ref,
@@ -269,18 +270,6 @@ Deno.test("kseqStep makes the reference's decisions from logits with every warp"
   }
   console.log(`kseqStep: ${cases} cases, ${residualDraws} residual draws`);
 });
-
-/** A float32 row as the kernels see it: normalised in float64, times `scale`, rounded to f32. */
-function f32Row(rng: Random, n: number, scale: number): Float32Array {
-  const v = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    v[i] = rng.next() < 0.1 ? 0 : Math.exp(2 * rng.normal());
-    sum += v[i];
-  }
-  if (sum === 0) v[0] = sum = 1;
-  return Float32Array.from(v, (x) => (x / sum) * scale);
-}
 
 Deno.test("identical and near-identical float32 rows: rho* = 1 exactly for p = q, and the reference's rho* to 1e-12", () => {
   // Sums below 1 (scale < 1) made the old f = 1 − (1 − β)^k − ρβ give ρ* ≈ 1 + (1 − Σq)^(1/k).
