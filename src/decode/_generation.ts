@@ -6,6 +6,7 @@
  */
 
 import { Random } from "../random.ts";
+import { ContextLimitError } from "./errors.ts";
 import type { StopReason } from "./stats.ts";
 import type { GenerateOptions } from "./types.ts";
 
@@ -22,8 +23,9 @@ export interface ResolvedGenerate {
 /**
  * Checks the prompt and the options.
  *
- * @throws {RangeError} empty prompt, prompt ids outside the vocabulary, a prompt longer than the
- *   context limit, maxNewTokens not an integer ≥ 0.
+ * @throws {RangeError} empty prompt, prompt ids outside the vocabulary, maxNewTokens not an
+ *   integer ≥ 0.
+ * @throws {ContextLimitError} a prompt longer than the context limit (a RangeError).
  * @example
  * ```ts
  * import { resolveGenerate } from "./_generation.ts";
@@ -52,9 +54,7 @@ export function resolveGenerate(
     }
   }
   if (prompt.length > maxLength) {
-    throw new RangeError(
-      `Cannot generate: the prompt of ${prompt.length} tokens exceeds the context limit of ${maxLength} tokens`,
-    );
+    throw new ContextLimitError(prompt.length, maxLength);
   }
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
     throw new RangeError(`Cannot generate: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);

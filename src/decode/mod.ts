@@ -19,6 +19,7 @@
  */
 
 export type { CausalModel } from "./model.ts";
+export { ContextLimitError } from "./errors.ts";
 export { checkAppend, checkFork, checkSelect } from "./model.ts";
 export { MarkovModel, nearMarkovTable, randomMarkovTable } from "./markov.ts";
 export type { MarkovModelOptions, RandomTableOptions } from "./markov.ts";
