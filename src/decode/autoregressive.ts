@@ -7,6 +7,7 @@
 
 import { resolveWarp } from "../kernel/validate.ts";
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
+import { releaseEventLoopTurn, yieldToEventLoop } from "../event_loop.ts";
 import { collect, OutputBuffer, resolveGenerate, throwIfAborted } from "./_generation.ts";
 import type { CausalModel } from "./model.ts";
 import { StatsRecorder } from "./stats.ts";
@@ -86,6 +87,17 @@ export class AutoregressiveDecoder implements Decoder {
     promptIds: ArrayLike<number>,
     options: GenerateOptions,
   ): AsyncGenerator<number[], GenerateResult> {
+    try {
+      return yield* this.#steps(promptIds, options);
+    } finally {
+      releaseEventLoopTurn();
+    }
+  }
+
+  async *#steps(
+    promptIds: ArrayLike<number>,
+    options: GenerateOptions,
+  ): AsyncGenerator<number[], GenerateResult> {
     const target = this.#target;
     const run = resolveGenerate(promptIds, options, target.vocabSize, target.maxLength);
     throwIfAborted(run.signal);
@@ -95,6 +107,7 @@ export class AutoregressiveDecoder implements Decoder {
     let pending = run.prompt;
     const u = [0];
     while (!output.stopReason) {
+      await yieldToEventLoop(); // timers and I/O run between blocks, whatever the model
       throwIfAborted(run.signal);
       if (target.length + pending.length > target.maxLength) {
         output.stopReason = "length";

@@ -12,6 +12,7 @@ import { resolveWarp } from "../kernel/validate.ts";
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
 import { getVerifier } from "../verify/mod.ts";
 import type { Verifier, VerifierName } from "../verify/types.ts";
+import { releaseEventLoopTurn, yieldToEventLoop } from "../event_loop.ts";
 import { collect, OutputBuffer, resolveGenerate, throwIfAborted } from "./_generation.ts";
 import type { CausalModel } from "./model.ts";
 import { DraftProposer } from "./proposer.ts";
@@ -57,8 +58,9 @@ export interface BlockDecoderOptions {
  *
  * Context limit: a block feeds the target the pending tokens plus L draft tokens, and the draft
  * its pending tokens plus L − 1. With n = prompt + generated tokens so far, a block runs with
- * L' = min(L, target.maxLength − n, draft.maxLength − n + 1); when L' < 1 the generation stops
- * cleanly with `stopReason: "length"`. Neither model is ever fed more than its `maxLength` tokens
+ * L' = min(L, target.maxLength − n, draft.maxLength − n + 1); when L' < 1 the target, if it can
+ * still be fed its pending tokens, gives one last token on its own (as `autoregressive` does), and
+ * the generation stops cleanly with `stopReason: "length"`. Neither model is ever fed more than its `maxLength` tokens
  * (the last token of the output is predicted, not fed, so n may end at target.maxLength + 1).
  *
  * The models are stateful: run one generation at a time per decoder (and per model); each
@@ -156,6 +158,17 @@ export class BlockDecoder implements Decoder {
     promptIds: ArrayLike<number>,
     options: GenerateOptions,
   ): AsyncGenerator<number[], GenerateResult> {
+    try {
+      return yield* this.#blocks(promptIds, options);
+    } finally {
+      releaseEventLoopTurn();
+    }
+  }
+
+  async *#blocks(
+    promptIds: ArrayLike<number>,
+    options: GenerateOptions,
+  ): AsyncGenerator<number[], GenerateResult> {
     const target = this.#target;
     const draft = this.#draft;
     const kernel = this.#kernel;
@@ -183,10 +196,23 @@ export class BlockDecoder implements Decoder {
     let draftPending = run.prompt;
     let known = run.prompt.length; // prompt + generated tokens so far
     while (!output.stopReason) {
+      await yieldToEventLoop(); // timers and I/O run between blocks, whatever the model
       throwIfAborted(signal);
       const draftLength = Math.min(this.draftLength, target.maxLength - known, draft.maxLength - known + 1);
       if (draftLength < 1) {
-        output.stopReason = "length";
+        // No room for a draft token, but the target can still be fed its pending tokens: one
+        // last token straight from the target, as the autoregressive method gives.
+        if (target.length + targetPending.length <= target.maxLength) {
+          const now = performance.now();
+          const logits = await stats.count("targetCalls", target, () => target.append([targetPending], 1), 1);
+          stats.time("targetMs", now);
+          const token = kernel.sample(kernel.warp(logits, this.#warp), [random.next()])[0];
+          stats.recordBlock(0, 0);
+          const kept = output.push([token]);
+          throwIfAborted(signal);
+          if (kept.length > 0) yield kept;
+        }
+        output.stopReason ??= "length";
         break;
       }
       let now = performance.now();

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { referenceKernel } from "../kernel/reference.ts";
 import { Random } from "../random.ts";
 import { kseq } from "../verify/kseq.ts";
+import { AutoregressiveDecoder } from "./autoregressive.ts";
 import { BlockDecoder, type BlockDecoderOptions } from "./decoder.ts";
+import { ContextLimitError } from "./errors.ts";
 import { MarkovModel, nearMarkovTable, randomMarkovTable } from "./markov.ts";
 import type { CausalModel } from "./model.ts";
 
@@ -228,7 +230,10 @@ Deno.test("a draft with a shorter context limit shrinks the last blocks", async 
   });
   const { tokens, stats } = await dec.generate([0], { maxNewTokens: 100, seed: 1 });
   assert.equal(stats.stopReason, "length");
-  assert.ok(1 + tokens.length >= 11 && 1 + tokens.length <= 12);
+  // The draft runs out at 10 fed tokens; the last block's bonus token and then one target-only
+  // token (the target still has room) end it at 11 to 13.
+  assert.ok(1 + tokens.length >= 11 && 1 + tokens.length <= 13, `prompt + output = ${1 + tokens.length}`);
+  assert.ok(draft.length <= 10);
 });
 
 Deno.test("a prompt longer than the context limit is a RangeError naming the limit", async () => {
@@ -241,13 +246,30 @@ Deno.test("a prompt longer than the context limit is a RangeError naming the lim
     k: 2,
     draftLength: 2,
   });
-  await assert.rejects(dec.generate([0, 1, 2, 3, 4], { maxNewTokens: 1, seed: 1 }), {
-    name: "RangeError",
-    message: /prompt of 5 tokens exceeds the context limit of 4 tokens/,
-  });
-  const full = await dec.generate([0, 1, 2, 3], { maxNewTokens: 3, seed: 1 });
-  assert.deepEqual(full.tokens, []);
-  assert.equal(full.stats.stopReason, "length");
+  const error = await dec.generate([0, 1, 2, 3, 4], { maxNewTokens: 1, seed: 1 }).catch((e) => e);
+  assert.ok(error instanceof ContextLimitError && error instanceof RangeError, String(error));
+  assert.match(error.message, /prompt of 5 tokens exceeds the context limit of 4 tokens/);
+  assert.equal(error.promptTokens, 5);
+  assert.equal(error.maxLength, 4);
+});
+
+Deno.test("a prompt exactly as long as the context gives one token, as autoregressive does", async () => {
+  const { target, draft } = models(1, 4);
+  for (const seed of [1, 2, 3]) {
+    const ar = await new AutoregressiveDecoder({ target, kernel: referenceKernel }).generate([0, 1, 2, 3], {
+      maxNewTokens: 3,
+      seed,
+    });
+    assert.equal(ar.tokens.length, 1);
+    for (const [verifier, k] of [["sd", 1], ["kseq", 2], ["specinfer", 3]] as const) {
+      const dec = new BlockDecoder({ target, draft, kernel: referenceKernel, verifier, k, draftLength: 2 });
+      const full = await dec.generate([0, 1, 2, 3], { maxNewTokens: 3, seed });
+      // The same first uniform drives the one target-only token, so the token is the same.
+      assert.deepEqual(full.tokens, ar.tokens, `${verifier} seed ${seed}`);
+      assert.equal(full.stats.stopReason, "length");
+      assert.ok(target.length <= 4 && draft.length <= 4);
+    }
+  }
 });
 
 Deno.test("the decoder rejects invalid options", () => {

@@ -13,6 +13,7 @@
 import type * as OrtWeb from "onnxruntime-web";
 import { BackendUnavailableError, InvalidModelError } from "./errors.ts";
 import type { ModelLoader } from "./loader.ts";
+import { runThenYield } from "../event_loop.ts";
 
 /** The onnxruntime API shared by onnxruntime-web and onnxruntime-node (onnxruntime-common). */
 export type Ort = typeof OrtWeb;
@@ -286,7 +287,9 @@ export class OnnxSession {
   }
 
   /**
-   * Runs the graph; calls are queued so at most one runs at a time.
+   * Runs the graph; calls are queued so at most one runs at a time. On wasm and webgpu, whose
+   * runs compute on the calling thread, the event loop gets a turn after the run once the
+   * synchronous work since the last turn passed a few ms (see `src/event_loop.ts`).
    *
    * @throws {Error} the session was released, or onnxruntime failed.
    */
@@ -296,8 +299,11 @@ export class OnnxSession {
       if (session === undefined) {
         throw new Error(`Cannot run the model: the session of ${this.file} was released`);
       }
-      const input = this.backend === "cpu" ? float16AsBits(this.ort, feeds) : feeds;
-      return session.run(input) as Promise<Record<string, OrtTensor>>;
+      if (this.backend === "cpu") {
+        return session.run(float16AsBits(this.ort, feeds)) as Promise<Record<string, OrtTensor>>;
+      }
+      // onnxruntime-web computes on this thread: let timers and I/O in between forwards.
+      return runThenYield(() => session.run(feeds) as Promise<Record<string, OrtTensor>>);
     });
     this.#queue = result.catch(() => {});
     return result;
