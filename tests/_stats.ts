@@ -63,7 +63,9 @@ export function gTest(observed: ArrayLike<number>, expected: ArrayLike<number>, 
     }
   }
   let g = 0;
-  for (let c = 0; c < cellsO.length; c++) if (cellsO[c] > 0) g += 2 * cellsO[c] * Math.log(cellsO[c] / cellsE[c]);
+  for (let c = 0; c < cellsO.length; c++) {
+    if (cellsO[c] > 0) g += 2 * cellsO[c] * Math.log(cellsO[c] / cellsE[c]);
+  }
   const df = Math.max(cellsO.length - 1, 1);
   const pValue = impossible > 0 ? 0 : chiSquareSurvival(g, df);
   return { statistic: g, df, pValue, cells: cellsO.length, impossible };
@@ -78,8 +80,15 @@ export function chiSquareSurvival(x: number, df: number): number {
 /** ln Γ(x) by the Lanczos approximation (g = 7, n = 9), accurate to ~1e-15 for x > 0. */
 export function logGamma(x: number): number {
   const c = [
-    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+    0.99999999999980993,
+    676.5203681218851,
+    -1259.1392167224028,
+    771.32342877765313,
+    -176.61502916214059,
+    12.507343278686905,
+    -0.13857109526572012,
+    9.9843695780195716e-6,
+    1.5056327351493116e-7,
   ];
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
   x -= 1;

@@ -162,8 +162,9 @@ function runVerifications(
  * `rowViews` are used in place. Same values (the rows are float32 already), no copy per draw.
  */
 function residentRows(kernel: Kernel, p: Probs, q: Probs): { p: Probs; q: Probs } {
-  const views = (kernel as Kernel & { rowViews?: (n: number) => { target: Float32Array; draft: Float32Array } })
-    .rowViews?.(p.length);
+  const views =
+    (kernel as Kernel & { rowViews?: (n: number) => { target: Float32Array; draft: Float32Array } })
+      .rowViews?.(p.length);
   if (!views || !(p instanceof Float32Array && q instanceof Float32Array)) return { p, q };
   views.target.set(p);
   views.draft.set(q);

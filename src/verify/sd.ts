@@ -26,7 +26,9 @@ export const sd: Verifier = {
   maxCandidates: 1,
   select(kernel, p, q, candidates, uniforms) {
     if (candidates.length !== 1) {
-      throw new RangeError(`Cannot verify with sd: it takes exactly 1 candidate per node, got ${candidates.length}`);
+      throw new RangeError(
+        `Cannot verify with sd: it takes exactly 1 candidate per node, got ${candidates.length}`,
+      );
     }
     return kernel.kseqSelect(p, q, candidates, uniforms);
   },
