@@ -4,33 +4,33 @@
  * tokens, the target scores them all in one call, and the verifier keeps a prefix so that every
  * output token is an exact sample of the target's (warped) distribution.
  *
- * The public API is re-exported here: the generation API ({@linkcode SpeculativeGenerator}: text in,
- * text out, over ONNX model folders), the tokenizer, the ONNX model layer ({@linkcode OnnxCausalLM}), the kernel ({@linkcode loadKernel}, {@linkcode referenceKernel}),
- * the verifiers ({@linkcode kseq}, {@linkcode sd}, {@linkcode specInfer}, {@linkcode specInferWor}),
- * the model-agnostic block decoder ({@linkcode createDecoder}, {@linkcode BlockDecoder}, the
- * {@linkcode CausalModel} interface) and toy Markov-chain models.
+ * Entry points:
+ * - `mod.ts` (this one, the package root): text generation over ONNX model folders
+ *   ({@linkcode SpeculativeGenerator}), the OpenAI-compatible HTTP handler
+ *   ({@linkcode createHandler}), the tokenizer and the errors callers catch.
+ * - `decode.ts` (`./decode`): the model-agnostic building blocks — the block decoder and the
+ *   {@linkcode CausalModel} interface for your own models, the verifiers, the kernels, toy Markov
+ *   models, seeded uniforms.
+ * - `model.ts` (`./model`): the ONNX model layer — {@linkcode OnnxCausalLM}, model folders,
+ *   configs, backends.
  *
- * @example Speculative decoding on toy Markov chains
- * ```ts
- * import { createDecoder, loadKernel, MarkovModel, nearMarkovTable, randomMarkovTable } from "./mod.ts";
+ * @example Generate from the bundled model pair
+ * ```ts ignore
+ * import { SpeculativeGenerator } from "./mod.ts";
+ * const gen = await SpeculativeGenerator.fromPretrained({ target: "models/target", draft: "models/draft" });
+ * const { text, stats } = await gen.generate("Once upon a time", { maxNewTokens: 64, seed: 1 });
+ * console.log(text, stats.blockEfficiency);
+ * ```
  *
- * const kernel = await loadKernel();
- * const table = randomMarkovTable(16, 1, 1);
- * const target = new MarkovModel({ table, vocabSize: 16 });
- * const draft = new MarkovModel({ table: nearMarkovTable(table, 16, 2), vocabSize: 16 });
- * const decoder = createDecoder("kseq", { target, draft, kernel, k: 4, draftLength: 3, warp: { temperature: 1 } });
- * const { tokens, stats } = await decoder.generate([0], { maxNewTokens: 32, seed: 7 });
- * console.assert(tokens.length === 32 && stats.blockEfficiency >= 1);
+ * @example Serve it over HTTP
+ * ```ts ignore
+ * import { createHandler, SpeculativeGenerator } from "./mod.ts";
+ * const generator = await SpeculativeGenerator.fromPretrained({ target: "models/target", draft: "models/draft" });
+ * Deno.serve({ port: 8000 }, createHandler({ generator }));
  * ```
  *
  * @module
  */
-
-export type { Kernel, Probs, RhoSolution, Selection, WarpOptions } from "./src/kernel/types.ts";
-export { referenceKernel } from "./src/kernel/reference.ts";
-export { loadKernel, WasmKernel } from "./src/kernel/wasm.ts";
-export type { LoadKernelOptions } from "./src/kernel/wasm.ts";
-export { Random } from "./src/random.ts";
 
 export { generationMethods, SpeculativeGenerator } from "./src/generate/generator.ts";
 export type {
@@ -42,7 +42,17 @@ export type {
   GenerationStats,
   SpeculativeGeneratorInit,
 } from "./src/generate/generator.ts";
-export { StopMatcher } from "./src/generate/stop.ts";
+export type { ChatMessage } from "./src/generate/chat.ts";
+
+export { createHandler } from "./src/serve/handler.ts";
+export type {
+  HandlerOptions,
+  HandlerStats,
+  ServeDefaults,
+  ServeGenerator,
+  ServeHandler,
+} from "./src/serve/handler.ts";
+export type { ServeMetrics } from "./src/serve/metrics.ts";
 
 export { checkSameVocabulary, StreamingDetokenizer, Tokenizer } from "./src/tokenizer/mod.ts";
 export type {
@@ -52,56 +62,13 @@ export type {
   StreamingDetokenizerOptions,
 } from "./src/tokenizer/mod.ts";
 
-export {
-  BackendUnavailableError,
-  InvalidModelError,
-  ModelNotFoundError,
-  OnnxCausalLM,
-  openModelFolder,
-  parseModelConfig,
-} from "./src/model/mod.ts";
-export type {
-  BackendName,
-  BackendOptions,
-  ModelConfig,
-  ModelDtype,
-  ModelFamily,
-  ModelFiles,
-  ModelLoader,
-  ModelSource,
-  OnnxCausalLMOptions,
-  ResolvedBackend,
-} from "./src/model/mod.ts";
+export { BackendUnavailableError, InvalidModelError, ModelNotFoundError } from "./src/model/errors.ts";
+export { ContextLimitError } from "./src/decode/errors.ts";
+export type { BackendName, BackendOptions, ModelDtype, ResolvedBackend } from "./src/model/backend.ts";
+export type { ModelFiles, ModelSource } from "./src/model/loader.ts";
+export type { OnnxCausalLMOptions } from "./src/model/causal_lm.ts";
 
-export { getVerifier, kseq, sd, specInfer, specInferWor, verifiers } from "./src/verify/mod.ts";
-export type { DraftSampling, Verifier, VerifierName } from "./src/verify/mod.ts";
-
-export {
-  AutoregressiveDecoder,
-  BlockDecoder,
-  createDecoder,
-  decodeMethods,
-  DraftProposer,
-  MarkovModel,
-  nearMarkovTable,
-  randomMarkovTable,
-  TargetScorer,
-  TargetScores,
-  walkBlock,
-} from "./src/decode/mod.ts";
-export type {
-  AutoregressiveDecoderOptions,
-  BlockDecoderOptions,
-  BlockResult,
-  CausalModel,
-  CreateDecoderOptions,
-  DecodeMethod,
-  Decoder,
-  DecodeStats,
-  DraftProposal,
-  GenerateOptions,
-  GenerateResult,
-  MarkovModelOptions,
-  RandomTableOptions,
-  StopReason,
-} from "./src/decode/mod.ts";
+// Types that the signatures above mention; their implementations live behind ./decode and ./model.
+export type { CausalModel } from "./src/decode/model.ts";
+export type { DecodeStats, StopReason } from "./src/decode/stats.ts";
+export type { Kernel, Probs, WarpOptions } from "./src/kernel/types.ts";

@@ -11,9 +11,7 @@
  * @module
  */
 
-import { SpeculativeGenerator } from "../src/generate/generator.ts";
-import type { BackendName } from "../src/model/backend.ts";
-import { createHandler } from "../src/serve/handler.ts";
+import { type BackendName, createHandler, SpeculativeGenerator } from "../mod.ts";
 
 const root = new URL("../models/", import.meta.url);
 const env = (name: string) => Deno.env.get(name);

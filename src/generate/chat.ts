@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Template } from "@huggingface/jinja";
+import { Template } from "npm:@huggingface/jinja@0.5.11";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 
 /** One turn of a chat. */

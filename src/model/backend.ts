@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type * as OrtWeb from "onnxruntime-web";
+import type * as OrtWeb from "npm:onnxruntime-web@1.30.0";
 import { BackendUnavailableError, InvalidModelError } from "./errors.ts";
 import type { ModelLoader } from "./loader.ts";
 import { runThenYield } from "../event_loop.ts";
@@ -98,13 +98,15 @@ const ortCache = new Map<ResolvedBackend, Promise<Ort>>();
 function importOrt(backend: ResolvedBackend): Promise<Ort> {
   let p = ortCache.get(backend);
   if (p === undefined) {
-    // Specifiers resolve through deno.json's import map (exact versions there); node is imported lazily.
+    // Full npm: specifiers (not import-map names), so that mod.ts imports from any folder without
+    // this repository's deno.json; tests/deps_test.ts keeps them equal to deno.json's pins.
+    // onnxruntime-node is imported lazily, so edge runtimes never touch it.
     if (backend === "cpu") {
-      p = import("onnxruntime-node") as unknown as Promise<Ort>;
+      p = import("npm:onnxruntime-node@1.30.0") as unknown as Promise<Ort>;
     } else if (backend === "webgpu") {
-      p = import("onnxruntime-web/webgpu") as unknown as Promise<Ort>;
+      p = import("npm:onnxruntime-web@1.30.0/webgpu") as unknown as Promise<Ort>;
     } else {
-      p = import("onnxruntime-web") as unknown as Promise<Ort>;
+      p = import("npm:onnxruntime-web@1.30.0") as unknown as Promise<Ort>;
     }
     p = p.then((m) => {
       const fallback = (m as unknown as { default?: Ort }).default;

@@ -1,0 +1,32 @@
+/**
+ * The ONNX model layer of spectr (`./model`): {@linkcode OnnxCausalLM} (a causal LM over an
+ * onnxruntime session with a KV cache that forks into k rows and crops back to the accepted one),
+ * model folders from a path, a URL or in-memory files, config parsing for GPT-2 and Llama/Qwen
+ * style models, and the backends (`wasm`, `webgpu`, `cpu`, `auto`).
+ *
+ * @example Load the bundled draft model and score a prompt
+ * ```ts
+ * import { OnnxCausalLM } from "./model.ts";
+ * const model = await OnnxCausalLM.load(new URL("./models/draft", import.meta.url), { backend: "wasm" });
+ * const logits = await model.append([[1, 2, 3]], 1);
+ * console.assert(logits.length === model.vocabSize);
+ * await model.dispose();
+ * ```
+ *
+ * @module
+ */
+
+export { OnnxCausalLM, openModelFolder, parseModelConfig } from "./src/model/mod.ts";
+export type {
+  BackendName,
+  BackendOptions,
+  ModelConfig,
+  ModelDtype,
+  ModelFamily,
+  ModelFiles,
+  ModelLoader,
+  ModelSource,
+  OnnxCausalLMOptions,
+  ResolvedBackend,
+} from "./src/model/mod.ts";
+export { BackendUnavailableError, InvalidModelError, ModelNotFoundError } from "./src/model/errors.ts";
