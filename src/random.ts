@@ -6,6 +6,9 @@
  * @module
  */
 
+/** Largest seed a generation takes: the uniforms' generator is seeded with 32 bits. */
+export const MAX_SEED: number = 2 ** 32 - 1;
+
 /**
  * A seeded generator of float64 uniforms in [0, 1) with 53 random bits.
  *

@@ -5,10 +5,24 @@
  * @module
  */
 
-import { Random } from "../random.ts";
+import { MAX_SEED, Random } from "../random.ts";
 import { ContextLimitError } from "./errors.ts";
 import type { StopReason } from "./stats.ts";
 import type { GenerateOptions } from "./types.ts";
+
+/** Whether `x` is an AbortSignal (of this realm, or one that quacks like it). */
+export function isAbortSignal(x: unknown): x is AbortSignal {
+  if (typeof AbortSignal === "function" && x instanceof AbortSignal) return true;
+  const s = x as AbortSignal | null;
+  return typeof s === "object" && s !== null && typeof s.aborted === "boolean" &&
+    typeof s.addEventListener === "function";
+}
+
+function describe(x: unknown): string {
+  if (x === null) return "null";
+  if (typeof x !== "object") return typeof x;
+  return (x as object).constructor?.name ?? "an object";
+}
 
 /** Generation options, checked, with defaults filled in. */
 export interface ResolvedGenerate {
@@ -23,8 +37,10 @@ export interface ResolvedGenerate {
 /**
  * Checks the prompt and the options.
  *
+ * @throws {TypeError} options not an object, a signal that is not an AbortSignal, stopWhen not a
+ *   function.
  * @throws {RangeError} empty prompt, prompt ids outside the vocabulary, maxNewTokens not an
- *   integer ≥ 0.
+ *   integer ≥ 0, a seed that is not an integer in [0, 2^32 − 1].
  * @throws {ContextLimitError} a prompt longer than the context limit (a RangeError).
  * @example
  * ```ts
@@ -40,7 +56,18 @@ export function resolveGenerate(
   vocabSize: number,
   maxLength: number,
 ): ResolvedGenerate {
-  const { maxNewTokens, seed, random, eosTokenId, signal, stopWhen } = options ?? ({} as GenerateOptions);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot generate: options must be an object, got ${options === null ? "null" : typeof options}`,
+    );
+  }
+  const { maxNewTokens, seed, random, eosTokenId, signal, stopWhen } = options;
+  if (seed !== undefined && (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED)) {
+    throw new RangeError(`Cannot generate: seed must be an integer in [0, 2^32 - 1], got ${seed}`);
+  }
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    throw new TypeError(`Cannot generate: signal must be an AbortSignal, got ${describe(signal)}`);
+  }
   const prompt = Array.from(promptIds ?? []);
   if (prompt.length === 0) {
     throw new RangeError("Cannot generate: the prompt must hold at least 1 token, got 0");

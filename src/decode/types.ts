@@ -15,8 +15,8 @@ export interface GenerateOptions {
   /** Most tokens to generate (an integer ≥ 0); the last block is truncated to it. */
   maxNewTokens: number;
   /**
-   * Seed of the uniforms (ignored when `random` is given). The same seed, models, options and
-   * kernel math reproduce a run exactly.
+   * Seed of the uniforms, an integer in [0, 2^32 − 1] (ignored when `random` is given). The same
+   * seed, models, options and kernel math reproduce a run exactly.
    * @default {a seed from Math.random()}
    */
   seed?: number;

@@ -32,6 +32,14 @@ export const generationMethods: readonly GenerationMethod[] = Object.freeze([
   "specinfer-wor",
 ]);
 
+/**
+ * Most drafts per block a generation takes: each draft is one more row of the target's scoring
+ * forward and one more copy of its KV cache, so beyond a few dozen rows a block only gets slower.
+ */
+export const MAX_DRAFTS = 64;
+/** Longest draft a generation takes: acceptance decays with depth, so later tokens rarely count. */
+export const MAX_DRAFT_LENGTH = 64;
+
 /** Options of one generation. */
 export interface GenerationOptions {
   /**
@@ -55,7 +63,8 @@ export interface GenerationOptions {
    */
   topP?: number;
   /**
-   * Seed of the uniforms: the same seed, prompt and options reproduce the output.
+   * Seed of the uniforms, an integer in [0, 2^32 − 1]: the same seed, prompt and options
+   * reproduce the output.
    * @default {a random seed}
    */
   seed?: number;
@@ -65,12 +74,14 @@ export interface GenerationOptions {
    */
   method?: GenerationMethod;
   /**
-   * Drafts per block (`sd` always uses 1; ignored by `autoregressive`).
+   * Drafts per block, an integer in [1, {@linkcode MAX_DRAFTS}] (`sd` always uses 1; ignored by
+   * `autoregressive`, but checked).
    * @default {4}
    */
   k?: number;
   /**
-   * Draft length L: tokens per draft (ignored by `autoregressive`).
+   * Draft length L: tokens per draft, an integer in [1, {@linkcode MAX_DRAFT_LENGTH}] (ignored by
+   * `autoregressive`, but checked).
    * @default {4}
    */
   draftLength?: number;
@@ -298,7 +309,10 @@ export class SpeculativeGenerator {
    * @param prompt Text (encoded without special tokens) or token ids.
    * @param options See {@linkcode GenerationOptions}.
    * @returns Text, tokens, finish reason and stats.
-   * @throws {RangeError} invalid options, an empty prompt, a prompt longer than the context limit.
+   * @throws {TypeError} options that are not an object, a signal that is not an AbortSignal.
+   * @throws {RangeError} invalid options (an unknown method; k, draftLength or seed out of their
+   *   documented ranges; bad warp values), an empty prompt (`""` or `[]`).
+   * @throws {ContextLimitError} a prompt longer than the context limit (a RangeError).
    * @throws The signal's reason when aborted.
    */
   async generate(
@@ -350,6 +364,11 @@ export class SpeculativeGenerator {
     prompt: string | readonly number[],
     options: GenerationOptions,
   ): AsyncGenerator<string, GenerationResult> {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(
+        `Cannot generate: options must be an object, got ${options === null ? "null" : typeof options}`,
+      );
+    }
     const {
       maxNewTokens = 128,
       temperature = 1,
@@ -367,6 +386,8 @@ export class SpeculativeGenerator {
         `Cannot generate: unknown method "${method}", expected one of ${generationMethods.join(", ")}`,
       );
     }
+    checkCount("k", k, MAX_DRAFTS);
+    checkCount("draftLength", draftLength, MAX_DRAFT_LENGTH);
     if (method !== "autoregressive" && !this.draft) {
       throw new RangeError(
         `Cannot generate: method "${method}" needs a draft model, and this generator has none`,
@@ -446,9 +467,14 @@ export class SpeculativeGenerator {
 
   #encode(prompt: string | readonly number[]): number[] {
     if (typeof prompt === "string") {
+      if (prompt.length === 0) {
+        throw new RangeError(
+          "Cannot generate: the prompt is empty (to start from the BOS token alone, pass its id: [bosTokenId])",
+        );
+      }
       const ids = this.tokenizer.encode(prompt);
       const bos = this.tokenizer.bosTokenId;
-      if (bos !== undefined && (this.addBosToken || ids.length === 0) && ids[0] !== bos) ids.unshift(bos);
+      if (bos !== undefined && this.addBosToken && ids[0] !== bos) ids.unshift(bos);
       return ids;
     }
     if (!Array.isArray(prompt) && !ArrayBuffer.isView(prompt)) {
@@ -469,6 +495,12 @@ export class SpeculativeGenerator {
       }
     }
     return tokens;
+  }
+}
+
+function checkCount(name: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new RangeError(`Cannot generate: ${name} must be an integer in [1, ${max}], got ${value}`);
   }
 }
 

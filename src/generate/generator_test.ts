@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { SpeculativeGenerator } from "./generator.ts";
+import { generationMethods, SpeculativeGenerator } from "./generator.ts";
 import { StopMatcher } from "./stop.ts";
+import { ContextLimitError } from "../decode/errors.ts";
 import { MarkovModel, nearMarkovTable, randomMarkovTable } from "../decode/markov.ts";
 import { referenceKernel } from "../kernel/reference.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -107,12 +108,33 @@ Deno.test("bad options get typed errors and the generator stays usable", async (
     [["a", { topP: 2 }], /topP/],
     [["a", { k: 0 }], /k must be an integer/],
     [["a", { maxNewTokens: -1 }], /maxNewTokens/],
-    [["a".repeat(40), {}], /exceeds the context limit of 16 tokens/],
+    [["a".repeat(40), {}], /exceeds the context limit of 16 tokens/], // a ContextLimitError
     [[[99], {}], /outside the vocabulary/],
+    [["a", { seed: 1.5 }], /seed must be an integer in \[0, 2\^32 - 1\], got 1.5/],
+    [["a", { seed: -1 }], /seed must be an integer in \[0, 2\^32 - 1\], got -1/],
+    [["a", { seed: 2 ** 32 }], /seed must be an integer/],
+    [["a", { k: 1000 }], /k must be an integer in \[1, 64\], got 1000/],
+    [["a", { k: 2.5 }], /k must be an integer in \[1, 64\]/],
+    [["a", { draftLength: 1000 }], /draftLength must be an integer in \[1, 64\], got 1000/],
+    [["a", { draftLength: 0, method: "autoregressive" }], /draftLength must be an integer/],
+    [["", {}], /the prompt is empty/],
+    [[[], {}], /at least 1 token/],
   ];
   for (const [args, message] of cases) {
-    await assert.rejects(() => generator.generate(...args), { message }, String(message));
+    const error = await generator.generate(...args).then(() => undefined, (e) => e);
+    assert.ok(error instanceof RangeError && message.test(error.message), `${message}: got ${error}`);
   }
+  const typeCases: [Parameters<SpeculativeGenerator["generate"]>, RegExp][] = [
+    [["a", null as never], /options must be an object, got null/],
+    [["a", 5 as never], /options must be an object, got number/],
+    [["a", { signal: {} as never }], /signal must be an AbortSignal, got Object/],
+    [["a", { signal: "x" as never }], /signal must be an AbortSignal, got string/],
+  ];
+  for (const [args, message] of typeCases) {
+    await assert.rejects(() => generator.generate(...args), { name: "TypeError", message }, String(message));
+  }
+  const limit = await generator.generate("a".repeat(40)).catch((e) => e);
+  assert.ok(limit instanceof ContextLimitError && limit instanceof RangeError);
   const noDraft = new SpeculativeGenerator({
     target: new MarkovModel({ table, vocabSize: V }),
     tokenizer,
@@ -132,6 +154,21 @@ Deno.test("an abort mid-stream rejects with AbortError and the next generation w
     for (;;) if ((await stream.next()).done) break;
   }, { name: "AbortError" });
   assert.equal((await generator.generate("a", { maxNewTokens: 7, seed: 1 })).tokens.length, 7);
+});
+
+Deno.test("a prompt exactly as long as the context gives one token with every method", async () => {
+  const generator = makeGenerator(6);
+  for (const method of generationMethods) {
+    const out = await generator.generate("abcdef", {
+      method,
+      maxNewTokens: 10,
+      seed: 3,
+      k: 2,
+      draftLength: 3,
+    });
+    assert.equal(out.tokens.length, 1, method);
+    assert.equal(out.finishReason, "context", method);
+  }
 });
 
 Deno.test("the context limit ends a generation with finish reason context", async () => {

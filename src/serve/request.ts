@@ -7,6 +7,7 @@
  * @module
  */
 
+import { MAX_SEED } from "../random.ts";
 import { type ChatMessage, type ChatTokenizer, renderChat } from "../generate/chat.ts";
 import { type GenerationMethod, generationMethods } from "../generate/generator.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -158,9 +159,7 @@ export function parseJob(body: Record<string, unknown>, kind: Job["kind"], conte
   const temperature = _number(body.temperature, "temperature", 1, 0, 2, false);
   const topP = _number(body.top_p, "top_p", 1, 0, 1, false);
   if (topP === 0) throw paramError("top_p", `'top_p' must be greater than 0 and at most 1, got 0`);
-  const seed = body.seed == null
-    ? undefined
-    : _number(body.seed, "seed", 0, -(2 ** 53) + 1, 2 ** 53 - 1, true);
+  const seed = body.seed == null ? undefined : _number(body.seed, "seed", 0, 0, MAX_SEED, true);
   const stream = body.stream == null ? false : body.stream;
   if (typeof stream !== "boolean") throw paramError("stream", `'stream' must be a boolean`);
   for (const [field, max] of [["n", 1], ["best_of", 1]] as const) {
