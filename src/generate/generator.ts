@@ -13,6 +13,7 @@ import { createDecoder } from "../decode/create.ts";
 import type { CausalModel } from "../decode/model.ts";
 import type { DecodeStats, StopReason } from "../decode/stats.ts";
 import type { DecodeMethod, GenerateResult } from "../decode/types.ts";
+import type { BackendOptions } from "../model/backend.ts";
 import { OnnxCausalLM, type OnnxCausalLMOptions } from "../model/causal_lm.ts";
 import { type ModelLoader, type ModelSource, openModelFolder } from "../model/loader.ts";
 import { checkSameVocabulary } from "../tokenizer/compat.ts";
@@ -161,6 +162,13 @@ export interface FromPretrainedOptions extends OnnxCausalLMOptions {
    */
   draftNumThreads?: number;
   /**
+   * The draft's own file choice, independent of the target's: `dtype`, `merged`, `file` (e.g. an
+   * fp32 target with a q8 draft: `{ dtype: "fp32", draftOptions: { dtype: "q8" } }`). Each field
+   * left out follows the target's option.
+   * @default {the target's dtype, merged and file choice (file only if it is not set for the target)}
+   */
+  draftOptions?: Pick<BackendOptions, "dtype" | "merged" | "file">;
+  /**
    * The kernel.
    * @default {await loadKernel()}
    */
@@ -261,7 +269,17 @@ export class SpeculativeGenerator {
    * ```
    */
   static async fromPretrained(options: FromPretrainedOptions): Promise<SpeculativeGenerator> {
-    const { target: targetSource, draft: draftSource, kernel, draftNumThreads, ...modelOptions } = options;
+    const {
+      target: targetSource,
+      draft: draftSource,
+      kernel,
+      draftNumThreads,
+      draftOptions,
+      ...modelOptions
+    } = options;
+    if (draftOptions !== undefined && (typeof draftOptions !== "object" || draftOptions === null)) {
+      throw new TypeError(`Cannot load the models: draftOptions must be an object, got ${draftOptions}`);
+    }
     if (draftNumThreads !== undefined && (!Number.isInteger(draftNumThreads) || draftNumThreads < 1)) {
       throw new RangeError(
         `Cannot load the models: draftNumThreads must be an integer >= 1, got ${draftNumThreads}`,
@@ -281,6 +299,9 @@ export class SpeculativeGenerator {
       draft = draftFolder
         ? await OnnxCausalLM.load(draftFolder, {
           ...modelOptions,
+          // An explicit target file names a file of the target's folder, not the draft's.
+          file: undefined,
+          ...draftOptions,
           backend: target.backend,
           numThreads: target.backend === "cpu" ? draftNumThreads ?? 1 : modelOptions.numThreads,
         })

@@ -99,3 +99,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "fromPretrained picks the target's and the draft's files independently (dtype, draftOptions)",
+  ignore: !ready,
+  async fn() {
+    const target = await folderFiles(modelPath("target"));
+    const draft = await folderFiles(modelPath("draft"));
+    // A draft folder holding only a "q8" file (the fp32 bytes under the q8 name): the draft must
+    // pick it by its own dtype while the target keeps fp32.
+    const draftQ8 = { ...draft, "onnx/model_quantized.onnx": draft["onnx/model.onnx"] };
+    delete (draftQ8 as Record<string, Uint8Array>)["onnx/model.onnx"];
+    const generator = await SpeculativeGenerator.fromPretrained({
+      target,
+      draft: draftQ8,
+      backend: "wasm",
+      dtype: "fp32",
+      draftOptions: { dtype: "q8" },
+    });
+    const files = [generator.target, generator.draft].map((m) => (m as unknown as { file: string }).file);
+    assert.deepEqual(files, ["onnx/model.onnx", "onnx/model_quantized.onnx"]);
+    const out = await generator.generate("Once upon a time", { maxNewTokens: 4, seed: 1, temperature: 0 });
+    assert.equal(out.tokens.length, 4);
+    await generator.dispose();
+    // Without draftOptions the draft follows the target's dtype, and its fp32 file is missing.
+    await assert.rejects(
+      () => SpeculativeGenerator.fromPretrained({ target, draft: draftQ8, backend: "wasm", dtype: "fp32" }),
+      (e: unknown) => e instanceof ModelNotFoundError && /onnx\/model\.onnx/.test((e as Error).message),
+    );
+  },
+});

@@ -14,6 +14,7 @@ import type * as OrtWeb from "npm:onnxruntime-web@1.30.0";
 import { BackendUnavailableError, InvalidModelError } from "./errors.ts";
 import type { ModelLoader } from "./loader.ts";
 import { runThenYield } from "../event_loop.ts";
+import { externalDataFiles } from "./external_data.ts";
 
 /** The onnxruntime API shared by onnxruntime-web and onnxruntime-node (onnxruntime-common). */
 export type Ort = typeof OrtWeb;
@@ -26,15 +27,40 @@ export type OrtTensorType = "float32" | "float16" | "int64" | "bool";
 export type BackendName = "wasm" | "webgpu" | "cpu" | "auto";
 /** A backend a session actually runs on. */
 export type ResolvedBackend = Exclude<BackendName, "auto">;
-/** Weights precision, which picks the ONNX file: fp32 → model.onnx, fp16 → model_fp16.onnx, q8 → model_quantized.onnx. */
-export type ModelDtype = "fp32" | "fp16" | "q8";
+/**
+ * Weights precision, which picks the ONNX file as transformers.js and onnx-community folders name
+ * them: fp32 → model.onnx, fp16 → model_fp16.onnx, q8 (alias quantized) → model_quantized.onnx,
+ * int8 → model_int8.onnx, uint8 → model_uint8.onnx, q4 → model_q4.onnx, q4f16 → model_q4f16.onnx,
+ * bnb4 → model_bnb4.onnx.
+ */
+export type ModelDtype = "fp32" | "fp16" | "q8" | "quantized" | "int8" | "uint8" | "q4" | "q4f16" | "bnb4";
 
 /** The backend names accepted in options. */
 export const BACKENDS: readonly BackendName[] = ["wasm", "webgpu", "cpu", "auto"];
 /** The dtypes accepted in options. */
-export const DTYPES: readonly ModelDtype[] = ["fp32", "fp16", "q8"];
+export const DTYPES: readonly ModelDtype[] = [
+  "fp32",
+  "fp16",
+  "q8",
+  "quantized",
+  "int8",
+  "uint8",
+  "q4",
+  "q4f16",
+  "bnb4",
+];
 
-const SUFFIX: Record<ModelDtype, string> = { fp32: "", fp16: "_fp16", q8: "_quantized" };
+const SUFFIX: Record<ModelDtype, string> = {
+  fp32: "",
+  fp16: "_fp16",
+  q8: "_quantized",
+  quantized: "_quantized",
+  int8: "_int8",
+  uint8: "_uint8",
+  q4: "_q4",
+  q4f16: "_q4f16",
+  bnb4: "_bnb4",
+};
 
 /** Options choosing the runtime and the ONNX file. */
 export interface BackendOptions {
@@ -50,8 +76,10 @@ export interface BackendOptions {
    */
   numThreads?: number;
   /**
-   * Weights precision: "fp32" (onnx/model.onnx), "fp16" (onnx/model_fp16.onnx), "q8"
-   * (onnx/model_quantized.onnx).
+   * Weights precision, which picks the file: "fp32" (onnx/model.onnx), "fp16"
+   * (onnx/model_fp16.onnx), "q8" or "quantized" (onnx/model_quantized.onnx), "int8", "uint8",
+   * "q4", "q4f16", "bnb4" (onnx/model_<dtype>.onnx). Weights in external data files
+   * (`model.onnx_data`, …) are found from the graph and loaded from the same folder.
    * @default {"fp32"}
    */
   dtype?: ModelDtype;
@@ -343,6 +371,23 @@ function float16AsBits(ort: Ort, feeds: Record<string, OrtTensor>): Record<strin
   return out;
 }
 
+/** The external data files `file`'s graph names, read from the folder beside it. */
+async function readExternalData(
+  folder: ModelLoader,
+  file: string,
+  bytes: Uint8Array,
+): Promise<{ path: string; data: Uint8Array }[]> {
+  let names: string[];
+  try {
+    names = externalDataFiles(bytes);
+  } catch (cause) {
+    throw new InvalidModelError(`Cannot load ${file}: ${(cause as Error).message}`, { cause });
+  }
+  const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/") + 1) : "";
+  // readBytes throws ModelNotFoundError naming a missing side file.
+  return await Promise.all(names.map(async (path) => ({ path, data: await folder.readBytes(dir + path) })));
+}
+
 function readMetadata(names: readonly string[], raw: unknown): ValueMetadata[] {
   const list = Array.isArray(raw) ? raw : [];
   return names.map((name, i) => {
@@ -390,6 +435,8 @@ export async function createOnnxSession(
   const file = await pickFile(folder, options);
   const bytes = await folder.readBytes(file);
   const sessionOptions: OrtWeb.InferenceSession.SessionOptions = { executionProviders: [backend] };
+  const external = await readExternalData(folder, file, bytes);
+  if (external.length > 0) sessionOptions.externalData = external;
   if (backend === "wasm") {
     const threads = numThreads ?? (hasWorker() ? undefined : 1);
     if (threads !== undefined) ort.env.wasm.numThreads = threads;
