@@ -32,12 +32,19 @@
  * @module
  */
 
-export { generationMethods, SpeculativeGenerator } from "./src/generate/generator.ts";
+export {
+  generationMethods,
+  MAX_DRAFT_LENGTH,
+  MAX_DRAFTS,
+  SpeculativeGenerator,
+} from "./src/generate/generator.ts";
 export type {
+  ChatPrompt,
   FinishReason,
   FromPretrainedOptions,
   GenerationMethod,
   GenerationOptions,
+  GenerationPrompt,
   GenerationResult,
   GenerationStats,
   SpeculativeGeneratorInit,

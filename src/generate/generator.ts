@@ -19,6 +19,7 @@ import { type ModelLoader, type ModelSource, openModelFolder } from "../model/lo
 import { checkSameVocabulary } from "../tokenizer/compat.ts";
 import { StreamingDetokenizer } from "../tokenizer/stream.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { type ChatMessage, renderChat } from "./chat.ts";
 import { StopMatcher } from "./stop.ts";
 
 /** Methods of the generation API; `spectr` is SpecTr's K-SEQ. */
@@ -94,6 +95,21 @@ export interface GenerationOptions {
   /** Aborts the generation (the call rejects with the signal's reason). */
   signal?: AbortSignal;
 }
+
+/** A chat to continue: its messages, rendered with the folder's chat template. */
+export interface ChatPrompt {
+  /** The conversation so far; the template's generation prompt is appended. */
+  messages: readonly ChatMessage[];
+}
+
+/** What a generation continues: text (no special tokens added), token ids, or a chat. */
+export type GenerationPrompt = string | readonly number[] | ChatPrompt;
+
+/**
+ * End-of-turn markers of common chat templates (ChatML, Llama 3, Gemma, Phi-3, Mistral); a chat
+ * generation stops at those that occur in the tokenizer's template and are tokens of its vocabulary.
+ */
+const END_OF_TURN_MARKERS = ["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>"];
 
 /** Why a generation ended. */
 export type FinishReason = "length" | "eos" | "stop" | "context";
@@ -223,6 +239,11 @@ export class SpeculativeGenerator {
   readonly eosTokenIds: readonly number[];
   /** Whether text prompts start with the BOS id. */
   readonly addBosToken: boolean;
+  /**
+   * Token ids that end a chat generation: the EOS ids plus the chat template's end-of-turn token
+   * (e.g. `<|im_end|>`) when the template uses one that is in the vocabulary.
+   */
+  readonly chatStopTokenIds: readonly number[];
   #queue: Promise<unknown> = Promise.resolve();
 
   /**
@@ -249,6 +270,11 @@ export class SpeculativeGenerator {
     this.kernel = kernel;
     const eos = init.eosTokenIds ?? (tokenizer.eosTokenId === undefined ? [] : [tokenizer.eosTokenId]);
     this.eosTokenIds = Object.freeze([...eos]);
+    const template = tokenizer.chatTemplate ?? "";
+    const turnEnds = END_OF_TURN_MARKERS.filter((m) => template.includes(m))
+      .map((m) => tokenizer.tokenToId(m))
+      .filter((id): id is number => id !== undefined && !eos.includes(id));
+    this.chatStopTokenIds = Object.freeze([...eos, ...new Set(turnEnds)]);
     this.addBosToken = init.addBosToken ?? false;
   }
 
@@ -327,7 +353,9 @@ export class SpeculativeGenerator {
   /**
    * Generates text and returns it with stats.
    *
-   * @param prompt Text (encoded without special tokens) or token ids.
+   * @param prompt Text (encoded without special tokens added), token ids, or `{ messages }`: a
+   *   chat rendered with the folder's chat template (generation prompt appended), which stops at
+   *   EOS or the template's end-of-turn token ({@linkcode SpeculativeGenerator.chatStopTokenIds}).
    * @param options See {@linkcode GenerationOptions}.
    * @returns Text, tokens, finish reason and stats.
    * @throws {TypeError} options that are not an object, a signal that is not an AbortSignal.
@@ -337,7 +365,7 @@ export class SpeculativeGenerator {
    * @throws The signal's reason when aborted.
    */
   async generate(
-    prompt: string | readonly number[],
+    prompt: GenerationPrompt,
     options: GenerationOptions = {},
   ): Promise<GenerationResult> {
     const stream = this.stream(prompt, options);
@@ -367,7 +395,7 @@ export class SpeculativeGenerator {
    * ```
    */
   async *stream(
-    prompt: string | readonly number[],
+    prompt: GenerationPrompt,
     options: GenerationOptions = {},
   ): AsyncGenerator<string, GenerationResult> {
     const previous = this.#queue;
@@ -382,7 +410,7 @@ export class SpeculativeGenerator {
   }
 
   async *#run(
-    prompt: string | readonly number[],
+    prompt: GenerationPrompt,
     options: GenerationOptions,
   ): AsyncGenerator<string, GenerationResult> {
     if (typeof options !== "object" || options === null) {
@@ -432,7 +460,7 @@ export class SpeculativeGenerator {
       maxNewTokens,
       seed,
       signal,
-      eosTokenId: this.eosTokenIds,
+      eosTokenId: isChat(prompt) ? this.chatStopTokenIds : this.eosTokenIds,
       // Runs after each block, before it is yielded: feed the new tokens to the detokenizer and
       // the stop matcher, and stop once a stop string is complete.
       stopWhen: stops.empty ? undefined : (tokens) => {
@@ -486,7 +514,12 @@ export class SpeculativeGenerator {
     }
   }
 
-  #encode(prompt: string | readonly number[]): number[] {
+  #encode(prompt: GenerationPrompt): number[] {
+    if (isChat(prompt)) {
+      // The template writes every special token the model expects (BOS included), as text that
+      // the tokenizer maps back to the special ids.
+      return this.tokenizer.encode(renderChat(this.tokenizer, prompt.messages));
+    }
     if (typeof prompt === "string") {
       if (prompt.length === 0) {
         throw new RangeError(
@@ -517,6 +550,12 @@ export class SpeculativeGenerator {
     }
     return tokens;
   }
+}
+
+function isChat(prompt: GenerationPrompt): prompt is ChatPrompt {
+  return typeof prompt === "object" && prompt !== null && !Array.isArray(prompt) &&
+    !ArrayBuffer.isView(prompt) &&
+    "messages" in prompt;
 }
 
 function checkCount(name: string, value: number, max: number): void {

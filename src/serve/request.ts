@@ -17,8 +17,8 @@ import { HttpError, paramError } from "./errors.ts";
 export interface Job {
   /** Which route it came from. */
   kind: "completion" | "chat";
-  /** Text (a chat already rendered) or token ids. */
-  prompt: string | number[];
+  /** Text, token ids, or the checked chat messages (the generator renders the template). */
+  prompt: string | number[] | { messages: ChatMessage[] };
   /** Answer as server-sent events. */
   stream: boolean;
   /** Most completion tokens. */
@@ -134,9 +134,17 @@ export function parseJob(body: Record<string, unknown>, kind: Job["kind"], conte
       );
     }
   }
-  const prompt = kind === "chat" ? _chatPrompt(body.messages, tokenizer, modelName) : _prompt(body.prompt);
+  let prompt: Job["prompt"];
+  let text: string | number[];
+  if (kind === "chat") {
+    const messages = _chatMessages(body.messages, tokenizer, modelName);
+    prompt = { messages };
+    text = _render(tokenizer, messages);
+  } else {
+    prompt = text = _prompt(body.prompt);
+  }
   if (maxPromptTokens !== undefined) {
-    const count = typeof prompt === "string" ? tokenizer.encode(prompt).length : prompt.length;
+    const count = typeof text === "string" ? tokenizer.encode(text).length : text.length;
     if (count > maxPromptTokens) {
       throw paramError(
         kind === "chat" ? "messages" : "prompt",
@@ -203,8 +211,8 @@ export function parseJob(body: Record<string, unknown>, kind: Job["kind"], conte
   };
 }
 
-/** Checks `messages` (OpenAI's shapes, `developer` read as `system`) and renders the chat template. */
-function _chatPrompt(messages: unknown, tokenizer: ChatTokenizer, modelName: string): string {
+/** Checks `messages` (OpenAI's shapes, `developer` read as `system`); the template must render them. */
+function _chatMessages(messages: unknown, tokenizer: ChatTokenizer, modelName: string): ChatMessage[] {
   if (tokenizer.chatTemplate === undefined) {
     throw paramError(null, `The model '${modelName}' has no chat template; use /v1/completions instead`);
   }
@@ -236,8 +244,14 @@ function _chatPrompt(messages: unknown, tokenizer: ChatTokenizer, modelName: str
     }
     return { role: role === "developer" ? "system" : role as ChatMessage["role"], content: text };
   });
+  _render(tokenizer, plain);
+  return plain;
+}
+
+/** The rendered chat (the same rendering the generator does), or a 400 naming `messages`. */
+function _render(tokenizer: ChatTokenizer, messages: ChatMessage[]): string {
   try {
-    return renderChat(tokenizer, plain);
+    return renderChat(tokenizer, messages);
   } catch (error) {
     throw paramError("messages", (error as Error).message.slice(0, 300));
   }
