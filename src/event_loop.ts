@@ -27,6 +27,9 @@ interface Armed {
 }
 
 let lastTurn = now();
+/** Generations in progress ({@linkcode beginEventLoopTurns} … {@linkcode endEventLoopTurns}). */
+let active = 0;
+/** The next turn's timer, armed right after the last turn while a generation runs. */
 let armed: Armed | undefined;
 
 function now(): number {
@@ -39,6 +42,11 @@ function newTimer(): Armed {
   return { promise, resolve, id: setTimeout(resolve, 0) };
 }
 
+function clear(timer: Armed): void {
+  clearTimeout(timer.id);
+  timer.resolve();
+}
+
 const ONE_BYTE = new Uint8Array(1);
 
 /**
@@ -46,61 +54,79 @@ const ONE_BYTE = new Uint8Array(1);
  * loop run; the operation lets the other timers that came due in the same batch run before this
  * continuation (timer callbacks run one by one, each followed by its microtasks, so without it the
  * generation would resume before a user's interval that fell due a moment later than our timer).
+ * While a generation runs, the next turn's timer is armed at once, so it is due by the next turn.
  */
 async function turn(timer: Armed): Promise<void> {
   await timer.promise;
   const subtle = globalThis.crypto?.subtle;
   if (subtle) await subtle.digest("SHA-256", ONE_BYTE).catch(() => {});
   lastTurn = now();
+  if (active > 0 && armed === undefined) armed = newTimer();
 }
 
-function arm(): Armed {
-  return armed ??= newTimer();
+/** Takes the armed timer (or a new one when none is armed). */
+function take(): Armed {
+  const timer = armed ?? newTimer();
+  armed = undefined;
+  return timer;
+}
+
+/**
+ * Marks the start of a generation: from now on the next turn's timer is kept armed, so a turn
+ * costs no waiting. Pair every call with {@linkcode endEventLoopTurns} (in a `finally`).
+ */
+export function beginEventLoopTurns(): void {
+  active++;
+  armed ??= newTimer();
+}
+
+/** Marks the end of a generation; when none is left, clears the armed timer (nothing stays pending). */
+export function endEventLoopTurns(): void {
+  active = Math.max(0, active - 1);
+  if (active === 0 && armed !== undefined) {
+    clear(armed);
+    armed = undefined;
+  }
 }
 
 /**
  * Lets timers, I/O and other tasks run when the synchronous work since the last turn has passed
- * {@linkcode YIELD_SLICE_MS}; otherwise arms the turn's timer and returns at once. Call it
- * between forwards, and {@linkcode releaseEventLoopTurn} when the work ends.
+ * {@linkcode YIELD_SLICE_MS}; otherwise returns at once. Call it between forwards, inside
+ * {@linkcode beginEventLoopTurns} … {@linkcode endEventLoopTurns} (outside them a turn waits for a
+ * fresh timer, ~2 ms).
  *
  * @returns After the turn (or at once).
  * @example A long synchronous loop that keeps a timer ticking
  * ```ts
- * import { releaseEventLoopTurn, yieldToEventLoop } from "./event_loop.ts";
+ * import { beginEventLoopTurns, endEventLoopTurns, yieldToEventLoop } from "./event_loop.ts";
  * import assert from "node:assert/strict";
  * let ticks = 0;
  * const timer = setInterval(() => ticks++, 5);
- * const end = performance.now() + 100;
- * while (performance.now() < end) {
- *   const busy = performance.now() + 1;
- *   while (performance.now() < busy); // 1 ms of synchronous work
- *   await yieldToEventLoop();
+ * beginEventLoopTurns();
+ * try {
+ *   const end = performance.now() + 100;
+ *   while (performance.now() < end) {
+ *     const busy = performance.now() + 1;
+ *     while (performance.now() < busy); // 1 ms of synchronous work
+ *     await yieldToEventLoop();
+ *   }
+ * } finally {
+ *   endEventLoopTurns();
+ *   clearInterval(timer);
  * }
- * releaseEventLoopTurn();
- * clearInterval(timer);
  * assert.ok(ticks >= 10, `the timer ticked ${ticks} times in 100 ms`);
  * ```
  */
 export async function yieldToEventLoop(): Promise<void> {
-  const timer = arm();
   if (now() - lastTurn < YIELD_SLICE_MS) return;
-  armed = undefined;
-  await turn(timer);
-}
-
-/** Clears the armed timer (so nothing is left pending when a generation ends). Idempotent. */
-export function releaseEventLoopTurn(): void {
-  if (armed === undefined) return;
-  clearTimeout(armed.id);
-  armed.resolve();
-  armed = undefined;
+  await turn(take());
 }
 
 /**
- * Runs one synchronous-compute step (a forward) with its own armed timer, then takes a turn of
- * the event loop when the work since the last turn passed {@linkcode YIELD_SLICE_MS} (the timer,
- * armed before the step, is then due in all but the shortest steps); otherwise clears the timer.
- * Nothing is left pending when it returns.
+ * Runs one synchronous-compute step (a forward), then takes a turn of the event loop when the
+ * work since the last turn passed {@linkcode YIELD_SLICE_MS}. Inside a generation the turn uses
+ * the armed timer; outside one, the step arms its own before it runs (due after all but the
+ * shortest steps) and clears it when no turn is needed, so nothing is left pending.
  *
  * @param step The work, e.g. `() => session.run(feeds)`.
  * @returns The step's result, after the turn.
@@ -120,14 +146,17 @@ export function releaseEventLoopTurn(): void {
  * ```
  */
 export async function runThenYield<T>(step: () => Promise<T>): Promise<T> {
-  const timer = newTimer();
+  const own = armed === undefined ? newTimer() : undefined;
   try {
     return await step();
   } finally {
     if (now() - lastTurn >= YIELD_SLICE_MS) {
+      const timer = armed ?? own!;
+      if (timer === armed) armed = undefined;
+      if (own !== undefined && own !== timer) clear(own);
       await turn(timer);
-    } else {
-      clearTimeout(timer.id);
+    } else if (own !== undefined) {
+      clear(own);
     }
   }
 }

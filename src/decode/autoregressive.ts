@@ -7,7 +7,7 @@
 
 import { resolveWarp } from "../kernel/validate.ts";
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
-import { releaseEventLoopTurn, yieldToEventLoop } from "../event_loop.ts";
+import { beginEventLoopTurns, endEventLoopTurns, yieldToEventLoop } from "../event_loop.ts";
 import { collect, OutputBuffer, resolveGenerate, throwIfAborted } from "./_generation.ts";
 import type { CausalModel } from "./model.ts";
 import { StatsRecorder } from "./stats.ts";
@@ -87,10 +87,11 @@ export class AutoregressiveDecoder implements Decoder {
     promptIds: ArrayLike<number>,
     options: GenerateOptions,
   ): AsyncGenerator<number[], GenerateResult> {
+    beginEventLoopTurns();
     try {
       return yield* this.#steps(promptIds, options);
     } finally {
-      releaseEventLoopTurn();
+      endEventLoopTurns();
     }
   }
 

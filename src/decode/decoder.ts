@@ -12,7 +12,7 @@ import { resolveWarp } from "../kernel/validate.ts";
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
 import { getVerifier } from "../verify/mod.ts";
 import type { Verifier, VerifierName } from "../verify/types.ts";
-import { releaseEventLoopTurn, yieldToEventLoop } from "../event_loop.ts";
+import { beginEventLoopTurns, endEventLoopTurns, yieldToEventLoop } from "../event_loop.ts";
 import { collect, OutputBuffer, resolveGenerate, throwIfAborted } from "./_generation.ts";
 import type { CausalModel } from "./model.ts";
 import { DraftProposer } from "./proposer.ts";
@@ -158,10 +158,11 @@ export class BlockDecoder implements Decoder {
     promptIds: ArrayLike<number>,
     options: GenerateOptions,
   ): AsyncGenerator<number[], GenerateResult> {
+    beginEventLoopTurns();
     try {
       return yield* this.#blocks(promptIds, options);
     } finally {
-      releaseEventLoopTurn();
+      endEventLoopTurns();
     }
   }
 
