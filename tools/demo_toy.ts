@@ -4,7 +4,7 @@
  * call) and the acceptance per depth, measured in this run with the same seeds. Every method samples
  * exactly the target chain; they differ only in how many target calls they need.
  *
- * Run: `deno task demo --toy` or `deno run --allow-read --allow-env tools/demo_toy.ts` (options: --vocab 32
+ * Run: `deno task demo --markov` or `deno run --allow-read --allow-env tools/demo_toy.ts` (options: --vocab 32
  * --tokens 4000 --temperature 1 --seed 1).
  *
  * @module
@@ -16,7 +16,7 @@ import { createDecoder, MarkovModel, nearMarkovTable, randomMarkovTable } from "
 import type { DecodeMethod } from "../src/decode/mod.ts";
 
 const { values } = parseArgs({
-  args: Deno.args.filter((a) => a !== "--toy"),
+  args: Deno.args.filter((a) => a !== "--toy" && a !== "--markov"),
   options: {
     vocab: { type: "string", default: "32" },
     tokens: { type: "string", default: "4000" },
