@@ -15,6 +15,7 @@ import { BackendUnavailableError, InvalidModelError } from "./errors.ts";
 import type { ModelLoader } from "./loader.ts";
 import { runThenYield } from "../event_loop.ts";
 import { externalDataFiles } from "./external_data.ts";
+import type { FromWorker, ToWorker, WireEnv, WireTensor } from "./_worker_protocol.ts";
 
 /** The onnxruntime API shared by onnxruntime-web and onnxruntime-node (onnxruntime-common). */
 export type Ort = typeof OrtWeb;
@@ -109,6 +110,20 @@ export interface BackendOptions {
    * @default {undefined}
    */
   wasmBinary?: ArrayBuffer | Uint8Array;
+  /**
+   * wasm only: run the onnxruntime-web session in a dedicated module Worker, so that a forward
+   * (which onnxruntime-web computes synchronously on the calling thread) leaves this thread free:
+   * timers, I/O and other requests run during the whole forward, not only between forwards. Each
+   * `run` copies the feeds to the worker (KV cache included) and gets the outputs back without a
+   * copy (transferred). The worker has its own onnxruntime-web: `numThreads`, `wasmPaths` and
+   * `wasmBinary` (else this thread's `ort.env.wasm` values) apply to it alone, and it holds its own
+   * copy of the runtime and the weights. `release()` terminates it. Needs `backend: "wasm"` and a
+   * runtime with `Worker` (edge runtimes such as Deno Deploy have none); not available from the
+   * edge bundle (tools/bundle.ts), which does not ship the worker module (BackendUnavailableError).
+   * A live worker keeps the process running: dispose the model (or release the session) when done.
+   * @default {false}
+   */
+  worker?: boolean;
 }
 
 /** Name, element type and shape (numbers for static dims, names for symbolic) of a graph input or output. */
@@ -119,6 +134,21 @@ export interface ValueMetadata {
   type?: string;
   /** Dims: a number when static, a string when symbolic; undefined when unknown. */
   shape?: readonly (number | string)[];
+}
+
+/**
+ * What {@linkcode OnnxSession} needs of a session: onnxruntime's `InferenceSession`, or the stand-in
+ * for one that lives in a worker (`worker: true`).
+ */
+export interface SessionLike {
+  /** Graph input names, in order. */
+  readonly inputNames: readonly string[];
+  /** Graph output names, in order. */
+  readonly outputNames: readonly string[];
+  /** Runs the graph. */
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  /** Releases the session. */
+  release(): Promise<void>;
 }
 
 const ortCache = new Map<ResolvedBackend, Promise<Ort>>();
@@ -276,13 +306,18 @@ export class OnnxSession {
   readonly inputMetadata: readonly ValueMetadata[];
   /** Graph output metadata (empty entries when the runtime does not report it). */
   readonly outputMetadata: readonly ValueMetadata[];
-  #session: OrtWeb.InferenceSession | undefined;
+  #session: SessionLike | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   /** Wraps a created session; use {@linkcode createOnnxSession}. */
-  constructor(ort: Ort, session: OrtWeb.InferenceSession, backend: ResolvedBackend, file: string) {
+  constructor(
+    ort: Ort,
+    session: OrtWeb.InferenceSession | SessionLike,
+    backend: ResolvedBackend,
+    file: string,
+  ) {
     this.ort = ort;
-    this.#session = session;
+    this.#session = session as SessionLike;
     this.backend = backend;
     this.file = file;
     this.inputNames = [...session.inputNames];
@@ -319,7 +354,9 @@ export class OnnxSession {
   /**
    * Runs the graph; calls are queued so at most one runs at a time. On wasm and webgpu, whose
    * runs compute on the calling thread, the event loop gets a turn after the run once the
-   * synchronous work since the last turn passed a few ms (see `src/event_loop.ts`).
+   * synchronous work since the last turn passed a few ms (see `src/event_loop.ts`). With
+   * `worker: true` the forward runs in the worker and this thread is free meanwhile (the same
+   * turn then costs no waiting: its timer came due during the forward).
    *
    * @throws {Error} the session was released, or onnxruntime failed.
    */
@@ -330,10 +367,10 @@ export class OnnxSession {
         throw new Error(`Cannot run the model: the session of ${this.file} was released`);
       }
       if (this.backend === "cpu") {
-        return session.run(float16AsBits(this.ort, feeds)) as Promise<Record<string, OrtTensor>>;
+        return session.run(float16AsBits(this.ort, feeds));
       }
       // onnxruntime-web computes on this thread: let timers and I/O in between forwards.
-      return runThenYield(() => session.run(feeds) as Promise<Record<string, OrtTensor>>);
+      return runThenYield(() => session.run(feeds));
     });
     this.#queue = result.catch(() => {});
     return result;
@@ -406,10 +443,13 @@ function hasWorker(): boolean {
  * Creates an inference session for the ONNX file of a model folder.
  *
  * @param folder The model folder.
- * @param options Backend, threads, dtype, merged, file.
+ * @param options Backend, threads, dtype, merged, file, wasmPaths, wasmBinary, worker.
  * @returns The session.
- * @throws {RangeError} an unknown backend or dtype, or numThreads not an integer ≥ 1.
- * @throws {BackendUnavailableError} the backend cannot run here.
+ * @throws {RangeError} an unknown backend or dtype, numThreads not an integer ≥ 1, or `worker: true`
+ *   with a backend other than "wasm".
+ * @throws {TypeError} `worker` not a boolean.
+ * @throws {BackendUnavailableError} the backend cannot run here, or `worker: true` where there is no
+ *   `Worker` or the session worker does not start.
  * @throws {ModelNotFoundError} the ONNX file is missing.
  * @throws {InvalidModelError} onnxruntime cannot load the file (corrupt or unsupported).
  * @example An in-memory folder with corrupt bytes
@@ -426,17 +466,37 @@ export async function createOnnxSession(
   folder: ModelLoader,
   options: BackendOptions = {},
 ): Promise<OnnxSession> {
-  const { numThreads } = options;
+  const { numThreads, worker = false } = options;
   if (numThreads !== undefined && (!Number.isInteger(numThreads) || numThreads < 1)) {
     throw new RangeError(`Cannot create a session: numThreads must be an integer >= 1, got ${numThreads}`);
   }
   if (options.dtype !== undefined) modelFileName(options.dtype);
+  if (typeof worker !== "boolean") {
+    throw new TypeError(`Cannot create a session: worker must be a boolean, got ${JSON.stringify(worker)}`);
+  }
+  if (worker) checkWorkerOption(options.backend);
   const { ort, backend } = await loadOrt(options.backend ?? "auto");
   const file = await pickFile(folder, options);
   const bytes = await folder.readBytes(file);
   const sessionOptions: OrtWeb.InferenceSession.SessionOptions = { executionProviders: [backend] };
   const external = await readExternalData(folder, file, bytes);
   if (external.length > 0) sessionOptions.externalData = external;
+  if (worker) {
+    // copies, moved to the worker: one copy of the weights (a structured clone makes two), and the
+    // caller's arrays (an in-memory folder's) stay usable
+    const model = bytes.slice();
+    const externalData = external.map(({ path, data }) => ({ path, data: data.slice() }));
+    const create: ToWorker = { kind: "create", model, externalData, env: workerEnv(ort, options) };
+    const transfer = [model, ...externalData.map((e) => e.data)].map((a) => a.buffer as ArrayBuffer);
+    let session: WorkerSession;
+    try {
+      session = await WorkerSession.start(ort, create, transfer, file);
+    } catch (cause) {
+      if (!(cause instanceof WorkerCreateError)) throw cause; // BackendUnavailableError: no worker
+      throw createError(cause.message, cause, backend, file, bytes, folder);
+    }
+    return new OnnxSession(ort, session, backend, file);
+  }
   if (backend === "wasm") {
     const threads = numThreads ?? (hasWorker() ? undefined : 1);
     if (threads !== undefined) ort.env.wasm.numThreads = threads;
@@ -456,18 +516,247 @@ export async function createOnnxSession(
   try {
     session = await ort.InferenceSession.create(bytes, sessionOptions);
   } catch (cause) {
-    const message = String((cause as Error)?.message ?? cause);
-    if (/no available backend found/i.test(message)) {
-      throw new BackendUnavailableError(
-        `Cannot create a session: onnxruntime's ${backend} runtime could not be started (its .wasm / .mjs files ` +
-          `missing or unreachable? see wasmPaths / wasmBinary), got ${message}`,
-        { cause },
-      );
-    }
-    throw new InvalidModelError(
-      `Cannot load ${file}: onnxruntime (${backend}) rejected the file (${bytes.length} bytes at ${folder.location}), got ${message}`,
+    throw createError(String((cause as Error)?.message ?? cause), cause, backend, file, bytes, folder);
+  }
+  return new OnnxSession(ort, session, backend, file);
+}
+
+/** The typed error for a session onnxruntime would not create (inline or in the worker). */
+function createError(
+  message: string,
+  cause: unknown,
+  backend: ResolvedBackend,
+  file: string,
+  bytes: Uint8Array,
+  folder: ModelLoader,
+): Error {
+  if (/no available backend found/i.test(message)) {
+    return new BackendUnavailableError(
+      `Cannot create a session: onnxruntime's ${backend} runtime could not be started (its .wasm / .mjs files ` +
+        `missing or unreachable? see wasmPaths / wasmBinary), got ${message}`,
       { cause },
     );
   }
-  return new OnnxSession(ort, session, backend, file);
+  return new InvalidModelError(
+    `Cannot load ${file}: onnxruntime (${backend}) rejected the file (${bytes.length} bytes at ${folder.location}), got ${message}`,
+    { cause },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// worker: true — the wasm session in a module Worker (src/model/_session_worker.ts)
+
+/** Throws unless `worker: true` can be honoured: backend "wasm" and a runtime with `Worker`. */
+function checkWorkerOption(backend: BackendName | undefined): void {
+  if (backend !== "wasm") {
+    throw new RangeError(
+      `Cannot create a session: worker: true runs an onnxruntime-web wasm session in a Worker and needs ` +
+        `backend "wasm", got backend ${JSON.stringify(backend ?? "auto")}${
+          backend === undefined ? " (the default)" : ""
+        }`,
+    );
+  }
+  const current = (globalThis as { Worker?: unknown }).Worker;
+  if (typeof current !== "function") {
+    throw new BackendUnavailableError(
+      "Cannot create a session with worker: true: this runtime has no Worker (edge runtimes such as Deno Deploy " +
+        `have none), got typeof Worker ${JSON.stringify(typeof current)}; use worker: false`,
+    );
+  }
+  if (webWorker() === undefined) {
+    throw new BackendUnavailableError(
+      "Cannot create a session with worker: true: globalThis.Worker is node:worker_threads' Worker (onnxruntime-web's " +
+        "wasm runtime puts it there when its first inline session starts), not the Web Worker, got " +
+        `${
+          (current as { name?: string }).name
+        }; import spectr before starting onnxruntime-web sessions yourself`,
+    );
+  }
+}
+
+/**
+ * The Web Worker constructor as this module found it when it was evaluated. onnxruntime-web's
+ * Emscripten glue replaces `globalThis.Worker` with node:worker_threads' Worker once its first
+ * wasm session starts on this thread (under Deno and Node: `global.Worker = ….Worker`), and that
+ * one runs no Web Worker module (no `self`, no `onmessage`).
+ */
+const WEB_WORKER = (globalThis as { Worker?: typeof Worker }).Worker;
+
+/** The Web Worker constructor to use, or undefined where there is none (or only node:worker_threads'). */
+function webWorker(): typeof Worker | undefined {
+  if (typeof WEB_WORKER === "function" && WEB_WORKER.name !== "NodeWorker") return WEB_WORKER;
+  const current = (globalThis as { Worker?: typeof Worker }).Worker;
+  return typeof current === "function" && current.name !== "NodeWorker" ? current : undefined;
+}
+
+/** The `ort.env.wasm` settings for the worker: the options', else those this thread's onnxruntime-web uses. */
+function workerEnv(ort: Ort, options: BackendOptions): WireEnv {
+  const href = (x: string | URL | undefined) => (x instanceof URL ? x.href : x);
+  const paths = options.wasmPaths ?? ort.env.wasm.wasmPaths;
+  const threads = options.numThreads ?? ort.env.wasm.numThreads;
+  const env: WireEnv = {};
+  if (typeof threads === "number") env.numThreads = threads;
+  if (typeof paths === "string" || paths instanceof URL) env.wasmPaths = href(paths);
+  else if (paths) env.wasmPaths = { mjs: href(paths.mjs), wasm: href(paths.wasm) };
+  const binary = options.wasmBinary ?? ort.env.wasm.wasmBinary;
+  if (binary !== undefined) env.wasmBinary = binary as ArrayBuffer | Uint8Array;
+  return env;
+}
+
+/** The worker answered `create` with onnxruntime's refusal; `createOnnxSession` types it. */
+class WorkerCreateError extends Error {}
+
+/**
+ * The stand-in for an onnxruntime-web session that lives in a module Worker. Runs post the feeds
+ * (copied once and the copies transferred: the caller reuses its KV-cache tensors) and get the
+ * outputs back as transferred buffers,
+ * wrapped in tensors of this thread's onnxruntime. Runs are expected one at a time
+ * ({@linkcode OnnxSession} queues them); ids pair each answer with its run regardless.
+ */
+class WorkerSession implements SessionLike {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly ValueMetadata[];
+  readonly outputMetadata: readonly ValueMetadata[];
+  readonly #ort: Ort;
+  readonly #worker: Worker;
+  readonly #file: string;
+  readonly #pending = new Map<
+    number,
+    { resolve: (outputs: Record<string, OrtTensor>) => void; reject: (error: Error) => void }
+  >();
+  #nextId = 0;
+  #failure: Error | undefined;
+
+  private constructor(ort: Ort, worker: Worker, file: string, created: FromWorker & { kind: "created" }) {
+    this.#ort = ort;
+    this.#worker = worker;
+    this.#file = file;
+    this.inputNames = created.inputNames;
+    this.outputNames = created.outputNames;
+    this.inputMetadata = created.inputMetadata;
+    this.outputMetadata = created.outputMetadata;
+    worker.onmessage = (event: MessageEvent<FromWorker>) => this.#answer(event.data);
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault(); // handled here: not rethrown on this thread
+      this.#fail(`the session worker of ${file} failed, got ${event.message}`);
+    };
+    worker.onmessageerror = () =>
+      this.#fail(`a message from the session worker of ${file} could not be read`);
+  }
+
+  /**
+   * Starts the worker and creates the session in it.
+   *
+   * @throws {BackendUnavailableError} the worker (or onnxruntime-web in it) does not start.
+   * @throws {WorkerCreateError} onnxruntime rejected the session (its message).
+   */
+  static async start(
+    ort: Ort,
+    create: ToWorker,
+    transfer: ArrayBuffer[],
+    file: string,
+  ): Promise<WorkerSession> {
+    const unavailable = (what: string, cause?: unknown) =>
+      new BackendUnavailableError(
+        `Cannot create a session with worker: true: the session worker (${
+          new URL("./_session_worker.ts", import.meta.url).href
+        }) ${what}; ` +
+          `worker mode needs that module beside backend.ts (the edge bundle does not ship it: use worker: false there)`,
+        { cause },
+      );
+    let worker: Worker;
+    try {
+      // the Web Worker (checkWorkerOption made sure there is one), not a replaced globalThis.Worker
+      const Worker = webWorker()!;
+      worker = new Worker(new URL("./_session_worker.ts", import.meta.url), { type: "module" });
+    } catch (cause) {
+      throw unavailable(`could not be created, got ${(cause as Error)?.message ?? cause}`, cause);
+    }
+    let reply: FromWorker;
+    try {
+      reply = await new Promise<FromWorker>((resolve, reject) => {
+        worker.onmessage = (event: MessageEvent<FromWorker>) => resolve(event.data);
+        worker.onerror = (event: ErrorEvent) => {
+          event.preventDefault();
+          reject(unavailable(`did not start, got ${event.message}`, event.error));
+        };
+        worker.onmessageerror = () => reject(unavailable("sent a message that could not be read"));
+        worker.postMessage(create, transfer);
+      });
+    } catch (error) {
+      worker.terminate();
+      throw error;
+    }
+    if (reply.kind !== "created") {
+      worker.terminate();
+      if (reply.kind === "createFailed") throw new WorkerCreateError(reply.message);
+      throw unavailable(`answered ${JSON.stringify(reply.kind)} to create`);
+    }
+    return new WorkerSession(ort, worker, file, reply);
+  }
+
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const wire: Record<string, WireTensor> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const [name, tensor] of Object.entries(feeds)) {
+      if (tensor.location !== "cpu") {
+        return Promise.reject(
+          new TypeError(
+            `Cannot run the model in a worker: feed ${name} must be a CPU tensor, got ${tensor.location}`,
+          ),
+        );
+      }
+      // One copy here, then moved: the caller keeps its tensor (the KV cache is fed again), and a
+      // structured clone would copy twice (into the message, out of it).
+      const copy = (tensor.data as WireTensor["data"]).slice();
+      transfer.push(copy.buffer as ArrayBuffer);
+      wire[name] = { type: tensor.type, dims: [...tensor.dims], data: copy };
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      try {
+        this.#worker.postMessage({ kind: "run", id, feeds: wire } satisfies ToWorker, transfer);
+      } catch (cause) {
+        this.#pending.delete(id);
+        reject(
+          new Error(
+            `Cannot run the model: the feeds could not be sent to the session worker of ${this.#file}`,
+            { cause },
+          ),
+        );
+      }
+    });
+  }
+
+  #answer(message: FromWorker): void {
+    if (message.kind !== "ran" && message.kind !== "runFailed") return;
+    const pending = this.#pending.get(message.id);
+    if (pending === undefined) return;
+    this.#pending.delete(message.id);
+    if (message.kind === "runFailed") {
+      pending.reject(new Error(message.message));
+      return;
+    }
+    const outputs: Record<string, OrtTensor> = {};
+    for (const [name, t] of Object.entries(message.outputs)) {
+      outputs[name] = new this.#ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
+    }
+    pending.resolve(outputs);
+  }
+
+  #fail(reason: string): void {
+    this.#failure ??= new Error(`Cannot run the model: ${reason}`);
+    this.#worker.terminate();
+    for (const { reject } of this.#pending.values()) reject(this.#failure);
+    this.#pending.clear();
+  }
+
+  /** Terminates the worker (its wasm memory, session included, goes with it). Idempotent. */
+  release(): Promise<void> {
+    this.#fail(`the session worker of ${this.#file} was released`);
+    return Promise.resolve();
+  }
 }

@@ -10,7 +10,10 @@ Deno.test("dtype and merged pick the Optimum file names", () => {
   assert.equal(modelFileName("q8"), "onnx/model_quantized.onnx");
   assert.equal(modelFileName("fp32", true), "onnx/decoder_model_merged.onnx");
   // deno-lint-ignore no-explicit-any
-  assert.throws(() => modelFileName("bf16" as any), /dtype must be one of fp32, fp16, q8, got "bf16"/);
+  assert.throws(
+    () => modelFileName("bf16" as any),
+    /dtype must be one of fp32, fp16, q8, quantized, int8, uint8, q4, q4f16, bnb4, got "bf16"/,
+  );
 });
 
 Deno.test("Without merged, the merged decoder is used only when the plain file is missing", async () => {
