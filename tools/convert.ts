@@ -1,10 +1,13 @@
 /**
- * Converts a Llama-family GGUF into a model folder: `onnx/model.onnx` (fp32) and / or
- * `onnx/model_q4.onnx` (MatMulNBits), plus config.json, generation_config.json, tokenizer.json
- * and tokenizer_config.json from src/convert/hf_files.ts (skip them with `--onnx-only`).
+ * Converts a Llama-family GGUF into a model folder: `onnx/model.onnx` (fp32),
+ * `onnx/model_q4.onnx` (4-bit MatMulNBits) and / or `onnx/model_quantized.onnx` (q8: 8-bit
+ * MatMulNBits, the name transformers.js gives q8), plus config.json, generation_config.json,
+ * tokenizer.json and tokenizer_config.json from src/convert/hf_files.ts (skip them with
+ * `--onnx-only`).
  *
- * Run: `deno run --allow-read --allow-write tools/convert.ts <file.gguf> <folder> [--dtype fp32,q4]
- * [--overwrite] [--onnx-only]`. Exit code 1 with a one-line message on a bad or unsupported file.
+ * Run: `deno run --allow-read --allow-write tools/convert.ts <file.gguf> <folder>
+ * [--dtype fp32,q4,q8] [--overwrite] [--onnx-only]` (default `--dtype fp32,q4`). Exit code 1 with
+ * a one-line message on a bad or unsupported file.
  *
  * @module
  */
@@ -28,7 +31,9 @@ const { values, positionals } = parseArgs({
   },
 });
 if (positionals.length !== 2) {
-  console.error("usage: tools/convert.ts <file.gguf> <folder> [--dtype fp32,q4] [--overwrite] [--onnx-only]");
+  console.error(
+    "usage: tools/convert.ts <file.gguf> <folder> [--dtype fp32,q4,q8] [--overwrite] [--onnx-only]",
+  );
   Deno.exit(2);
 }
 const [gguf, folder] = positionals;

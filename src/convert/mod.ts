@@ -1,6 +1,7 @@
 /**
- * GGUF → ONNX conversion for the Llama family: reads a GGUF, writes `onnx/model.onnx` (fp32)
- * and / or `onnx/model_q4.onnx` (MatMulNBits) into a model folder. The folder is built beside
+ * GGUF → ONNX conversion for the Llama family: reads a GGUF, writes `onnx/model.onnx` (fp32),
+ * `onnx/model_q4.onnx` (4-bit MatMulNBits) and / or `onnx/model_quantized.onnx` (q8: 8-bit
+ * MatMulNBits) into a model folder. The folder is built beside
  * the target under a temporary name and renamed at the end, so a failed or interrupted
  * conversion never leaves a folder under the target name.
  *
@@ -47,8 +48,23 @@ export interface ConvertOptions {
   onProgress?: (progress: ConvertProgress) => void;
   /** Replace an existing folder at the target (else the target must not exist). @default {false} */
   overwrite?: boolean;
-  /** q4 LM head: "fp32" (Gemm on the shared embedding) or "nbits". @default {"fp32"} */
+  /**
+   * q4 / q8 LM head: "fp32" (Gemm on the shared embedding) or "nbits" (MatMulNBits over its
+   * blocks; in q8 a tied Q8_0 / Q4_0 embedding is then gathered from the same 8-bit codes).
+   * @default {"fp32" for q4, "nbits" for q8}
+   */
   lmHead?: "fp32" | "nbits";
+  /**
+   * q8 projections: "nbits" (8-bit MatMulNBits, exact) or "integer" (DynamicQuantizeLinear +
+   * per-block MatMulInteger: activations quantized, measured slower). @default {"nbits"}
+   */
+  q8Form?: "nbits" | "integer";
+  /**
+   * MatMulNBits' `accuracy_level`: 0 computes in float32; 4 lets onnxruntime's CPU EP quantize
+   * the activations per 32-block to int8 (its fast 8-bit path; the wasm build stays float32).
+   * @default {4 for q8, 0 for q4}
+   */
+  accuracyLevel?: 0 | 4;
   /** q4: how Q4_1 block minimums are carried (see {@linkcode Q4_1Mode}). @default {"split"} */
   q4_1?: Q4_1Mode;
   /**
@@ -72,7 +88,11 @@ export interface ConvertResult {
 
 /** The ONNX file name of a precision, as the model loader names it. */
 export function onnxFileName(dtype: Precision): string {
-  return dtype === "fp32" ? "onnx/model.onnx" : `onnx/model_${dtype}.onnx`;
+  return dtype === "fp32"
+    ? "onnx/model.onnx"
+    : dtype === "q8"
+    ? "onnx/model_quantized.onnx"
+    : `onnx/model_${dtype}.onnx`;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -100,8 +120,8 @@ export async function convertGgufToOnnx(
 ): Promise<ConvertResult> {
   const dtypes = options.dtypes ?? ["fp32", "q4"];
   for (const d of dtypes) {
-    if (d !== "fp32" && d !== "q4") {
-      throw new RangeError(`Cannot convert: dtype must be "fp32" or "q4", got ${JSON.stringify(d)}`);
+    if (d !== "fp32" && d !== "q4" && d !== "q8") {
+      throw new RangeError(`Cannot convert: dtype must be "fp32", "q4" or "q8", got ${JSON.stringify(d)}`);
     }
   }
   if (dtypes.length === 0) throw new RangeError("Cannot convert: dtypes is empty");
@@ -112,7 +132,13 @@ export async function convertGgufToOnnx(
   const graphs = dtypes.map((dtype) =>
     [
       dtype,
-      buildLlamaGraph(file, bytes, { precision: dtype, lmHead: options.lmHead, q4_1: options.q4_1 }),
+      buildLlamaGraph(file, bytes, {
+        precision: dtype,
+        lmHead: options.lmHead,
+        q4_1: options.q4_1,
+        q8Form: options.q8Form,
+        accuracyLevel: options.accuracyLevel,
+      }),
     ] as const
   );
   if (!options.overwrite && await exists(outFolder)) {

@@ -19,6 +19,12 @@
  * ggml stores a Q4 block's elements 0..15 in the low nibbles and 16..31 in the high ones;
  * MatMulNBits wants elements 2i and 2i + 1 in byte i, so nibbles are reshuffled.
  *
+ * The "q8" precision ({@linkcode toNBits8}) writes every block type as 8-bit codes (one byte per
+ * element, default zero point 128, no zero-point input): Q8_0 as above; Q4_0 as q + 120
+ * (`d · (q − 8) = d · ((q + 120) − 128)`); Q4_1 as q + z + 128 with z = round(m / d), so that
+ * the codes sit on the weights (what an int8 activation kernel multiplies), and the residual
+ * minimum m − z·d split out as in "split" mode. All bit-exact.
+ *
  * @module
  */
 
@@ -139,6 +145,58 @@ export function toNBits(
     };
   }
   return { n, k, bits: 4, blockSize: 32, b, scales, zeroPoints };
+}
+
+/**
+ * Converts the ggml matrix `tensor` (Q8_0, Q4_0 or Q4_1) to an 8-bit MatMulNBits weight with the
+ * default zero point 128 (no zero-point input): codes q + 128 (Q8_0), q + 120 (Q4_0) or
+ * q + z + 128 (Q4_1, z = round(m / d) clamped to the 8-bit range; z = 0 when d = 0 or when
+ * m − z·d is not a float32), the block scales as they are, and for Q4_1 the residual minimums
+ * m − z·d as `mins` (`[k / 32, N]`, the "split" term). Bit-exact: `(code − 128) · d (+ mins)` is
+ * ggml's own dequantization.
+ *
+ * @throws {RangeError} a type {@linkcode nbitsCompatible} rejects.
+ */
+export function toNBits8(bytes: Uint8Array, tensor: GgufTensorInfo, rowOrder?: Int32Array): NBitsWeight {
+  if (tensor.type === GgmlType.Q8_0) return toNBits(bytes, tensor, rowOrder);
+  const q41 = tensor.type === GgmlType.Q4_1;
+  if (!q41 && tensor.type !== GgmlType.Q4_0) {
+    throw new RangeError(
+      `toNBits8: ${tensor.name} is ${tensor.typeName}; only Q4_0, Q4_1 and Q8_0 map exactly`,
+    );
+  }
+  const [k, n] = tensor.dims;
+  const blocks = k / 32, size = q41 ? 20 : 18, codes = q41 ? 4 : 2, offset = q41 ? 128 : 120;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + tensor.offset, tensor.byteLength);
+  const src = bytes.subarray(tensor.offset, tensor.offset + tensor.byteLength);
+  const scales = new Float32Array(n * blocks);
+  const mins = q41 ? new Float32Array(blocks * n) : undefined;
+  const b = new Uint8Array(n * blocks * 32);
+  for (let r = 0; r < n; r++) {
+    const row = rowOrder ? rowOrder[r] : r;
+    for (let blk = 0; blk < blocks; blk++) {
+      const p = (row * blocks + blk) * size, o = (r * blocks + blk) * 32;
+      const d = halfToFloat(view.getUint16(p, true));
+      scales[r * blocks + blk] = d;
+      let shift = offset;
+      if (mins) {
+        // x = d·q + m = d·((q + z + 128) − 128) + (m − z·d): z = round(m / d) centres the codes on
+        // the weights (what an int8 activation path multiplies), kept only when m − z·d is exact
+        const m = halfToFloat(view.getUint16(p + 2, true));
+        const z = d === 0 ? 0 : Math.max(-128, Math.min(112, Math.round(m / d)));
+        const rest = m - z * d; // exact in float64: m and z·d are (11 + 8)-bit numbers
+        const exact = Math.fround(rest) === rest;
+        mins[blk * n + r] = exact ? rest : m;
+        shift += exact ? z : 0;
+      }
+      for (let j = 0; j < 16; j++) {
+        const byte = src[p + codes + j];
+        b[o + j] = (byte & 15) + shift;
+        b[o + j + 16] = (byte >> 4) + shift;
+      }
+    }
+  }
+  return { n, k, bits: 8, blockSize: 32, b, scales, mins };
 }
 
 /**

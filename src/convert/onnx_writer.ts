@@ -15,7 +15,7 @@ import onnxProto from "npm:onnx-proto@8.0.1";
 const { onnx } = onnxProto as any;
 
 /** ONNX tensor element types used here. */
-export const DataType = { FLOAT: 1, UINT8: 2, INT64: 7, BOOL: 9 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7, BOOL: 9 } as const;
 
 /** An attribute value: a number (INT), a list of numbers (INTS), a string, `{ float }` or `{ floats }`. */
 export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
