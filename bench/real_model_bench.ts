@@ -37,12 +37,8 @@ import { SpeculativeGenerator } from "../src/generate/generator.ts";
 import { renderChat } from "../src/generate/chat.ts";
 import { OnnxCausalLM } from "../src/model/causal_lm.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
-import {
-  type GenerateReply,
-  type GenerateRequest,
-  LLAMA_CPP_ORACLE_ARGS,
-  ORACLE_MARKER,
-} from "../tests/_llama_cpp_oracle.ts";
+import type { GenerateReply } from "../tests/_llama_cpp_oracle.ts";
+import { askLlamaCpp } from "./_peers.ts";
 import { SMOLLM2_FOLDER, SMOLLM2_GGUF } from "../tools/model_smollm2.ts";
 
 const FOLDER = SMOLLM2_FOLDER;
@@ -171,25 +167,6 @@ async function measureLatency(rounds: number, calls: number): Promise<Map<string
 
 /** One timed generation: tokens generated and wall ms. */
 type Run = () => Promise<{ tokens: number; ms: number }>;
-
-async function askLlamaCpp(request: GenerateRequest): Promise<GenerateReply> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...LLAMA_CPP_ORACLE_ARGS],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(request)));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  const out = new TextDecoder().decode(stdout);
-  const at = out.indexOf(ORACLE_MARKER);
-  if (code !== 0 || at < 0) {
-    throw new Error(`llama.cpp oracle failed (exit ${code}):\n${new TextDecoder().decode(stderr)}\n${out}`);
-  }
-  return JSON.parse(out.slice(at + ORACLE_MARKER.length));
-}
 
 /** Tokens/s of each generator, interleaved round by round. */
 async function measureGeneration(runs: number, newTokens: number) {
