@@ -16,9 +16,16 @@ import onnx
 import onnxsim
 
 ap = argparse.ArgumentParser()
-ap.add_argument('kind', choices=['target', 'draft'])
+ap.add_argument('kind', nargs='?', choices=['target', 'draft'])
+ap.add_argument('--dir', default=None, help='a model folder instead of models/<kind> (e.g. models/smollm2-draft)')
 args = ap.parse_args()
-path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'models', args.kind, 'onnx', 'model.onnx')
+if args.dir is None and args.kind is None:
+    ap.error('give a kind or --dir')
+if args.dir is not None:
+    path = os.path.join(args.dir, 'onnx', 'model.onnx')
+    args.kind = args.dir
+else:
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'models', args.kind, 'onnx', 'model.onnx')
 model = onnx.load(path)
 simplified, ok = onnxsim.simplify(model)
 if not ok:
