@@ -128,7 +128,7 @@ function printTable(rows: BenchRow[]): void {
 
 function load(): string {
   try {
-    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+    return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
   } catch {
     return "unknown";
   }
