@@ -10,12 +10,7 @@
 
 import { renderChat } from "../src/generate/chat.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
-import {
-  type GenerateReply,
-  type GenerateRequest,
-  LLAMA_CPP_ORACLE_ARGS,
-  ORACLE_MARKER,
-} from "../tests/_llama_cpp_oracle.ts";
+import { askLlamaCppOracle, type GenerateReply, type GenerateRequest } from "../tests/_llama_cpp_oracle.ts";
 import { SMOLLM2_FOLDER, SMOLLM2_GGUF } from "../tools/model_smollm2.ts";
 
 /** One peer's measured throughput. */
@@ -28,23 +23,8 @@ export interface PeerResult {
 }
 
 /** Runs llama.cpp's "generate" command in the oracle's child process. */
-export async function askLlamaCpp(request: GenerateRequest): Promise<GenerateReply> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...LLAMA_CPP_ORACLE_ARGS],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(request)));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  const out = new TextDecoder().decode(stdout);
-  const at = out.indexOf(ORACLE_MARKER);
-  if (code !== 0 || at < 0) {
-    throw new Error(`llama.cpp oracle failed (exit ${code}):\n${new TextDecoder().decode(stderr)}\n${out}`);
-  }
-  return JSON.parse(out.slice(at + ORACLE_MARKER.length));
+export function askLlamaCpp(request: GenerateRequest): Promise<GenerateReply> {
+  return askLlamaCppOracle<GenerateReply>(request);
 }
 
 /**

@@ -34,6 +34,29 @@ export const LLAMA_CPP_ORACLE_ARGS: readonly string[] = [
   new URL(import.meta.url).pathname,
 ];
 
+/**
+ * Runs the oracle in a child process (see {@linkcode LLAMA_CPP_ORACLE_ARGS}) with one request and
+ * returns its reply; a failed child is an Error carrying its stderr and stdout.
+ */
+export async function askLlamaCppOracle<Reply>(request: unknown): Promise<Reply> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...LLAMA_CPP_ORACLE_ARGS],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify(request)));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  const out = new TextDecoder().decode(stdout);
+  const at = out.indexOf(ORACLE_MARKER);
+  if (code !== 0 || at < 0) {
+    throw new Error(`llama.cpp oracle failed (exit ${code}):\n${new TextDecoder().decode(stderr)}\n${out}`);
+  }
+  return JSON.parse(out.slice(at + ORACLE_MARKER.length)) as Reply;
+}
+
 /** What tests/gguf_tokenizer_test.ts asks (the tokenizer command). */
 export interface OracleRequest {
   /** The command (the default). */

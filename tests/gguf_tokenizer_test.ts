@@ -23,12 +23,7 @@ import { buildHfFiles, type HfFiles } from "../src/convert/hf_files.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { renderChat } from "../src/generate/chat.ts";
 import { parseModelConfig } from "../src/model/config.ts";
-import {
-  LLAMA_CPP_ORACLE_ARGS,
-  ORACLE_MARKER,
-  type OracleReply,
-  type OracleRequest,
-} from "./_llama_cpp_oracle.ts";
+import { askLlamaCppOracle, type OracleReply, type OracleRequest } from "./_llama_cpp_oracle.ts";
 
 /** Environment variable naming the SmolLM2 GGUF. */
 export const GGUF_ENV = "SPECTR_SMOLLM2_GGUF";
@@ -99,24 +94,7 @@ const CHAT: string[] = [
 ];
 
 /** Asks tests/_llama_cpp_oracle.ts (llama.cpp through node-llama-cpp) in a child process. */
-async function askLlamaCpp(request: OracleRequest): Promise<OracleReply> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...LLAMA_CPP_ORACLE_ARGS],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(request)));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  const out = new TextDecoder().decode(stdout);
-  const at = out.indexOf(ORACLE_MARKER);
-  if (code !== 0 || at < 0) {
-    throw new Error(`llama.cpp oracle failed (exit ${code}):\n${new TextDecoder().decode(stderr)}\n${out}`);
-  }
-  return JSON.parse(out.slice(at + ORACLE_MARKER.length));
-}
+const askLlamaCpp = (request: OracleRequest) => askLlamaCppOracle<OracleReply>(request);
 
 interface Mismatch {
   text: string;
