@@ -84,10 +84,9 @@ import { renderChat } from "../src/generate/chat.ts";
 import { OnnxCausalLM } from "../src/model/causal_lm.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import {
+  askLlamaCppOracle,
   type DistributionsReply,
   type DistributionsRequest,
-  LLAMA_CPP_ORACLE_ARGS,
-  ORACLE_MARKER,
 } from "./_llama_cpp_oracle.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -173,25 +172,8 @@ export async function askLlamaCppDistributions(
   const started = performance.now();
   const out = await Deno.makeTempFile({ dir: "/tmp", prefix: "spectr-llama-cpp-probs-", suffix: ".f32" });
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [...LLAMA_CPP_ORACLE_ARGS],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
     const full: DistributionsRequest = { command: "distributions", out, ...request };
-    await writer.write(new TextEncoder().encode(JSON.stringify(full)));
-    await writer.close();
-    const { code, stdout, stderr } = await child.output();
-    const text = new TextDecoder().decode(stdout);
-    const at = text.indexOf(ORACLE_MARKER);
-    if (code !== 0 || at < 0) {
-      throw new Error(
-        `llama.cpp oracle failed (exit ${code}):\n${new TextDecoder().decode(stderr)}\n${text}`,
-      );
-    }
-    const reply = JSON.parse(text.slice(at + ORACLE_MARKER.length)) as DistributionsReply;
+    const reply = await askLlamaCppOracle<DistributionsReply>(full);
     const bytes = await Deno.readFile(out);
     const probabilities = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     assert.equal(probabilities.length, reply.positions * reply.vocabSize);
