@@ -27,6 +27,8 @@ export {
   ContextLimitError,
   createDecoder,
   decodeMethods,
+  DraftProposer,
+  FixedPlanner,
   MarkovModel,
   nearMarkovTable,
   randomMarkovTable,
@@ -34,20 +36,51 @@ export {
 export type {
   AutoregressiveDecoderOptions,
   BlockDecoderOptions,
+  BlockOutcome,
+  BlockPlan,
+  BlockPlanner,
   CausalModel,
   CreateDecoderOptions,
   DecodeMethod,
   Decoder,
   DecodeStats,
+  DraftProposal,
+  DraftProposerOptions,
   GenerateOptions,
   GenerateResult,
   MarkovModelOptions,
+  PlanCount,
+  ProposalRequest,
+  Proposer,
   RandomTableOptions,
   StopReason,
 } from "./src/decode/mod.ts";
 
-export { getVerifier, kseq, sd, specInfer, specInferWor, verifiers } from "./src/verify/mod.ts";
-export type { DraftSampling, Verifier, VerifierName } from "./src/verify/mod.ts";
+export {
+  blockVerifier,
+  getVerifier,
+  kseq,
+  levelVerifier,
+  sd,
+  specInfer,
+  specInferWor,
+  verifierAliases,
+  verifierNames,
+  verifiers,
+  walkBlock,
+} from "./src/verify/mod.ts";
+export type {
+  BlockProposal,
+  BlockResult,
+  BlockScores,
+  DraftSampling,
+  LevelRule,
+  LevelVerifier,
+  LevelVerifierDefinition,
+  Verifier,
+  VerifierAlias,
+  VerifierName,
+} from "./src/verify/mod.ts";
 
 export type { Kernel, Probs, RhoSolution, Selection, WarpOptions } from "./src/kernel/types.ts";
 export { referenceKernel } from "./src/kernel/reference.ts";

@@ -7,7 +7,16 @@
 
 import { inverseCdf } from "../src/kernel/reference.ts";
 import type { Kernel, Probs } from "../src/kernel/types.ts";
-import type { Verifier } from "../src/verify/types.ts";
+import type { Random } from "../src/random.ts";
+import { blockWeights, residualMass, residualRow } from "../src/verify/block.ts";
+import type {
+  BlockProposal,
+  BlockResult,
+  BlockScores,
+  LevelVerifier,
+  Verifier,
+} from "../src/verify/types.ts";
+import { levelVerifier } from "../src/verify/walk.ts";
 
 function minSum(p: Probs, q: Probs, rho: number): number {
   let beta = 0;
@@ -16,23 +25,23 @@ function minSum(p: Probs, q: Probs, rho: number): number {
 }
 
 /** K-SEQ with ρ fixed to 1 for every k (exact only for k = 1): accepts too often, residual clamped. */
-export const kseqRhoOne: Verifier = {
+export const kseqRhoOne: LevelVerifier = levelVerifier({
   name: "kseq",
   draftSampling: "iid",
   maxCandidates: 1024,
-  select(kernel: Kernel, p, q, candidates, uniforms) {
+  select(kernel: Kernel, p: Probs, q: Probs, candidates: ArrayLike<number>, uniforms: ArrayLike<number>) {
     const k = candidates.length;
     const beta = minSum(p, q, 1);
     return kernel.kseqSelect(p, q, candidates, uniforms, { rho: 1, beta, acceptance: 1 - (1 - beta) ** k });
   },
-};
+});
 
 /** K-SEQ with the right ρ* but the k = 1 residual norm(max(p − q, 0)) used for every k. */
-export const kseqNaiveResidual: Verifier = {
+export const kseqNaiveResidual: LevelVerifier = levelVerifier({
   name: "kseq",
   draftSampling: "iid",
   maxCandidates: 1024,
-  select(kernel: Kernel, p, q, candidates, uniforms) {
+  select(kernel: Kernel, p: Probs, q: Probs, candidates: ArrayLike<number>, uniforms: ArrayLike<number>) {
     const k = candidates.length;
     const { rho } = kernel.solveRho(p, q, k);
     for (let i = 0; i < k; i++) {
@@ -44,4 +53,50 @@ export const kseqNaiveResidual: Verifier = {
     const token = w.some((x) => x > 0) ? inverseCdf(w, uniforms[k]) : inverseCdf(p, uniforms[k]);
     return { token, draftIndex: -1 };
   },
-};
+});
+
+/** Block verification's τ: every one of u₁…u_L, or stop at the first failure (token-level style). */
+function blockWith(options: { firstStop: boolean; plainResidual: boolean }): Verifier {
+  return Object.freeze({
+    name: "block",
+    draftSampling: "iid",
+    maxCandidates: 1,
+    verifyBlock(kernel: Kernel, proposal: BlockProposal, scores: BlockScores, random: Random): BlockResult {
+      const L = proposal.draftLength, draft = proposal.tokens[0], qRows = proposal.probs[0];
+      const pOf = new Float64Array(L), qOf = new Float64Array(L);
+      for (let i = 0; i < L; i++) {
+        pOf[i] = scores.probs(0, i)[draft[i]];
+        qOf[i] = qRows[i][draft[i]];
+      }
+      const { w, h } = blockWeights(pOf, qOf, (i, wi) => residualMass(scores.probs(0, i), qRows[i], wi));
+      let tau = 0, stopped = false;
+      for (let i = 1; i <= L; i++) {
+        const pass = random.next() < h[i];
+        if (options.firstStop) {
+          if (!pass) stopped = true;
+          else if (!stopped) tau = i;
+        } else if (pass) tau = i;
+      }
+      const tokens = Array.from(draft.subarray(0, tau));
+      const u = [random.next()];
+      if (tau === L) tokens.push(kernel.sample(scores.probs(0, L), u)[0]);
+      else {
+        const p = scores.probs(0, tau), row = residualRow(p, qRows[tau], options.plainResidual ? 1 : w[tau]);
+        tokens.push(kernel.sample(row.some((x) => x > 0) ? row : p, u)[0]);
+      }
+      return { tokens, accepted: tau, reached: tau === L ? L : tau + 1, row: 0 };
+    },
+  });
+}
+
+/**
+ * Block verification with the token-level residual norm(max(p − q, 0)) instead of
+ * norm(max(w_τ·p − q, 0)) after a partial block: the weights and τ are right, the recovery draw is not.
+ */
+export const blockPlainResidual: Verifier = blockWith({ firstStop: false, plainResidual: true });
+
+/**
+ * Block verification whose τ stops at the first failed uᵢ ≥ hᵢ (as token-level verification stops),
+ * instead of taking the last i with uᵢ < hᵢ.
+ */
+export const blockFirstStop: Verifier = blockWith({ firstStop: true, plainResidual: false });

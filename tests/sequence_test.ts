@@ -9,18 +9,20 @@
  * pooled; any impossible sequence gives p = 0).
  *
  * Threshold: family-wise α = 1e-3, Bonferroni over the exactness configurations in this file
- * (CONFIGS.length: 18 with the reference kernel, 25 when the WASM kernel is present), so a
- * configuration fails when p < 1e-3 / CONFIGS.length (≈ 5.6e-5 for 18, 4e-5 for 25).
+ * (CONFIGS.length: 22 with the reference kernel, 31 when the WASM kernel is present), so a
+ * configuration fails when p < 1e-3 / CONFIGS.length (≈ 4.5e-5 for 22, 3.2e-5 for 31).
  *
- * Power check: the same test, same N, on two deliberately wrong K-SEQ verifiers (ρ fixed to 1; the
- * k = 1 residual for every k), both with k = 4, must give p below that threshold.
+ * Power check: the same test, same N, on four deliberately wrong verifiers — K-SEQ with ρ fixed to 1
+ * and K-SEQ with the k = 1 residual for every k (both k = 4), block verification with the plain
+ * residual max(p − q, 0) in place of max(w_τ·p − q, 0), and block verification stopping τ at the
+ * first failed test (both L = 3) — must give p below that threshold.
  *
  * Seeds are fixed, so the file is deterministic.
  */
 
 import assert from "node:assert/strict";
 import { gTest } from "./_stats.ts";
-import { kseqNaiveResidual, kseqRhoOne } from "./_wrong_verifiers.ts";
+import { blockFirstStop, blockPlainResidual, kseqNaiveResidual, kseqRhoOne } from "./_wrong_verifiers.ts";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import type { Kernel, WarpOptions } from "../src/kernel/types.ts";
 import { Random } from "../src/random.ts";
@@ -190,6 +192,8 @@ const methods: { method: DecodeMethod; k: number; draftLength: number }[] = [
   { method: "kseq", k: 3, draftLength: 1 },
   { method: "specinfer", k: 3, draftLength: 2 },
   { method: "specinfer-wor", k: 3, draftLength: 2 },
+  { method: "block", k: 1, draftLength: 3 },
+  { method: "block", k: 1, draftLength: 2 },
 ];
 
 const CONFIGS: Config[] = [];
@@ -223,7 +227,7 @@ if (wasm) {
     CONFIGS.push({ chain: chainOrder2(), ...m, warp: {}, kernel: wasm, seed: seed++ });
   }
 }
-// 18 configurations with the reference kernel alone (threshold 1e-3 / 18 ≈ 5.6e-5), 25 with WASM.
+// 22 configurations with the reference kernel alone (threshold 1e-3 / 22 ≈ 4.5e-5), 31 with WASM.
 const THRESHOLD = FAMILY_ALPHA / CONFIGS.length;
 
 for (const c of CONFIGS) {
@@ -238,22 +242,24 @@ for (const c of CONFIGS) {
   });
 }
 
-const wrong: { verifier: Verifier; label: string }[] = [
-  { verifier: kseqRhoOne, label: "kseqRhoOne" },
-  { verifier: kseqNaiveResidual, label: "kseqNaiveResidual" },
+const wrong: { verifier: Verifier; label: string; k: number; chain: () => Chain }[] = [
+  { verifier: kseqRhoOne, label: "kseqRhoOne", k: 4, chain: chainOrder1 },
+  { verifier: kseqNaiveResidual, label: "kseqNaiveResidual", k: 4, chain: chainOrder1 },
+  { verifier: blockPlainResidual, label: "blockPlainResidual", k: 1, chain: chainOrder2 },
+  { verifier: blockFirstStop, label: "blockFirstStop", k: 1, chain: chainOrder1 },
 ];
 for (const w of wrong) {
   const c: Config = {
-    chain: chainOrder1(),
-    method: "kseq",
-    k: 4,
+    chain: w.chain(),
+    method: w.verifier.name as DecodeMethod,
+    k: w.k,
     draftLength: 3,
     warp: {},
     kernel: referenceKernel,
     verifier: Object.assign(Object.create(w.verifier), { label: w.label }),
     seed: 9000 + wrong.indexOf(w),
   };
-  Deno.test(`power check: the wrong verifier ${w.label} with k=4 is rejected at the same N and threshold`, async () => {
+  Deno.test(`power check: the wrong verifier ${w.label} with k=${w.k} is rejected at the same N and threshold`, async () => {
     const { pValue, statistic, df } = await exactnessPValue(c);
     console.log(
       `  p = ${pValue.toExponential(3)} (G = ${statistic.toFixed(2)}, df = ${df}, N = ${N}, threshold ${

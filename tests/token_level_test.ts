@@ -29,7 +29,7 @@ import { Random } from "../src/random.ts";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import type { Kernel, Probs, Selection } from "../src/kernel/types.ts";
 import { getVerifier } from "../src/verify/mod.ts";
-import type { Verifier } from "../src/verify/types.ts";
+import type { LevelVerifier as Verifier } from "../src/verify/types.ts";
 import { binomialZ, gTest } from "./_stats.ts";
 import { kseqNaiveResidual, kseqRhoOne } from "./_wrong_verifiers.ts";
 import { fastestKernel, kernelsUnderTest } from "./_kernels.ts";
@@ -299,7 +299,7 @@ for (const run of plan) {
       `[${kernel.name} kernel${note}]`,
     () => {
       const { p, q } = rowsFor(tokenCase, kernel);
-      const verifier = getVerifier(verifierName);
+      const verifier = getVerifier(verifierName) as Verifier; // a token-level rule
       const seed = 7919 * (run.caseIndex + 1) +
         101 * ["sd", "kseq", "specinfer", "specinfer-wor"].indexOf(verifierName) +
         (kernel.name === "wasm" ? 13 : 0);

@@ -5,30 +5,32 @@
  */
 
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
+import { verifierNames } from "../verify/mod.ts";
 import { AutoregressiveDecoder } from "./autoregressive.ts";
 import { BlockDecoder } from "./decoder.ts";
 import type { CausalModel } from "./model.ts";
+import type { BlockPlanner } from "./plan.ts";
+import type { Proposer } from "./proposer.ts";
 import type { DecodeMethod, Decoder } from "./types.ts";
 
-/** The methods {@linkcode createDecoder} accepts. */
+/** The methods {@linkcode createDecoder} accepts: `autoregressive`, `auto`, then every registered verifier. */
 export const decodeMethods: readonly DecodeMethod[] = Object.freeze([
   "autoregressive",
-  "sd",
-  "kseq",
-  "specinfer",
-  "specinfer-wor",
+  ...verifierNames,
 ]);
 
 /** Options of {@linkcode createDecoder}. */
 export interface CreateDecoderOptions {
   /** The target model. */
   target: CausalModel;
-  /** The draft model; required by every method but "autoregressive" (which ignores it). */
+  /** The draft model; every method but "autoregressive" needs it or a `proposer`. */
   draft?: CausalModel;
+  /** A proposer instead of the draft model (e.g. a `LookupProposer`). */
+  proposer?: Proposer;
   /** Kernel for warping, sampling and verification. */
   kernel: Kernel;
   /**
-   * Drafts per block (ignored by "autoregressive"; "sd" needs 1).
+   * Drafts per block (ignored by "autoregressive"; at most the verifier's `maxCandidates`).
    * @default {1}
    */
   k?: number;
@@ -42,14 +44,17 @@ export interface CreateDecoderOptions {
    * @default {{}}
    */
   warp?: WarpOptions;
+  /** The planner for "auto" (required by it: see `AutoPlanner`). */
+  planner?: BlockPlanner;
 }
 
 /**
- * Builds the decoder for a method: "autoregressive" (target only) or a speculative one ("sd",
- * "kseq", "specinfer", "specinfer-wor") driven by a {@linkcode BlockDecoder}.
+ * Builds the decoder for a method: "autoregressive" (target only), "auto" (a planner choosing per
+ * block) or a registered verifier ("sd", "kseq", "specinfer", "specinfer-wor", "block", …) driven by
+ * a {@linkcode BlockDecoder}.
  *
  * @param method The method's name.
- * @param options Models, kernel, k, draftLength, warp.
+ * @param options Models (or a proposer), kernel, k, draftLength, warp.
  * @returns A decoder.
  * @throws {RangeError} unknown method, a missing draft model, or invalid options.
  * @example
@@ -66,15 +71,19 @@ export interface CreateDecoderOptions {
  * ```
  */
 export function createDecoder(method: DecodeMethod, options: CreateDecoderOptions): Decoder {
-  const { target, draft, kernel, k, draftLength, warp } = options;
+  const { target, draft, proposer, kernel, k, draftLength, warp, planner } = options;
   if (method === "autoregressive") return new AutoregressiveDecoder({ target, kernel, warp });
   if (!decodeMethods.includes(method)) {
     throw new RangeError(
       `Cannot create a decoder: unknown method "${method}", expected one of ${decodeMethods.join(", ")}`,
     );
   }
-  if (!draft) {
+  if (!draft && !proposer) {
     throw new RangeError(`Cannot create a decoder: method "${method}" needs a draft model, got ${draft}`);
   }
-  return new BlockDecoder({ target, draft, kernel, verifier: method, k, draftLength, warp });
+  if (method === "auto") {
+    if (!planner) throw new RangeError('Cannot create a decoder: method "auto" needs a planner');
+    return new BlockDecoder({ target, draft, proposer, kernel, planner, warp });
+  }
+  return new BlockDecoder({ target, draft, proposer, kernel, verifier: method, k, draftLength, warp });
 }

@@ -1,3 +1,4 @@
+import { getVerifier } from "../verify/mod.ts";
 import assert from "node:assert/strict";
 import { referenceKernel } from "../kernel/reference.ts";
 import { AutoregressiveDecoder } from "./autoregressive.ts";
@@ -16,7 +17,7 @@ Deno.test("createDecoder builds every method by name", async () => {
       target,
       draft,
       kernel: referenceKernel,
-      k: method === "sd" ? 1 : 2,
+      k: method === "autoregressive" ? 2 : Math.min(2, getVerifier(method).maxCandidates),
       draftLength: 2,
     });
     assert.equal(dec.method, method);

@@ -11,28 +11,33 @@
 import { resolveWarp } from "../kernel/validate.ts";
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
 import { getVerifier } from "../verify/mod.ts";
-import type { Verifier, VerifierName } from "../verify/types.ts";
+import type { Verifier } from "../verify/types.ts";
 import { beginEventLoopTurns, endEventLoopTurns, yieldToEventLoop } from "../event_loop.ts";
 import { collect, OutputBuffer, resolveGenerate, throwIfAborted } from "./_generation.ts";
 import type { CausalModel } from "./model.ts";
-import { DraftProposer } from "./proposer.ts";
+import { type BlockPlan, type BlockPlanner, FixedPlanner } from "./plan.ts";
+import { DraftProposer, type Proposer } from "./proposer.ts";
 import { TargetScorer } from "./scorer.ts";
 import { StatsRecorder } from "./stats.ts";
 import type { Decoder, GenerateOptions, GenerateResult } from "./types.ts";
-import { walkBlock } from "./walk.ts";
 
 /** Options of {@linkcode BlockDecoder}. */
 export interface BlockDecoderOptions {
   /** The large model whose distribution the output follows. */
   target: CausalModel;
-  /** The small model that proposes drafts; same vocabulary as the target. */
-  draft: CausalModel;
+  /** The small model that proposes drafts (same vocabulary as the target), unless `proposer` is given. */
+  draft?: CausalModel;
+  /** Any proposer (e.g. a `LookupProposer`); overrides `draft`. */
+  proposer?: Proposer;
   /** Kernel for warping, sampling and verification (the WASM kernel or the reference). */
   kernel: Kernel;
-  /** The verification rule, or its name: "sd" | "kseq" | "specinfer" | "specinfer-wor". */
-  verifier: Verifier | VerifierName;
   /**
-   * Drafts per block (an integer ≥ 1, at most the verifier's `maxCandidates`; `sd` needs 1).
+   * The verification rule, or its name in the registry (`verifiers` in src/verify/mod.ts); ignored
+   * when `planner` is given.
+   */
+  verifier?: Verifier | string;
+  /**
+   * Drafts per block (an integer in [1, the verifier's `maxCandidates`]).
    * @default {1}
    */
   k?: number;
@@ -41,11 +46,30 @@ export interface BlockDecoderOptions {
    * @default {4}
    */
   draftLength?: number;
+  /** Chooses (verifier, k, L) per block from the past blocks (e.g. `auto`); overrides the three above. */
+  planner?: BlockPlanner;
   /**
    * Warp applied to both models' logits; the output is exact for the warped target.
    * @default {{}}
    */
   warp?: WarpOptions;
+}
+
+/**
+ * Checks a plan against the verifier's limits.
+ *
+ * @throws {RangeError} k not an integer in [1, maxCandidates], draftLength not an integer ≥ 0.
+ */
+export function checkPlan(plan: BlockPlan, where = "Cannot build a block decoder"): void {
+  const { verifier, k, draftLength } = plan;
+  if (!Number.isInteger(k) || k < 1 || k > verifier.maxCandidates) {
+    throw new RangeError(
+      `${where}: k must be an integer in [1, ${verifier.maxCandidates}] for ${verifier.name}, got ${k}`,
+    );
+  }
+  if (!Number.isInteger(draftLength) || draftLength < 0) {
+    throw new RangeError(`${where}: draftLength must be an integer >= 1, got ${draftLength}`);
+  }
 }
 
 /**
@@ -82,57 +106,72 @@ export interface BlockDecoderOptions {
  * ```
  */
 export class BlockDecoder implements Decoder {
-  /** The verifier's name. */
-  readonly method: VerifierName;
-  /** The verification rule. */
-  readonly verifier: Verifier;
-  /** Drafts per block. */
-  readonly k: number;
-  /** Draft length L. */
-  readonly draftLength: number;
+  /** The planner's name: the verifier's, or `auto`. */
+  readonly method: string;
+  /** The planner choosing each block's verifier, k and L. */
+  readonly planner: BlockPlanner;
+  /** The proposer. */
+  readonly proposer: Proposer;
   readonly #target: CausalModel;
-  readonly #draft: CausalModel;
   readonly #kernel: Kernel;
   readonly #warp: WarpOptions;
 
   /**
-   * Builds the driver over a target, a draft, a kernel and a verifier.
+   * Builds the driver over a target, a proposer (or draft model), a kernel and a verifier (or planner).
    *
-   * @throws {RangeError} unknown verifier name, k not an integer in [1, maxCandidates] (sd: k ≠ 1),
-   *   draftLength not an integer ≥ 1, draft and target vocabularies of different sizes, bad warp.
+   * @throws {RangeError} unknown verifier name, k not an integer in [1, maxCandidates], draftLength
+   *   not an integer ≥ 1, no draft model nor proposer, proposer and target vocabularies of different
+   *   sizes, bad warp.
    */
   constructor(options: BlockDecoderOptions) {
-    const { target, draft, kernel, k = 1, draftLength = 4, warp = {} } = options;
-    const verifier = typeof options.verifier === "string" ? getVerifier(options.verifier) : options.verifier;
-    if (verifier.name === "sd" && k !== 1) {
-      throw new RangeError(
-        `Cannot build a block decoder: sd verifies exactly 1 draft, so k must be 1, got ${k}`,
-      );
-    }
-    if (!Number.isInteger(k) || k < 1 || k > verifier.maxCandidates) {
-      throw new RangeError(
-        `Cannot build a block decoder: k must be an integer in [1, ${verifier.maxCandidates}] for ${verifier.name}, got ${k}`,
-      );
-    }
-    if (!Number.isInteger(draftLength) || draftLength < 1) {
-      throw new RangeError(
-        `Cannot build a block decoder: draftLength must be an integer >= 1, got ${draftLength}`,
-      );
-    }
-    if (draft.vocabSize !== target.vocabSize) {
-      throw new RangeError(
-        `Cannot build a block decoder: the draft vocabulary (${draft.vocabSize}) differs from the target's (${target.vocabSize})`,
-      );
-    }
+    const { target, kernel, k = 1, draftLength = 4, warp = {} } = options;
     resolveWarp(warp);
-    this.method = verifier.name;
-    this.verifier = verifier;
-    this.k = k;
-    this.draftLength = draftLength;
+    let planner = options.planner;
+    if (!planner) {
+      if (options.verifier === undefined) {
+        throw new RangeError("Cannot build a block decoder: give a verifier (or a planner)");
+      }
+      const verifier = typeof options.verifier === "string"
+        ? getVerifier(options.verifier)
+        : options.verifier;
+      const plan = { verifier, k, draftLength };
+      checkPlan(plan);
+      if (draftLength < 1) {
+        throw new RangeError(
+          `Cannot build a block decoder: draftLength must be an integer >= 1, got ${draftLength}`,
+        );
+      }
+      planner = new FixedPlanner(plan);
+    }
+    const proposer = options.proposer ??
+      (options.draft ? new DraftProposer({ model: options.draft, kernel, warp }) : undefined);
+    if (!proposer) throw new RangeError("Cannot build a block decoder: give a draft model or a proposer");
+    if (proposer.vocabSize !== target.vocabSize) {
+      throw new RangeError(
+        `Cannot build a block decoder: the draft vocabulary (${proposer.vocabSize}) differs from the target's (${target.vocabSize})`,
+      );
+    }
+    this.method = planner.name;
+    this.planner = planner;
+    this.proposer = proposer;
     this.#target = target;
-    this.#draft = draft;
     this.#kernel = kernel;
     this.#warp = { ...warp };
+  }
+
+  /** The verifier of a fixed plan (the first plan of a planner). */
+  get verifier(): Verifier {
+    return this.planner.plan().verifier;
+  }
+
+  /** Drafts per block of a fixed plan. */
+  get k(): number {
+    return this.planner.plan().k;
+  }
+
+  /** Draft length of a fixed plan. */
+  get draftLength(): number {
+    return this.planner.plan().draftLength;
   }
 
   /**
@@ -171,80 +210,84 @@ export class BlockDecoder implements Decoder {
     options: GenerateOptions,
   ): AsyncGenerator<number[], GenerateResult> {
     const target = this.#target;
-    const draft = this.#draft;
+    const proposer = this.proposer;
+    const planner = this.planner;
     const kernel = this.#kernel;
     const run = resolveGenerate(
       promptIds,
       options,
       target.vocabSize,
-      Math.min(target.maxLength, draft.maxLength),
+      Math.min(target.maxLength, proposer.room(0) - 1),
     );
     const { random, signal } = run;
     throwIfAborted(signal);
-    const stats = new StatsRecorder(this.draftLength);
     const output = new OutputBuffer(run.maxNewTokens, run.eos, run.stopWhen);
-    const proposer = new DraftProposer({
-      model: draft,
-      kernel,
-      k: this.k,
-      sampling: this.verifier.draftSampling,
-      warp: this.#warp,
-    });
     const scorer = new TargetScorer({ model: target, kernel, warp: this.#warp });
     target.reset();
-    draft.reset();
+    proposer.reset();
+    planner.start();
+    const stats = new StatsRecorder(planner.plan().draftLength);
     let targetPending = run.prompt;
     let draftPending = run.prompt;
     let known = run.prompt.length; // prompt + generated tokens so far
     while (!output.stopReason) {
       await yieldToEventLoop(); // timers and I/O run between blocks, whatever the model
       throwIfAborted(signal);
-      const draftLength = Math.min(this.draftLength, target.maxLength - known, draft.maxLength - known + 1);
-      if (draftLength < 1) {
-        // No room for a draft token, but the target can still be fed its pending tokens: one
-        // last token straight from the target, as the autoregressive method gives.
-        if (target.length + targetPending.length <= target.maxLength) {
-          const now = performance.now();
-          const logits = await stats.count("targetCalls", target, () => target.append([targetPending], 1), 1);
-          stats.time("targetMs", now);
-          const token = kernel.sample(kernel.warp(logits, this.#warp), [random.next()])[0];
-          stats.recordBlock(0, 0);
-          const kept = output.push([token]);
-          throwIfAborted(signal);
-          if (kept.length > 0) yield kept;
-        }
+      const chosen = planner.plan();
+      checkPlan(chosen, "Cannot run a block");
+      const room = Math.min(target.maxLength - known, proposer.room(known));
+      if (room < 1 && target.length + targetPending.length > target.maxLength) {
         output.stopReason ??= "length";
         break;
       }
-      let now = performance.now();
+      const last = room < 1; // no room for a draft token: one last token from the target alone
+      const plan = last || chosen.draftLength > room ? { ...chosen, draftLength: Math.max(0, room) } : chosen;
+      const start = performance.now();
+      let now = start;
       const proposal = await stats.count(
         "draftCalls",
-        draft,
-        () => proposer.propose(draftPending, draftLength, random),
-        draftLength,
+        proposer,
+        () => proposer.propose(draftPending, { ...plan, sampling: plan.verifier.draftSampling }, random),
+        plan.draftLength,
       );
       now = stats.time("draftMs", now);
+      const draftMs = now - start;
       const scores = await stats.count(
         "targetCalls",
         target,
-        () => scorer.score(targetPending, proposal.tokens, draftLength),
+        () => scorer.score(targetPending, proposal.tokens, proposal.draftLength),
         1,
       );
       now = stats.time("targetMs", now);
-      const block = walkBlock(kernel, this.verifier, proposal, scores, random);
-      stats.recordBlock(block.reached, block.accepted);
+      let targetMs = now - start - draftMs;
+      const block = plan.verifier.verifyBlock(kernel, proposal, scores, random);
+      stats.recordBlock(block.reached, block.accepted, plan, proposal);
       now = stats.time("verifyMs", now);
+      const verifyMs = now - start - draftMs - targetMs;
       const next = block.tokens[block.tokens.length - 1];
       scorer.rollback(block.row, block.accepted);
-      now = stats.time("targetMs", now);
+      const afterTarget = stats.time("targetMs", now);
+      targetMs += afterTarget - now;
       draftPending = proposer.rollback(block.row, block.accepted);
       draftPending.push(next);
-      stats.time("draftMs", now);
+      const end = stats.time("draftMs", afterTarget);
+      planner.observe({
+        plan,
+        proposal,
+        scores,
+        result: block,
+        kernel,
+        draftMs: draftMs + end - afterTarget,
+        targetMs,
+        verifyMs,
+        known,
+      });
       targetPending = [next];
       known += block.tokens.length;
       const kept = output.push(block.tokens);
       throwIfAborted(signal);
-      yield kept;
+      if (kept.length > 0) yield kept;
+      if (last) output.stopReason ??= "length";
     }
     return { tokens: output.tokens, stats: stats.finish(output.tokens.length, output.stopReason) };
   }

@@ -277,7 +277,7 @@ Deno.test("the decoder rejects invalid options", () => {
   const base = { target, draft, kernel: referenceKernel };
   assert.throws(() => new BlockDecoder({ ...base, verifier: "sd", k: 2 }), {
     name: "RangeError",
-    message: /sd verifies exactly 1 draft.*got 2/,
+    message: /k must be an integer in \[1, 1\] for sd, got 2/,
   });
   assert.throws(() => new BlockDecoder({ ...base, verifier: "kseq", k: 0 }), {
     name: "RangeError",

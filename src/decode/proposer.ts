@@ -7,39 +7,83 @@
 
 import type { Kernel, Probs, WarpOptions } from "../kernel/types.ts";
 import type { Random } from "../random.ts";
-import type { DraftSampling } from "../verify/types.ts";
+import type { BlockProposal, DraftSampling } from "../verify/types.ts";
 import type { CausalModel } from "./model.ts";
 
 /** k draft sequences of L tokens and the draft probabilities they were drawn from. */
-export interface DraftProposal {
-  /** Drafts actually proposed: k, or fewer when drawing without replacement from a small support. */
-  k: number;
-  /** Draft length L of this block. */
-  draftLength: number;
+export interface DraftProposal extends BlockProposal {
+  /** Drafts actually proposed: the k asked for, or fewer (a small support without replacement). */
+  readonly k: number;
+  /** Draft length L of this block: the length asked for, or less (a proposer may find fewer). */
+  readonly draftLength: number;
   /** Draft tokens `[k][L]`. */
-  tokens: Int32Array[];
+  readonly tokens: Int32Array[];
   /**
    * Warped draft probs `[k][L][vocab]`: `probs[r][t]` is q after the accepted prefix and draft r's
    * tokens 0..t−1 (depth 0 is one shared row).
    */
-  probs: Probs[][];
-  /** Draft forwards made (L). */
-  calls: number;
+  readonly probs: Probs[][];
+}
+
+/** What the decoder asks a proposer for, per block. */
+export interface ProposalRequest {
+  /** Drafts wanted (≥ 1). */
+  readonly k: number;
+  /** Tokens per draft wanted (≥ 0; 0 proposes nothing and only takes the pending tokens). */
+  readonly draftLength: number;
+  /**
+   * How the k depth-0 tokens must be drawn (the verifier's `draftSampling`).
+   * @default {"iid"}
+   */
+  readonly sampling?: DraftSampling;
+}
+
+/**
+ * The proposer role (vLLM's "proposer"/"drafter"): proposes the drafts of a block and forgets the
+ * rejected part afterwards. {@linkcode DraftProposer} runs a draft model; `LookupProposer` matches
+ * n-grams of the text so far. The block decoder drives any of them the same way:
+ * `propose(pending, request, random)`, verification, then `rollback(row, accepted)`, whose return
+ * value (plus the block's last token) is the next `pending`.
+ */
+export interface Proposer {
+  /** Stable name, for stats. */
+  readonly name: string;
+  /** Vocabulary size of its q rows (the target's). */
+  readonly vocabSize: number;
+  /** Forwards run so far (a draft model's), when the proposer counts them. */
+  readonly calls?: number;
+  /** Forgets everything (a new generation). */
+  reset(): void;
+  /**
+   * Most draft tokens it can propose when `known` tokens (prompt + generated) are in the context.
+   */
+  room(known: number): number;
+  /**
+   * Takes the tokens it has not been given yet and proposes the drafts of one block.
+   *
+   * @param pending Tokens since the last call (the prompt at first; then the accepted tokens the
+   *   last rollback returned, plus the block's last token).
+   * @param request k, L and how depth-0 tokens must be drawn.
+   * @param random Source of the uniforms (if it samples).
+   */
+  propose(pending: ArrayLike<number>, request: ProposalRequest, random: Random): Promise<DraftProposal>;
+  /**
+   * Forgets the rejected part of the last proposal.
+   *
+   * @param row A draft whose first `accepted` tokens were accepted.
+   * @param accepted Draft tokens accepted (0..L).
+   * @returns The accepted (and earlier) tokens it has not taken in yet; the decoder gives them back,
+   *   followed by the block's last token, as the next `pending`.
+   */
+  rollback(row: number, accepted: number): number[];
 }
 
 /** Options of {@linkcode DraftProposer}. */
 export interface DraftProposerOptions {
-  /** The draft model; it must hold one row when `propose` is called. */
+  /** The draft model. */
   model: CausalModel;
   /** Kernel used to warp and sample. */
   kernel: Kernel;
-  /** Drafts per block (k ≥ 1). */
-  k: number;
-  /**
-   * How the k depth-0 tokens are drawn from q₀ (the verifier's `draftSampling`).
-   * @default {"iid"}
-   */
-  sampling?: DraftSampling;
   /**
    * Warp applied to the draft logits (the same as the target's).
    * @default {{}}
@@ -48,11 +92,12 @@ export interface DraftProposerOptions {
 }
 
 /**
- * Proposes k drafts of L tokens per block: one draft call for the pending tokens, k depth-0 tokens
- * drawn from q₀ (i.i.d., or without replacement with k capped at the tokens q₀ gives mass to), a
- * fork to k rows, then one draft call per depth 1..L−1 drawing one token per row from that row's q.
- * With without-replacement sampling only the depth-0 tokens are distinct; deeper tokens are drawn
- * independently per row.
+ * Proposes k drafts of L tokens per block with a draft model: one draft call for the pending tokens,
+ * k depth-0 tokens drawn from q₀ (i.i.d., or without replacement with k capped at the tokens q₀ gives
+ * mass to), a fork to k rows, then one draft call per depth 1..L−1 drawing one token per row from
+ * that row's q. With without-replacement sampling only the depth-0 tokens are distinct; deeper tokens
+ * are drawn independently per row. A request for L = 0 runs nothing: the pending tokens wait for the
+ * next block that drafts.
  *
  * Uniforms, in order: k for depth 0, then for each depth 1..L−1 one per row in row order.
  *
@@ -64,63 +109,96 @@ export interface DraftProposerOptions {
  * import { Random } from "../random.ts";
  * import assert from "node:assert/strict";
  * const model = new MarkovModel({ table: randomMarkovTable(4, 1, 1), vocabSize: 4 });
- * const proposer = new DraftProposer({ model, kernel: referenceKernel, k: 2 });
- * const proposal = await proposer.propose([0, 1], 3, new Random(5));
+ * const proposer = new DraftProposer({ model, kernel: referenceKernel });
+ * const proposal = await proposer.propose([0, 1], { k: 2, draftLength: 3 }, new Random(5));
  * assert.equal(proposal.tokens.length, 2);
  * assert.equal(proposal.tokens[0].length, 3);
  * assert.equal(model.calls, 3);
  * ```
  */
-export class DraftProposer {
+export class DraftProposer implements Proposer {
+  /** `"draft"`: a draft model. */
+  readonly name = "draft";
   /** The draft model. */
   readonly model: CausalModel;
   readonly #kernel: Kernel;
-  readonly #k: number;
-  readonly #withoutReplacement: boolean;
   readonly #warp: WarpOptions;
   #base = 0;
+  #waiting: number[] = [];
   #last: DraftProposal | undefined;
 
-  /**
-   * Builds a proposer over the draft model.
-   *
-   * @throws {RangeError} k not an integer ≥ 1.
-   */
+  /** Builds a proposer over the draft model. */
   constructor(options: DraftProposerOptions) {
-    const { model, kernel, k, sampling = "iid", warp = {} } = options;
-    if (!Number.isInteger(k) || k < 1) {
-      throw new RangeError(`Cannot build a draft proposer: k must be an integer >= 1, got ${k}`);
-    }
-    this.model = model;
-    this.#kernel = kernel;
-    this.#k = k;
-    this.#withoutReplacement = sampling === "without-replacement";
-    this.#warp = warp;
+    this.model = options.model;
+    this.#kernel = options.kernel;
+    this.#warp = options.warp ?? {};
+  }
+
+  /** The draft model's vocabulary size. */
+  get vocabSize(): number {
+    return this.model.vocabSize;
+  }
+
+  /** The draft model's forwards. */
+  get calls(): number | undefined {
+    return this.model.calls;
+  }
+
+  /** Resets the draft model. */
+  reset(): void {
+    this.model.reset();
+    this.#waiting = [];
+    this.#last = undefined;
+  }
+
+  /** The draft is fed L − 1 draft tokens after the pending ones: `maxLength − known + 1`. */
+  room(known: number): number {
+    return this.model.maxLength - known + 1;
   }
 
   /**
    * Feeds the pending tokens and proposes the drafts of one block.
    *
-   * @param pending Tokens the draft has not been fed yet (≥ 1).
-   * @param draftLength L ≥ 1.
+   * @param pending Tokens the draft has not been fed yet (≥ 1 in all).
+   * @param request k ≥ 1, L ≥ 0, sampling.
    * @param random Source of the uniforms.
    * @returns The drafts and their q rows.
-   * @throws {RangeError} from the model (context limit, bad ids).
+   * @throws {RangeError} k not an integer ≥ 1, L not an integer ≥ 0; from the model (context
+   *   limit, bad ids).
    */
-  async propose(pending: ArrayLike<number>, draftLength: number, random: Random): Promise<DraftProposal> {
+  async propose(
+    pending: ArrayLike<number>,
+    request: ProposalRequest,
+    random: Random,
+  ): Promise<DraftProposal> {
+    const { draftLength, sampling = "iid" } = request;
+    let k = request.k;
+    if (!Number.isInteger(k) || k < 1) {
+      throw new RangeError(`Cannot propose drafts: k must be an integer >= 1, got ${k}`);
+    }
+    if (!Number.isInteger(draftLength) || draftLength < 0) {
+      throw new RangeError(`Cannot propose drafts: draftLength must be an integer >= 0, got ${draftLength}`);
+    }
+    const waiting = this.#waiting;
+    for (let i = 0; i < pending.length; i++) waiting.push(pending[i]);
+    if (draftLength === 0) {
+      this.#last = { k: 1, draftLength: 0, tokens: [new Int32Array(0)], probs: [[]] };
+      return this.#last;
+    }
     const model = this.model;
     const kernel = this.#kernel;
     const vocab = model.vocabSize;
-    const logits = await model.append([pending], 1);
+    const logits = await model.append([waiting], 1);
+    this.#waiting = [];
     this.#base = model.length;
     const q0 = kernel.warp(logits, this.#warp);
-    let k = this.#k;
-    if (this.#withoutReplacement) {
+    const withoutReplacement = sampling === "without-replacement";
+    if (withoutReplacement) {
       let support = 0;
       for (let i = 0; i < q0.length; i++) if (q0[i] > 0) support++;
       k = Math.min(k, support);
     }
-    const first = kernel.sample(q0, random.fill(new Float64Array(k)), this.#withoutReplacement);
+    const first = kernel.sample(q0, random.fill(new Float64Array(k)), withoutReplacement);
     const tokens: Int32Array[] = [];
     const probs: Probs[][] = [];
     for (let r = 0; r < k; r++) {
@@ -139,7 +217,7 @@ export class DraftProposer {
         tokens[r][t] = kernel.sample(q, u)[0];
       }
     }
-    this.#last = { k, draftLength, tokens, probs, calls: draftLength };
+    this.#last = { k, draftLength, tokens, probs };
     return this.#last;
   }
 
@@ -150,16 +228,21 @@ export class DraftProposer {
    *
    * @param row A draft whose first `accepted` tokens are the accepted ones.
    * @param accepted Draft tokens accepted (0..L).
-   * @returns Accepted tokens the draft has not been fed: the last draft token when all L were
-   *   accepted, else none.
+   * @returns Tokens the draft has not been fed: the last draft token when all L were accepted, the
+   *   waiting pending tokens after an L = 0 request, else none.
    * @throws {RangeError} no proposal to roll back.
    */
   rollback(row: number, accepted: number): number[] {
     const last = this.#last;
     if (!last) throw new RangeError("Cannot roll the draft back: no block was proposed");
+    this.#last = undefined;
+    if (last.draftLength === 0) {
+      const waiting = this.#waiting;
+      this.#waiting = [];
+      return waiting;
+    }
     const model = this.model;
     model.select(model.rows === 1 ? 0 : row, this.#base + Math.min(accepted, last.draftLength - 1));
-    this.#last = undefined;
     return accepted === last.draftLength ? [last.tokens[row][accepted - 1]] : [];
   }
 }

@@ -42,6 +42,25 @@ export interface DecodeStats {
   totalMs: number;
   /** Why the generation stopped. */
   stopReason: StopReason;
+  /**
+   * The block configurations run, in order of first use, with how many blocks and tokens each gave
+   * (one entry for a fixed method; several when `auto` chose per block; L = 0 is a target-only step).
+   */
+  plans: PlanCount[];
+}
+
+/** How often one block configuration ran. */
+export interface PlanCount {
+  /** Verifier name (`autoregressive` for the autoregressive decoder). */
+  method: string;
+  /** Drafts proposed. */
+  k: number;
+  /** Draft length run. */
+  draftLength: number;
+  /** Blocks run with it. */
+  blocks: number;
+  /** Tokens those blocks output (before truncation at maxNewTokens / EOS). */
+  tokens: number;
 }
 
 /**
@@ -76,6 +95,7 @@ export class StatsRecorder {
   verifyMs = 0;
   readonly #accepted: number[];
   readonly #reached: number[];
+  readonly #plans = new Map<string, PlanCount>();
   readonly #start = performance.now();
 
   /** @param draftLength Depths tracked (L); 0 for autoregressive. */
@@ -90,9 +110,34 @@ export class StatsRecorder {
    * @param reached Depths verified (1..L).
    * @param accepted Draft tokens accepted (0..reached); a block with accepted < reached ended on a
    *   residual draw at depth `accepted`.
+   * @param plan The block's plan (its verifier's name is recorded); autoregressive by default.
+   * @param proposal The k and L actually proposed.
    */
-  recordBlock(reached: number, accepted: number): void {
+  recordBlock(
+    reached: number,
+    accepted: number,
+    plan: { verifier: { name: string } } = { verifier: { name: "autoregressive" } },
+    proposal: { k: number; draftLength: number } = { k: 1, draftLength: 0 },
+  ): void {
     this.blocks++;
+    while (this.#reached.length < reached) {
+      this.#reached.push(0);
+      this.#accepted.push(0);
+    }
+    const key = `${plan.verifier.name} ${proposal.k} ${proposal.draftLength}`;
+    let count = this.#plans.get(key);
+    if (!count) {
+      count = {
+        method: plan.verifier.name,
+        k: proposal.k,
+        draftLength: proposal.draftLength,
+        blocks: 0,
+        tokens: 0,
+      };
+      this.#plans.set(key, count);
+    }
+    count.blocks++;
+    count.tokens += accepted + 1;
     for (let t = 0; t < reached; t++) this.#reached[t]++;
     for (let t = 0; t < accepted; t++) this.#accepted[t]++;
   }
@@ -146,6 +191,7 @@ export class StatsRecorder {
       verifyMs: this.verifyMs,
       totalMs: performance.now() - this.#start,
       stopReason,
+      plans: [...this.#plans.values()].map((c) => ({ ...c })),
     };
   }
 }

@@ -5,10 +5,14 @@
  */
 
 import type { Random } from "../random.ts";
+import type { VerifierName } from "../verify/mod.ts";
 import type { DecodeStats } from "./stats.ts";
 
-/** Decoding methods, by name: the autoregressive baseline or a speculative verifier. */
-export type DecodeMethod = "autoregressive" | "sd" | "kseq" | "specinfer" | "specinfer-wor";
+/**
+ * Decoding methods, by name: the autoregressive baseline, `auto` (verifier, k and L chosen per block
+ * from a cost model and online acceptance), or a speculative verifier from the registry.
+ */
+export type DecodeMethod = "autoregressive" | "auto" | VerifierName;
 
 /** Options of one generation. */
 export interface GenerateOptions {
@@ -62,7 +66,7 @@ export interface GenerateResult {
  */
 export interface Decoder {
   /** The method's name. */
-  readonly method: DecodeMethod;
+  readonly method: string;
   /**
    * Generates up to `maxNewTokens` tokens after the prompt.
    *

@@ -13,6 +13,13 @@ import { createDecoder } from "../decode/create.ts";
 import type { CausalModel } from "../decode/model.ts";
 import type { DecodeStats, StopReason } from "../decode/stats.ts";
 import type { DecodeMethod, GenerateResult } from "../decode/types.ts";
+import {
+  getVerifier,
+  type VerifierAlias,
+  verifierAliases,
+  type VerifierName,
+  verifierNames,
+} from "../verify/mod.ts";
 import type { BackendOptions } from "../model/backend.ts";
 import { OnnxCausalLM, type OnnxCausalLMOptions } from "../model/causal_lm.ts";
 import { type ModelLoader, type ModelSource, openModelFolder } from "../model/loader.ts";
@@ -22,16 +29,17 @@ import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { type ChatMessage, renderChat } from "./chat.ts";
 import { StopMatcher } from "./stop.ts";
 
-/** Methods of the generation API; `spectr` is SpecTr's K-SEQ. */
-export type GenerationMethod = "autoregressive" | "sd" | "spectr" | "specinfer" | "specinfer-wor";
+/**
+ * Methods of the generation API: `autoregressive`, every verifier in the registry (src/verify/mod.ts)
+ * and its aliases; `spectr` is SpecTr's K-SEQ (`kseq`).
+ */
+export type GenerationMethod = "autoregressive" | VerifierName | VerifierAlias;
 
-/** Every method name {@linkcode SpeculativeGenerator.generate} accepts. */
+/** Every method name {@linkcode SpeculativeGenerator.generate} accepts, derived from the verifier registry. */
 export const generationMethods: readonly GenerationMethod[] = Object.freeze([
   "autoregressive",
-  "sd",
-  "spectr",
-  "specinfer",
-  "specinfer-wor",
+  ...verifierNames,
+  ...(Object.keys(verifierAliases) as VerifierAlias[]),
 ]);
 
 /**
@@ -76,7 +84,7 @@ export interface GenerationOptions {
    */
   method?: GenerationMethod;
   /**
-   * Drafts per block, an integer in [1, {@linkcode MAX_DRAFTS}] (`sd` always uses 1; ignored by
+   * Drafts per block, an integer in [1, {@linkcode MAX_DRAFTS}] (a verifier that takes fewer, such as `sd` or `block`, uses its maximum, 1; ignored by
    * `autoregressive`, but checked).
    * @default {4}
    */
@@ -452,7 +460,7 @@ export class SpeculativeGenerator {
       target: this.target,
       draft: this.draft,
       kernel: this.kernel,
-      k: method === "sd" ? 1 : k,
+      k: method === "autoregressive" ? k : Math.min(k, getVerifier(method).maxCandidates),
       draftLength,
       warp: { temperature, topK, topP },
     });
@@ -565,7 +573,9 @@ function checkCount(name: string, value: number, max: number): void {
 }
 
 function toDecodeMethod(method: GenerationMethod): DecodeMethod {
-  return method === "spectr" ? "kseq" : method;
+  return Object.hasOwn(verifierAliases, method)
+    ? verifierAliases[method as VerifierAlias]
+    : method as DecodeMethod;
 }
 
 async function loadTokenizer(folder: ModelLoader): Promise<{ tokenizer: Tokenizer; addBosToken: boolean }> {

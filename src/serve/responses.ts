@@ -6,6 +6,7 @@
  * @module
  */
 
+import { getVerifier } from "../verify/mod.ts";
 import type { GenerationResult } from "../generate/generator.ts";
 import type { Job } from "./request.ts";
 
@@ -105,7 +106,7 @@ function _extension(job: Job, result: GenerationResult) {
   const s = result.stats;
   return {
     method: job.method,
-    k: job.method === "autoregressive" ? null : job.method === "sd" ? 1 : job.k,
+    k: job.method === "autoregressive" ? null : Math.min(job.k, getVerifier(job.method).maxCandidates),
     draft_length: job.method === "autoregressive" ? null : job.draftLength,
     block_efficiency: s.blockEfficiency,
     acceptance_per_depth: s.acceptancePerDepth.map((x) => (Number.isFinite(x) ? x : null)),

@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { Verifier } from "./types.ts";
+import type { LevelVerifier } from "./types.ts";
+import { levelVerifier } from "./walk.ts";
 
 /**
  * K-SEQ with the exact ρ*.
@@ -20,9 +21,9 @@ import type { Verifier } from "./types.ts";
  * console.assert(token === 0);
  * ```
  */
-export const kseq: Verifier = {
+export const kseq: LevelVerifier = levelVerifier({
   name: "kseq",
   draftSampling: "iid",
   maxCandidates: 1024,
   select: (kernel, p, q, candidates, uniforms) => kernel.kseqSelect(p, q, candidates, uniforms),
-};
+});

@@ -1,39 +1,75 @@
 /**
- * The verifiers shipped with spectr, by name.
+ * The verifier registry: the one source of every speculative method name. `VerifierName`, the
+ * decoder's and the generator's method names, the HTTP handler's accepted values and the docs all
+ * derive from {@linkcode verifiers}; a new verifier is one file plus one line here.
  *
  * @module
  */
 
-import type { Verifier, VerifierName } from "./types.ts";
+import type { Verifier } from "./types.ts";
+import { blockVerifier } from "./block.ts";
 import { kseq } from "./kseq.ts";
 import { sd } from "./sd.ts";
 import { specInfer, specInferWor } from "./specinfer.ts";
 
-export type { DraftSampling, Verifier, VerifierName } from "./types.ts";
-export { kseq, sd, specInfer, specInferWor };
+export type {
+  BlockProposal,
+  BlockResult,
+  BlockScores,
+  DraftSampling,
+  LevelRule,
+  LevelVerifier,
+  Verifier,
+} from "./types.ts";
+export { levelVerifier, walkBlock } from "./walk.ts";
+export type { LevelVerifierDefinition } from "./walk.ts";
+export { blockVerifier, kseq, sd, specInfer, specInferWor };
 
-/** Every shipped verifier, keyed by name. */
-export const verifiers: Readonly<Record<VerifierName, Verifier>> = Object.freeze({
-  sd,
-  kseq,
-  specinfer: specInfer,
-  "specinfer-wor": specInferWor,
-});
+/** Every shipped verifier, keyed by its name (one line per verifier). */
+export const verifiers = Object.freeze(
+  {
+    sd,
+    kseq,
+    specinfer: specInfer,
+    "specinfer-wor": specInferWor,
+    block: blockVerifier,
+  } satisfies Record<string, Verifier>,
+);
+
+/** Names of the shipped verifiers (the registry's keys). */
+export type VerifierName = keyof typeof verifiers;
+
+/** Other names a verifier is known by in the generation API: SpecTr's K-SEQ is `spectr` there. */
+export const verifierAliases = Object.freeze(
+  { spectr: "kseq" } as const satisfies Record<string, VerifierName>,
+);
+
+/** An alias of a verifier name. */
+export type VerifierAlias = keyof typeof verifierAliases;
+
+/** Every verifier name, in registry order. */
+export const verifierNames: readonly VerifierName[] = Object.freeze(Object.keys(verifiers) as VerifierName[]);
 
 /**
- * Looks a verifier up by name.
+ * Looks a verifier up by name or alias.
  *
  * @throws {RangeError} unknown name.
  * @example
  * ```ts
  * import { getVerifier } from "./mod.ts";
  * console.assert(getVerifier("kseq").draftSampling === "iid");
+ * console.assert(getVerifier("spectr").name === "kseq");
  * ```
  */
 export function getVerifier(name: string): Verifier {
-  const v = (verifiers as Record<string, Verifier>)[name];
+  const key = Object.hasOwn(verifierAliases, name) ? verifierAliases[name as VerifierAlias] : name;
+  const v = Object.hasOwn(verifiers, key) ? (verifiers as Record<string, Verifier>)[key] : undefined;
   if (!v) {
-    throw new RangeError(`Unknown verifier "${name}": expected one of ${Object.keys(verifiers).join(", ")}`);
+    throw new RangeError(
+      `Unknown verifier "${name}": expected one of ${
+        [...verifierNames, ...Object.keys(verifierAliases)].join(", ")
+      }`,
+    );
   }
   return v;
 }

@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { Verifier } from "./types.ts";
+import type { LevelVerifier } from "./types.ts";
+import { levelVerifier } from "./walk.ts";
 
 /**
  * Speculative sampling with a single candidate per node.
@@ -20,7 +21,7 @@ import type { Verifier } from "./types.ts";
  * console.assert(sd.select(referenceKernel, p, q, [1], [0.4, 0.7]).token === 0);
  * ```
  */
-export const sd: Verifier = {
+export const sd: LevelVerifier = levelVerifier({
   name: "sd",
   draftSampling: "iid",
   maxCandidates: 1,
@@ -32,4 +33,4 @@ export const sd: Verifier = {
     }
     return kernel.kseqSelect(p, q, candidates, uniforms);
   },
-};
+});

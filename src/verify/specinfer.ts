@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { Verifier } from "./types.ts";
+import type { LevelVerifier } from "./types.ts";
+import { levelVerifier } from "./walk.ts";
 
 /**
  * SpecInfer over i.i.d. candidates: accept x_i iff u_i·q(x_i) < p_i(x_i), else p_{i+1} = norm(max(p_i − q, 0)).
@@ -19,12 +20,12 @@ import type { Verifier } from "./types.ts";
  * console.assert(specInfer.select(referenceKernel, p, q, [0, 0], [0, 0, 0.5]).token === 1);
  * ```
  */
-export const specInfer: Verifier = {
+export const specInfer: LevelVerifier = levelVerifier({
   name: "specinfer",
   draftSampling: "iid",
   maxCandidates: 1024,
   select: (kernel, p, q, candidates, uniforms) => kernel.specInferSelect(p, q, candidates, uniforms, false),
-};
+});
 
 /**
  * SpecInfer over candidates drawn without replacement (recommended multi-draft peer): x_i was drawn
@@ -38,9 +39,9 @@ export const specInfer: Verifier = {
  * console.assert(specInferWor.select(referenceKernel, p, q, [1, 0], [0.2, 0.3, 0.4]).token === 1);
  * ```
  */
-export const specInferWor: Verifier = {
+export const specInferWor: LevelVerifier = levelVerifier({
   name: "specinfer-wor",
   draftSampling: "without-replacement",
   maxCandidates: 1024,
   select: (kernel, p, q, candidates, uniforms) => kernel.specInferSelect(p, q, candidates, uniforms, true),
-};
+});

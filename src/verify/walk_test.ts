@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { referenceKernel } from "../kernel/reference.ts";
 import type { Kernel, Probs } from "../kernel/types.ts";
 import { Random } from "../random.ts";
-import { kseq } from "../verify/kseq.ts";
-import type { Verifier } from "../verify/types.ts";
-import type { DraftProposal } from "./proposer.ts";
-import { TargetScores } from "./scorer.ts";
+import { kseq } from "./kseq.ts";
+import type { LevelRule } from "./types.ts";
+import type { DraftProposal } from "../decode/proposer.ts";
+import { TargetScores } from "../decode/scorer.ts";
 import { walkBlock } from "./walk.ts";
 
 const uniform = new Float64Array([1 / 3, 1 / 3, 1 / 3]);
@@ -16,7 +16,6 @@ function proposal(tokens: number[][]): DraftProposal {
     draftLength: tokens[0].length,
     tokens: tokens.map((row) => Int32Array.from(row)),
     probs: tokens.map((row) => row.map(() => uniform)),
-    calls: tokens[0].length,
   };
 }
 
@@ -28,10 +27,8 @@ function uniformScores(k: number, depths: number): TargetScores {
 /** A verifier that records its calls and answers from a script. */
 function scripted(answers: { token: number; draftIndex: number }[]) {
   const calls: { candidates: number[]; uniforms: number; p: Probs; q: Probs }[] = [];
-  const verifier: Verifier = {
+  const verifier: LevelRule & { name: string } = {
     name: "kseq",
-    draftSampling: "iid",
-    maxCandidates: 1024,
     select(_kernel: Kernel, p, q, candidates, uniforms) {
       calls.push({ candidates: Array.from(candidates), uniforms: uniforms.length, p, q });
       return answers[calls.length - 1];
@@ -110,7 +107,6 @@ Deno.test("with the real K-SEQ verifier, identical one-hot target and draft acce
     draftLength: 2,
     tokens: [Int32Array.of(1, 1), Int32Array.of(1, 1)],
     probs: [[oneHot, oneHot], [oneHot, oneHot]],
-    calls: 2,
   };
   const logits = new Float32Array(2 * 3 * 3).fill(-Infinity);
   for (let i = 0; i < 6; i++) logits[i * 3 + 1] = 0;
