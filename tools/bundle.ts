@@ -81,7 +81,7 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /** The `dist/` folder of the onnxruntime-web version pinned in deno.json (local node_modules, else Deno's npm cache). */
-async function ortDistDir(): Promise<string> {
+export async function ortDistDir(): Promise<string> {
   const config = JSON.parse(await Deno.readTextFile(path(new URL("deno.json", ROOT))));
   const spec: string | undefined = config.imports?.["onnxruntime-web"];
   const m = spec?.match(/^npm:onnxruntime-web@(\d+\.\d+\.\d+[^/]*)$/);
