@@ -13,7 +13,7 @@
  * @module
  */
 
-import { referenceKernel, sampleReference, warpReference } from "../src/kernel/reference.ts";
+import { kseqStepReference, sampleReference, warpReference } from "../src/kernel/reference.ts";
 import { loadKernel, type WasmKernel } from "../src/kernel/wasm.ts";
 import { Random } from "../src/random.ts";
 
@@ -47,7 +47,7 @@ for (const vocab of [8192, 50257, 151936]) {
       name: `reference kseqStep V=${vocab} k=${k}`,
       group,
       ...(slow ? { n: 8, warmup: 2 } : {}),
-      fn: () => void referenceKernel.kseqStep(target, draft, options, candidates, uniforms),
+      fn: () => void kseqStepReference(target, draft, options, candidates, uniforms),
     });
     Deno.bench({
       name: `floor (max + Σexp, both rows) V=${vocab}`,

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { ABI_ERRORS } from "./abi_errors.ts";
 import type { Kernel, Probs, RhoSolution, Selection, WarpOptions } from "./types.ts";
 import {
   checkCandidates,
@@ -379,9 +380,7 @@ export function sampleReference(
   for (let i = 0; i < uniforms.length; i++) {
     const x = inverseCdf(weights, uniforms[i]);
     if (x < 0) {
-      throw new RangeError(
-        `Cannot sample ${uniforms.length} distinct tokens: only ${i} have non-zero probability`,
-      );
+      throw new RangeError(ABI_ERRORS.TooFew.message(uniforms.length, i));
     }
     out[i] = x;
     if (withoutReplacement) weights[x] = 0;
@@ -395,6 +394,39 @@ function normalised(x: Probs): Float64Array {
   const out = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = x[i] / sum;
   return out;
+}
+
+/**
+ * One full K-SEQ step from logits: warp both rows, then {@linkcode kseqSelectReference} (ρ*
+ * solved, residual draw included). The oracle of `WasmKernel.kseqStep`; used by the kernel bench
+ * and the differential tests only, so it is not part of {@linkcode Kernel}.
+ *
+ * @param targetLogits Target logits `[vocab]`.
+ * @param draftLogits Draft logits `[vocab]`.
+ * @param options The warp applied to both rows.
+ * @param candidates Draft token ids, `k` of them.
+ * @param uniforms `k + 1` numbers in [0, 1).
+ * @returns The decision and the ρ*, β, acceptance it was made with.
+ * @throws {TypeError} logits not Float32Array.
+ * @throws {RangeError} bad logits or options, vocab mismatch, bad candidates or uniforms.
+ * @example Both candidates rejected: the token is drawn from the residual
+ * ```ts
+ * import { kseqStepReference } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ * const t = new Float32Array([3, 1, 0]), d = new Float32Array([1, 3, 0]);
+ * assert.equal(kseqStepReference(t, d, { temperature: 1 }, [1, 1], [0.9, 0.9, 0.1]).draftIndex, -1);
+ * ```
+ */
+export function kseqStepReference(
+  targetLogits: Float32Array,
+  draftLogits: Float32Array,
+  options: WarpOptions,
+  candidates: ArrayLike<number>,
+  uniforms: ArrayLike<number>,
+): Selection & RhoSolution {
+  const p = warpReference(targetLogits, options);
+  const q = warpReference(draftLogits, options);
+  return kseqSelectReference(p, q, candidates, uniforms);
 }
 
 /**
@@ -415,11 +447,6 @@ export const referenceKernel: Kernel = {
   solveRho: solveRhoReference,
   residual: residualReference,
   kseqSelect: kseqSelectReference,
-  kseqStep(targetLogits, draftLogits, options, candidates, uniforms) {
-    const p = warpReference(targetLogits, options);
-    const q = warpReference(draftLogits, options);
-    return kseqSelectReference(p, q, candidates, uniforms);
-  },
   specInferSelect: specInferSelectReference,
   sample: sampleReference,
 };

@@ -54,7 +54,11 @@ export interface Selection {
   draftIndex: number;
 }
 
-/** The kernel a verifier calls: the WASM SIMD kernel or the plain-TypeScript reference. */
+/**
+ * The kernel a verifier calls: the WASM SIMD kernel or the plain-TypeScript reference.
+ * (The bench's and tests' extra entry points, the one-call K-SEQ step and the speed floor, are not
+ * part of it: see `internals.ts`.)
+ */
 export interface Kernel {
   /** `"wasm"` for the SIMD kernel, `"reference"` for the plain-TypeScript oracle. */
   readonly name: "wasm" | "reference";
@@ -74,14 +78,6 @@ export interface Kernel {
     candidates: ArrayLike<number>,
     uniforms: ArrayLike<number>,
     solution?: RhoSolution,
-  ): Selection & RhoSolution;
-  /** Warp both logit rows, solve ρ*, select: one full K-SEQ step in one call. */
-  kseqStep(
-    targetLogits: Float32Array,
-    draftLogits: Float32Array,
-    options: WarpOptions,
-    candidates: ArrayLike<number>,
-    uniforms: ArrayLike<number>,
   ): Selection & RhoSolution;
   /**
    * SpecInfer recursive rejection sampling. With replacement: accept x_i iff

@@ -1,16 +1,22 @@
 /**
  * Input checks shared by the WASM kernel wrapper and the reference, so both reject bad input with the
  * same typed error: `TypeError` for the wrong kind of value, `RangeError` for a value out of range.
+ * The message of every error the WASM kernel also reports by status code comes from
+ * {@linkcode ABI_ERRORS} (`abi_errors.ts`), so the two kernels cannot word them differently.
  *
  * @module
  */
 
+import { ABI_ERRORS } from "./abi_errors.ts";
 import type { Probs, WarpOptions } from "./types.ts";
 
 /** Warp options with every default filled in. */
 export interface ResolvedWarp {
+  /** Softmax temperature (0 = greedy). */
   temperature: number;
+  /** top-k (0 disables). */
   topK: number;
+  /** top-p (1 disables). */
   topP: number;
 }
 
@@ -28,13 +34,13 @@ export interface ResolvedWarp {
 export function resolveWarp(options: WarpOptions = {}): ResolvedWarp {
   const { temperature = 1, topK = 0, topP = 1 } = options;
   if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0) {
-    throw new RangeError(`Cannot warp logits: temperature must be a finite number >= 0, got ${temperature}`);
+    throw new RangeError(ABI_ERRORS.Temperature.message(temperature));
   }
   if (!Number.isInteger(topK) || topK < 0 || topK > 0xffffffff) {
-    throw new RangeError(`Cannot warp logits: topK must be an integer >= 0 (0 disables), got ${topK}`);
+    throw new RangeError(ABI_ERRORS.TopK.message(topK));
   }
   if (typeof topP !== "number" || !(topP > 0 && topP <= 1)) {
-    throw new RangeError(`Cannot warp logits: topP must be in (0, 1], got ${topP}`);
+    throw new RangeError(ABI_ERRORS.TopP.message(topP));
   }
   return { temperature, topK, topP };
 }
@@ -55,15 +61,15 @@ export function checkLogits(logits: Float32Array, what = "logits"): void {
   if (!(logits instanceof Float32Array)) {
     throw new TypeError(`Cannot warp ${what}: expected a Float32Array, got ${describe(logits)}`);
   }
-  if (logits.length === 0) throw new RangeError(`Cannot warp ${what}: the row is empty`);
+  if (logits.length === 0) throw new RangeError(ABI_ERRORS.Empty.message("warp", what));
   let finite = 0;
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
-    if (x !== x) throw new RangeError(`Cannot warp ${what}: logit ${i} is NaN`);
-    if (x === Infinity) throw new RangeError(`Cannot warp ${what}: logit ${i} is +Infinity`);
+    if (x !== x) throw new RangeError(ABI_ERRORS.NanLogit.message(what, i));
+    if (x === Infinity) throw new RangeError(ABI_ERRORS.PosInfLogit.message(what, i));
     if (x !== -Infinity) finite++;
   }
-  if (finite === 0) throw new RangeError(`Cannot warp ${what}: every logit is -Infinity`);
+  if (finite === 0) throw new RangeError(ABI_ERRORS.AllMasked.message(what));
 }
 
 /**
@@ -84,16 +90,14 @@ export function checkProbs(probs: Probs, what: string): void {
       `Cannot use ${what}: expected a Float32Array or Float64Array, got ${describe(probs)}`,
     );
   }
-  if (probs.length === 0) throw new RangeError(`Cannot use ${what}: the row is empty`);
+  if (probs.length === 0) throw new RangeError(ABI_ERRORS.Empty.message("use", what));
   let sum = 0;
   for (let i = 0; i < probs.length; i++) {
     const x = probs[i];
-    if (!(x >= 0) || x === Infinity) {
-      throw new RangeError(`Cannot use ${what}: probability ${i} is ${x}, expected a finite number >= 0`);
-    }
+    if (!(x >= 0) || x === Infinity) throw new RangeError(ABI_ERRORS.BadProb.message(what, i, x));
     sum += x;
   }
-  if (!(sum > 0)) throw new RangeError(`Cannot use ${what}: every probability is 0`);
+  if (!(sum > 0)) throw new RangeError(ABI_ERRORS.ZeroMass.message(what));
 }
 
 /**
@@ -109,9 +113,23 @@ export function checkProbs(probs: Probs, what: string): void {
 export function checkPair(p: Probs, q: Probs): void {
   checkProbs(p, "target probs p");
   checkProbs(q, "draft probs q");
-  if (p.length !== q.length) {
+  checkSameVocab(p, q);
+}
+
+/**
+ * Checks that the target row and the draft row (probabilities or logits) have the same length.
+ *
+ * @throws {RangeError} vocab mismatch.
+ * @example
+ * ```ts
+ * import { checkSameVocab } from "./validate.ts";
+ * checkSameVocab(new Float32Array(3), new Float32Array(3));
+ * ```
+ */
+export function checkSameVocab(target: ArrayLike<number>, draft: ArrayLike<number>): void {
+  if (target.length !== draft.length) {
     throw new RangeError(
-      `Cannot verify drafts: vocab mismatch, target p has ${p.length} entries, draft q has ${q.length}`,
+      `Cannot verify drafts: vocab mismatch, target p has ${target.length} entries, draft q has ${draft.length}`,
     );
   }
 }
@@ -128,7 +146,7 @@ export function checkPair(p: Probs, q: Probs): void {
  */
 export function checkK(k: number): void {
   if (!Number.isInteger(k) || k < 1 || k > 1024) {
-    throw new RangeError(`Cannot verify drafts: k must be an integer in [1, 1024], got ${k}`);
+    throw new RangeError(ABI_ERRORS.BadK.message(k));
   }
 }
 
@@ -153,9 +171,7 @@ export function checkCandidates(
   for (let i = 0; i < k; i++) {
     const x = candidates[i];
     if (!Number.isInteger(x) || x < 0 || x >= vocab) {
-      throw new RangeError(
-        `Cannot verify drafts: candidate ${i} is token ${x}, outside the vocabulary [0, ${vocab})`,
-      );
+      throw new RangeError(ABI_ERRORS.Candidate.message(i, x, vocab));
     }
   }
   checkUniforms(uniforms, k + 1, "verify drafts");
@@ -177,7 +193,7 @@ export function checkUniforms(uniforms: ArrayLike<number>, count: number, action
   }
   for (let i = 0; i < count; i++) {
     const u = uniforms[i];
-    if (!(u >= 0 && u < 1)) throw new RangeError(`Cannot ${action}: uniform ${i} is ${u}, outside [0, 1)`);
+    if (!(u >= 0 && u < 1)) throw new RangeError(ABI_ERRORS.Uniform.message(action, i, u));
   }
 }
 

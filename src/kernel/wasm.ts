@@ -10,9 +10,16 @@
  * finite f64 probability outside the f32 range (> 3.4e38, or so small that every entry rounds to
  * 0) is rejected although the reference would accept it.
  *
+ * This module is the public entry ({@linkcode loadKernel}, {@linkcode createWasmKernel},
+ * {@linkcode WasmKernel}); the parts behind it: `wasm_abi.ts` (the exports' names and signatures,
+ * the `out` slots), `wasm_memory.ts` (where a call's buffers lie in WASM memory),
+ * `abi_errors.ts` (status codes and messages), `wasm_load.ts` (bytes from a URL, validation).
+ *
  * @module
  */
 
+import { type StatusContext, statusError } from "./abi_errors.ts";
+import type { KernelInternals } from "./internals.ts";
 import { referenceKernel } from "./reference.ts";
 import type { Kernel, Probs, RhoSolution, Selection, WarpOptions } from "./types.ts";
 import {
@@ -21,9 +28,13 @@ import {
   checkLogits,
   checkPair,
   checkProbs,
+  checkSameVocab,
   checkUniforms,
   resolveWarp,
 } from "./validate.ts";
+import { bindExports, type KernelExports, OUT } from "./wasm_abi.ts";
+import { invalidReason, readBytes } from "./wasm_load.ts";
+import { KernelMemory, type Layout } from "./wasm_memory.ts";
 
 /** Options of {@linkcode loadKernel}. */
 export interface LoadKernelOptions {
@@ -38,152 +49,6 @@ export interface LoadKernelOptions {
    * @default {true}
    */
   fallback?: boolean;
-}
-
-interface Exports {
-  memory: WebAssembly.Memory;
-  spectr_heap_base(): number;
-  spectr_scratch_bytes(n: number, count: number): number;
-  spectr_warp(
-    logits: number,
-    n: number,
-    dst: number,
-    t: number,
-    topK: number,
-    topP: number,
-    scratch: number,
-    out: number,
-  ): number;
-  spectr_solve_rho(p: number, q: number, n: number, k: number, scratch: number, out: number): number;
-  spectr_residual(
-    p: number,
-    q: number,
-    n: number,
-    k: number,
-    rho: number,
-    beta: number,
-    dst: number,
-    out: number,
-  ): number;
-  spectr_kseq_select(
-    p: number,
-    q: number,
-    n: number,
-    candidates: number,
-    k: number,
-    uniforms: number,
-    hasSolution: number,
-    rho: number,
-    beta: number,
-    scratch: number,
-    out: number,
-  ): number;
-  spectr_kseq_step(
-    logitsP: number,
-    logitsQ: number,
-    n: number,
-    pOut: number,
-    qOut: number,
-    t: number,
-    topK: number,
-    topP: number,
-    candidates: number,
-    k: number,
-    uniforms: number,
-    scratch: number,
-    out: number,
-  ): number;
-  spectr_specinfer_select(
-    p: number,
-    q: number,
-    n: number,
-    candidates: number,
-    k: number,
-    uniforms: number,
-    withoutReplacement: number,
-    scratch: number,
-    out: number,
-  ): number;
-  spectr_sample(
-    probs: number,
-    n: number,
-    uniforms: number,
-    count: number,
-    withoutReplacement: number,
-    ids: number,
-    scratch: number,
-    out: number,
-  ): number;
-  spectr_floor(a: number, b: number, n: number, out: number): number;
-}
-
-/** Slots of the `out` f64 array every export writes. */
-const OUT_RHO = 0,
-  OUT_BETA = 1,
-  OUT_ACCEPTANCE = 2,
-  OUT_TOKEN = 3,
-  OUT_DRAFT = 4,
-  OUT_INDEX = 5,
-  OUT_ROW = 6,
-  OUT_SUM = 7;
-
-/** Status codes (see wasm/src/error.rs). */
-const E_NAN_LOGIT = -1,
-  E_INF_LOGIT = -2,
-  E_ALL_MASKED = -3,
-  E_TEMPERATURE = -4,
-  E_TOP_K = -5,
-  E_TOP_P = -6,
-  E_BAD_PROB = -7,
-  E_ZERO_MASS = -8,
-  E_BAD_K = -9,
-  E_CANDIDATE = -10,
-  E_UNIFORM = -11,
-  E_TOO_FEW = -12,
-  E_EMPTY = -13;
-
-const EXPORTS = [
-  "memory",
-  "spectr_heap_base",
-  "spectr_scratch_bytes",
-  "spectr_warp",
-  "spectr_solve_rho",
-  "spectr_residual",
-  "spectr_kseq_select",
-  "spectr_kseq_step",
-  "spectr_specinfer_select",
-  "spectr_sample",
-  "spectr_floor",
-] as const;
-
-/** Byte offsets of one call's buffers in WASM memory. */
-interface Layout {
-  a: number;
-  b: number;
-  c: number;
-  d: number;
-  out: number;
-  candidates: number;
-  uniforms: number;
-  ids: number;
-  scratch: number;
-}
-
-const up16 = (x: number) => (x + 15) & ~15;
-
-/** How a kernel error status is described to the caller. */
-interface ErrorContext {
-  /** Names of rows 0 and 1 for probability errors, e.g. "target probs p". */
-  rows: [string, string];
-  /** The caller's rows (for the offending value in messages). */
-  values?: [ArrayLike<number>, ArrayLike<number>?];
-  /** Action for uniform errors: "verify drafts" or "sample". */
-  action: string;
-  uniforms?: ArrayLike<number>;
-  candidates?: ArrayLike<number>;
-  count?: number;
-  vocab?: number;
-  options?: { temperature: number; topK: number; topP: number };
 }
 
 /**
@@ -205,16 +70,11 @@ interface ErrorContext {
  * assert.ok(token >= 0 && token < 4 && draftIndex >= -1 && rho >= 1 && rho <= 2);
  * ```
  */
-export class WasmKernel implements Kernel {
+export class WasmKernel implements Kernel, KernelInternals {
   /** Always `"wasm"`. */
   readonly name = "wasm" as const;
-  #x: Exports;
-  #base: number;
-  #buffer: ArrayBuffer;
-  #f32: Float32Array;
-  #f64: Float64Array;
-  #u32: Uint32Array;
-  #i32: Int32Array;
+  #x: KernelExports;
+  #m: KernelMemory;
 
   /**
    * Wraps an instance of `spectr_kernel.wasm`.
@@ -231,17 +91,8 @@ export class WasmKernel implements Kernel {
    * ```
    */
   constructor(instance: WebAssembly.Instance) {
-    const x = instance.exports as Record<string, unknown>;
-    for (const name of EXPORTS) {
-      if (!(name in x)) throw new TypeError(`Cannot use the WASM kernel: the module does not export ${name}`);
-    }
-    this.#x = x as unknown as Exports;
-    this.#base = up16(this.#x.spectr_heap_base() >>> 0);
-    this.#buffer = this.#x.memory.buffer as ArrayBuffer;
-    this.#f32 = new Float32Array(this.#buffer);
-    this.#f64 = new Float64Array(this.#buffer);
-    this.#u32 = new Uint32Array(this.#buffer);
-    this.#i32 = new Int32Array(this.#buffer);
+    this.#x = bindExports(instance);
+    this.#m = new KernelMemory(this.#x);
   }
 
   /**
@@ -263,8 +114,9 @@ export class WasmKernel implements Kernel {
    * ```
    */
   rowViews(n: number): { target: Float32Array; draft: Float32Array } {
-    const l = this.#layout(n, 1024);
-    return { target: new Float32Array(this.#buffer, l.a, n), draft: new Float32Array(this.#buffer, l.b, n) };
+    const l = this.#m.layout(n, 1024);
+    const buffer = this.#m.buffer;
+    return { target: new Float32Array(buffer, l.a, n), draft: new Float32Array(buffer, l.b, n) };
   }
 
   /**
@@ -288,11 +140,11 @@ export class WasmKernel implements Kernel {
     const opt = resolveWarp(options);
     if (!(logits instanceof Float32Array) || logits.length === 0) checkLogits(logits);
     const n = logits.length;
-    const l = this.#layout(n, 0);
-    this.#put(logits, l.a);
+    const l = this.#m.layout(n, 0);
+    this.#m.put(logits, l.a);
     const s = this.#x.spectr_warp(l.a, n, l.c, opt.temperature, opt.topK, opt.topP, l.scratch, l.out);
     if (s !== 0) this.#fail(s, l, { rows: ["logits", "logits"], action: "warp logits", options: opt });
-    return this.#f32.slice(l.c >> 2, (l.c >> 2) + n);
+    return this.#m.f32.slice(l.c >> 2, (l.c >> 2) + n);
   }
 
   /**
@@ -319,17 +171,13 @@ export class WasmKernel implements Kernel {
       checkK(k);
     }
     const n = p.length;
-    const l = this.#layout(n, 0);
-    this.#put(p, l.a);
-    this.#put(q, l.b);
+    const l = this.#m.layout(n, 0);
+    this.#m.put(p, l.a);
+    this.#m.put(q, l.b);
     const s = this.#x.spectr_solve_rho(l.a, l.b, n, k, l.scratch, l.out);
     if (s !== 0) this.#fail(s, l, pairContext(p, q));
-    const o = l.out >> 3;
-    return {
-      rho: this.#f64[o + OUT_RHO],
-      beta: this.#f64[o + OUT_BETA],
-      acceptance: this.#f64[o + OUT_ACCEPTANCE],
-    };
+    const m = this.#m;
+    return { rho: m.out(l, OUT.rho), beta: m.out(l, OUT.beta), acceptance: m.out(l, OUT.acceptance) };
   }
 
   /**
@@ -353,12 +201,12 @@ export class WasmKernel implements Kernel {
       checkK(k);
     }
     const n = p.length;
-    const l = this.#layout(n, 0);
-    this.#put(p, l.a);
-    this.#put(q, l.b);
+    const l = this.#m.layout(n, 0);
+    this.#m.put(p, l.a);
+    this.#m.put(q, l.b);
     const s = this.#x.spectr_residual(l.a, l.b, n, k, solution.rho, solution.beta, l.c, l.out);
     if (s !== 0) this.#fail(s, l, pairContext(p, q));
-    return this.#f32.slice(l.c >> 2, (l.c >> 2) + n);
+    return this.#m.f32.slice(l.c >> 2, (l.c >> 2) + n);
   }
 
   /**
@@ -387,10 +235,10 @@ export class WasmKernel implements Kernel {
     const n = p.length;
     checkDrawsAfter(candidates, uniforms, n, () => checkPair(p, q));
     const k = candidates.length;
-    const l = this.#layout(n, k);
-    this.#put(p, l.a);
-    this.#put(q, l.b);
-    this.#putDraws(l, candidates, uniforms);
+    const l = this.#m.layout(n, k);
+    this.#m.put(p, l.a);
+    this.#m.put(q, l.b);
+    this.#m.putDraws(l, candidates, uniforms);
     const has = solution === undefined ? 0 : 1;
     const s = this.#x.spectr_kseq_select(
       l.a,
@@ -412,15 +260,16 @@ export class WasmKernel implements Kernel {
 
   /**
    * One full K-SEQ step in one call into WASM: warp both logit rows, solve ρ*, select (residual
-   * draw included).
+   * draw included). For the kernel bench and tests ({@linkcode KernelInternals}); not part of
+   * {@linkcode Kernel}.
    *
    * @throws {TypeError} logits not Float32Array.
    * @throws {RangeError} bad logits or options, vocab mismatch, bad candidates or uniforms.
    * @example
    * ```ts
-   * import { loadKernel } from "./wasm.ts";
+   * import { loadKernel, type WasmKernel } from "./wasm.ts";
    * import assert from "node:assert/strict";
-   * const kernel = await loadKernel();
+   * const kernel = await loadKernel({ fallback: false }) as WasmKernel;
    * const t = new Float32Array([3, 1, 0]), d = new Float32Array([1, 3, 0]);
    * const r = kernel.kseqStep(t, d, { temperature: 1 }, [1, 1], [0.9, 0.9, 0.1]);
    * assert.equal(r.draftIndex, -1); // both rejected: token drawn from the residual
@@ -437,11 +286,7 @@ export class WasmKernel implements Kernel {
     const slow = () => {
       checkLogits(targetLogits);
       checkLogits(draftLogits);
-      if (targetLogits.length !== draftLogits.length) {
-        throw new RangeError(
-          `Cannot verify drafts: vocab mismatch, target p has ${targetLogits.length} entries, draft q has ${draftLogits.length}`,
-        );
-      }
+      checkSameVocab(targetLogits, draftLogits);
     };
     if (
       !(targetLogits instanceof Float32Array && draftLogits instanceof Float32Array) ||
@@ -450,10 +295,10 @@ export class WasmKernel implements Kernel {
     const n = targetLogits.length;
     checkDrawsAfter(candidates, uniforms, n, slow);
     const k = candidates.length;
-    const l = this.#layout(n, k);
-    this.#put(targetLogits, l.a);
-    this.#put(draftLogits, l.b);
-    this.#putDraws(l, candidates, uniforms);
+    const l = this.#m.layout(n, k);
+    this.#m.put(targetLogits, l.a);
+    this.#m.put(draftLogits, l.b);
+    this.#m.putDraws(l, candidates, uniforms);
     const s = this.#x.spectr_kseq_step(
       l.a,
       l.b,
@@ -507,10 +352,10 @@ export class WasmKernel implements Kernel {
     const n = p.length;
     checkDrawsAfter(candidates, uniforms, n, () => checkPair(p, q));
     const k = candidates.length;
-    const l = this.#layout(n, k);
-    this.#put(p, l.a);
-    this.#put(q, l.b);
-    this.#putDraws(l, candidates, uniforms);
+    const l = this.#m.layout(n, k);
+    this.#m.put(p, l.a);
+    this.#m.put(q, l.b);
+    this.#m.putDraws(l, candidates, uniforms);
     const s = this.#x.spectr_specinfer_select(
       l.a,
       l.b,
@@ -523,8 +368,7 @@ export class WasmKernel implements Kernel {
       l.out,
     );
     if (s !== 0) this.#fail(s, l, { ...pairContext(p, q), candidates, uniforms, vocab: n });
-    const o = l.out >> 3;
-    return { token: this.#f64[o + OUT_TOKEN], draftIndex: this.#f64[o + OUT_DRAFT] };
+    return { token: this.#m.out(l, OUT.token), draftIndex: this.#m.out(l, OUT.draftIndex) };
   }
 
   /**
@@ -551,9 +395,9 @@ export class WasmKernel implements Kernel {
       checkUniforms(uniforms, count, "sample");
     }
     const n = probs.length;
-    const l = this.#layout(n, count);
-    this.#put(probs, l.a);
-    this.#f64.set(uniforms, l.uniforms >> 3);
+    const l = this.#m.layout(n, count);
+    this.#m.put(probs, l.a);
+    this.#m.f64.set(uniforms, l.uniforms >> 3);
     const s = this.#x.spectr_sample(
       l.a,
       n,
@@ -567,12 +411,13 @@ export class WasmKernel implements Kernel {
     if (s !== 0) {
       this.#fail(s, l, { rows: ["probs", "probs"], values: [probs], action: "sample", uniforms, count });
     }
-    return this.#i32.slice(l.ids >> 2, (l.ids >> 2) + count);
+    return this.#m.i32.slice(l.ids >> 2, (l.ids >> 2) + count);
   }
 
   /**
    * The bench floor: for each of two logit rows, one SIMD max pass and one Σ exp(x − max) pass
-   * (no validation, no output row). A lower bound for any full step.
+   * (no validation, no output row). A lower bound for any full step. For the kernel bench only;
+   * not part of {@linkcode Kernel}.
    *
    * @returns Σ exp over both rows.
    * @example
@@ -585,113 +430,29 @@ export class WasmKernel implements Kernel {
    */
   floor(a: Float32Array, b: Float32Array): number {
     const n = Math.min(a.length, b.length);
-    const l = this.#layout(n, 0);
-    this.#put(a, l.a);
-    this.#put(b, l.b);
+    const l = this.#m.layout(n, 0);
+    this.#m.put(a, l.a);
+    this.#m.put(b, l.b);
     this.#x.spectr_floor(l.a, l.b, n, l.out);
-    return this.#f64[(l.out >> 3) + OUT_SUM];
+    return this.#m.out(l, OUT.sum);
   }
 
-  #layout(n: number, count: number): Layout {
-    const row = up16(4 * n);
-    const a = this.#base, b = a + row, c = b + row, d = c + row;
-    const out = d + row;
-    const candidates = out + 64;
-    const uniforms = candidates + up16(4 * count);
-    const ids = uniforms + up16(8 * (count + 1));
-    const scratch = ids + up16(4 * count);
-    const end = scratch + (this.#x.spectr_scratch_bytes(n, count) >>> 0);
-    const memory = this.#x.memory;
-    if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / 65536));
-    if (this.#buffer !== memory.buffer) {
-      this.#buffer = memory.buffer as ArrayBuffer;
-      this.#f32 = new Float32Array(this.#buffer);
-      this.#f64 = new Float64Array(this.#buffer);
-      this.#u32 = new Uint32Array(this.#buffer);
-      this.#i32 = new Int32Array(this.#buffer);
-    }
-    return { a, b, c, d, out, candidates, uniforms, ids, scratch };
-  }
-
-  /** One `set()` per row; skipped for a view already at `offset` (see {@linkcode rowViews}). */
-  #put(row: Probs, offset: number): void {
-    if (row instanceof Float32Array && row.buffer === this.#buffer && row.byteOffset === offset) return;
-    this.#f32.set(row, offset >> 2);
-  }
-
-  #putDraws(l: Layout, candidates: ArrayLike<number>, uniforms: ArrayLike<number>): void {
-    this.#u32.set(candidates, l.candidates >> 2);
-    this.#f64.set(uniforms, l.uniforms >> 3);
-  }
-
-  /** Maps a kernel status to the reference's error class and message. */
   /** The token, draft index, ρ, β and acceptance a K-SEQ call wrote to `out`. */
   #selection(l: Layout): Selection & RhoSolution {
-    const o = l.out >> 3;
-    const f = this.#f64;
+    const m = this.#m;
     return {
-      token: f[o + OUT_TOKEN],
-      draftIndex: f[o + OUT_DRAFT],
-      rho: f[o + OUT_RHO],
-      beta: f[o + OUT_BETA],
-      acceptance: f[o + OUT_ACCEPTANCE],
+      token: m.out(l, OUT.token),
+      draftIndex: m.out(l, OUT.draftIndex),
+      rho: m.out(l, OUT.rho),
+      beta: m.out(l, OUT.beta),
+      acceptance: m.out(l, OUT.acceptance),
     };
   }
 
-  #fail(status: number, l: Layout, ctx: ErrorContext): never {
-    const o = l.out >> 3;
-    const i = this.#f64[o + OUT_INDEX];
-    const row = this.#f64[o + OUT_ROW] === 1 ? 1 : 0;
-    const what = ctx.rows[row];
-    switch (status) {
-      case E_NAN_LOGIT:
-        throw new RangeError(`Cannot warp logits: logit ${i} is NaN`);
-      case E_INF_LOGIT:
-        throw new RangeError(`Cannot warp logits: logit ${i} is +Infinity`);
-      case E_ALL_MASKED:
-        throw new RangeError("Cannot warp logits: every logit is -Infinity");
-      case E_TEMPERATURE:
-        throw new RangeError(
-          `Cannot warp logits: temperature must be a finite number >= 0, got ${ctx.options?.temperature}`,
-        );
-      case E_TOP_K:
-        throw new RangeError(
-          `Cannot warp logits: topK must be an integer >= 0 (0 disables), got ${ctx.options?.topK}`,
-        );
-      case E_TOP_P:
-        throw new RangeError(`Cannot warp logits: topP must be in (0, 1], got ${ctx.options?.topP}`);
-      case E_BAD_PROB: {
-        const x = ctx.values?.[row]?.[i];
-        if (typeof x === "number" && x >= 0 && x !== Infinity) {
-          throw new RangeError(
-            `Cannot use ${what}: probability ${i} is ${x}, outside the float32 range of the WASM kernel`,
-          );
-        }
-        throw new RangeError(`Cannot use ${what}: probability ${i} is ${x}, expected a finite number >= 0`);
-      }
-      case E_ZERO_MASS:
-        throw new RangeError(`Cannot use ${what}: every probability is 0`);
-      case E_BAD_K:
-        throw new RangeError(
-          `Cannot verify drafts: k must be an integer in [1, 1024], got ${ctx.candidates?.length}`,
-        );
-      case E_CANDIDATE:
-        throw new RangeError(
-          `Cannot verify drafts: candidate ${i} is token ${
-            ctx.candidates?.[i]
-          }, outside the vocabulary [0, ${ctx.vocab})`,
-        );
-      case E_UNIFORM:
-        throw new RangeError(`Cannot ${ctx.action}: uniform ${i} is ${ctx.uniforms?.[i]}, outside [0, 1)`);
-      case E_TOO_FEW:
-        throw new RangeError(
-          `Cannot sample ${ctx.count} distinct tokens: only ${i} have non-zero probability`,
-        );
-      case E_EMPTY:
-        throw new RangeError(`Cannot use ${what}: the row is empty`);
-      default:
-        throw new Error(`Cannot run the WASM kernel: unknown status ${status}`);
-    }
+  /** Throws the reference's error for a non-zero status (see `abi_errors.ts`). */
+
+  #fail(status: number, l: Layout, ctx: StatusContext): never {
+    throw statusError(status, this.#m.out(l, OUT.errorIndex), this.#m.out(l, OUT.errorRow), ctx);
   }
 }
 
@@ -715,7 +476,7 @@ function uniformsOk(uniforms: ArrayLike<number>): boolean {
   return true;
 }
 
-function pairContext(p: Probs, q: Probs): ErrorContext {
+function pairContext(p: Probs, q: Probs): StatusContext {
   return { rows: ["target probs p", "draft probs q"], values: [p, q], action: "verify drafts" };
 }
 
@@ -735,54 +496,6 @@ function checkDrawsAfter(
     before();
     throw error;
   }
-}
-
-/** The smallest module using a SIMD instruction, to tell "no SIMD here" from "bad module". */
-const SIMD_PROBE = new Uint8Array([
-  0,
-  97,
-  115,
-  109,
-  1,
-  0,
-  0,
-  0,
-  1,
-  5,
-  1,
-  96,
-  0,
-  1,
-  123,
-  3,
-  2,
-  1,
-  0,
-  10,
-  10,
-  1,
-  8,
-  0,
-  65,
-  0,
-  253,
-  15,
-  253,
-  98,
-  11,
-]);
-
-async function readBytes(source: BufferSource | URL | string): Promise<BufferSource> {
-  if (source instanceof URL || typeof source === "string") {
-    const url = source instanceof URL ? source : new URL(source, import.meta.url);
-    const response = await fetch(url);
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new Error(`Cannot load the WASM kernel: fetching ${url.href} gave HTTP ${response.status}`);
-    }
-    return new Uint8Array(await response.arrayBuffer());
-  }
-  return source;
 }
 
 /**
@@ -829,10 +542,8 @@ export function createWasmKernel(bytes: BufferSource): WasmKernel {
 export async function loadKernel(options: LoadKernelOptions = {}): Promise<Kernel> {
   const { fallback = true } = options;
   const bytes = await readBytes(options.wasm ?? new URL("./spectr_kernel.wasm", import.meta.url));
-  if (!WebAssembly.validate(bytes)) {
-    const why = WebAssembly.validate(SIMD_PROBE)
-      ? "the module does not validate"
-      : "this runtime lacks WebAssembly SIMD (the module does not validate)";
+  const why = invalidReason(bytes);
+  if (why !== undefined) {
     if (!fallback) throw new Error(`Cannot load the WASM kernel: ${why}`);
     console.warn(
       `spectr: cannot load the WASM kernel: ${why}; using the much slower TypeScript reference kernel`,

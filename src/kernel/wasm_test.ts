@@ -21,6 +21,7 @@
 import assert from "node:assert/strict";
 import { Random } from "../random.ts";
 import { f32Row } from "./_testing.ts";
+import { type KernelInternals, referenceInternals } from "./internals.ts";
 import {
   kseqSelectReference,
   referenceKernel as ref,
@@ -252,7 +253,7 @@ Deno.test("kseqStep makes the reference's decisions from logits with every warp"
     const qw = warpReference(lq, options);
     const c = candidates(rng, qw, k), u = uniforms(rng, k + 1);
     const got = kernel.kseqStep(lp, lq, options, c, u);
-    const want = ref.kseqStep(lp, lq, options, c, u);
+    const want = referenceInternals.kseqStep(lp, lq, options, c, u);
     assert.deepEqual(
       [got.token, got.draftIndex],
       [want.token, want.draftIndex],
@@ -427,10 +428,10 @@ Deno.test("rowViews skip the copy and survive until memory grows", () => {
 });
 
 /** Runs `f` on both kernels; both must throw the same class with the same message. */
-function sameError(f: (k: typeof ref) => unknown, fragment: string) {
+function sameError(f: (k: KernelInternals) => unknown, fragment: string) {
   let want: Error | undefined;
   try {
-    f(ref);
+    f(referenceInternals);
   } catch (e) {
     want = e as Error;
   }

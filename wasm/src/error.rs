@@ -1,4 +1,5 @@
-//! Input errors and their ABI status codes (negative `i32`s; 0 is success).
+//! Input errors and their ABI status codes (negative `i32`s; 0 is success). The codes are
+//! those of `src/kernel/abi_errors.ts`, the source; `src/kernel/abi_errors_test.ts` parses this file.
 
 use crate::rho::RowError;
 
