@@ -9,6 +9,7 @@ import { inverseCdf } from "../src/kernel/reference.ts";
 import type { Kernel, Probs } from "../src/kernel/types.ts";
 import type { Random } from "../src/random.ts";
 import { blockWeights, residualMass, residualRow } from "../src/verify/block.ts";
+import { sd } from "../src/verify/sd.ts";
 import type {
   BlockProposal,
   BlockResult,
@@ -100,3 +101,24 @@ export const blockPlainResidual: Verifier = blockWith({ firstStop: false, plainR
  * instead of taking the last i with uᵢ < hᵢ.
  */
 export const blockFirstStop: Verifier = blockWith({ firstStop: true, plainResidual: false });
+
+/**
+ * A chooser that peeks at the current block's outcome: it verifies with sd, and when sd rejects the
+ * first draft token it switches this very block to autoregressive (a fresh draw from p). Choosing
+ * the method after seeing the verification biases the output: `auto` must never do this.
+ */
+export const peekingChooser: Verifier = Object.freeze({
+  name: "sd",
+  draftSampling: "iid",
+  maxCandidates: 1,
+  verifyBlock(kernel: Kernel, proposal: BlockProposal, scores: BlockScores, random: Random): BlockResult {
+    const block = sd.verifyBlock(kernel, proposal, scores, random);
+    if (block.accepted > 0 || proposal.draftLength === 0) return block;
+    return {
+      tokens: [kernel.sample(scores.probs(0, 0), [random.next()])[0]],
+      accepted: 0,
+      reached: 1,
+      row: 0,
+    };
+  },
+});

@@ -9,20 +9,30 @@
  * pooled; any impossible sequence gives p = 0).
  *
  * Threshold: family-wise α = 1e-3, Bonferroni over the exactness configurations in this file
- * (CONFIGS.length: 22 with the reference kernel, 31 when the WASM kernel is present), so a
- * configuration fails when p < 1e-3 / CONFIGS.length (≈ 4.5e-5 for 22, 3.2e-5 for 31).
+ * (CONFIGS.length: 24 with the reference kernel, 33 when the WASM kernel is present), so a
+ * configuration fails when p < 1e-3 / CONFIGS.length (≈ 4.2e-5 for 24, 3.0e-5 for 33). `auto` runs
+ * with a fixed synthetic cost model and must switch between at least 3 plans over its N runs.
  *
  * Power check: the same test, same N, on four deliberately wrong verifiers — K-SEQ with ρ fixed to 1
  * and K-SEQ with the k = 1 residual for every k (both k = 4), block verification with the plain
  * residual max(p − q, 0) in place of max(w_τ·p − q, 0), and block verification stopping τ at the
- * first failed test (both L = 3) — must give p below that threshold.
+ * first failed test (both L = 3), and a chooser that peeks at the current block (sd, switched to
+ * autoregressive for the block when sd rejects its first token) — must give p below that threshold.
  *
  * Seeds are fixed, so the file is deterministic.
  */
 
 import assert from "node:assert/strict";
 import { gTest } from "./_stats.ts";
-import { blockFirstStop, blockPlainResidual, kseqNaiveResidual, kseqRhoOne } from "./_wrong_verifiers.ts";
+import {
+  blockFirstStop,
+  blockPlainResidual,
+  kseqNaiveResidual,
+  kseqRhoOne,
+  peekingChooser,
+} from "./_wrong_verifiers.ts";
+import { AutoPlanner } from "../src/decode/auto.ts";
+import { ForwardCost } from "../src/decode/cost.ts";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import type { Kernel, WarpOptions } from "../src/kernel/types.ts";
 import { Random } from "../src/random.ts";
@@ -121,6 +131,8 @@ interface Config {
   kernel: Kernel;
   verifier?: Verifier;
   seed: number;
+  /** For `auto`: the planner (built once per configuration). */
+  planner?: () => AutoPlanner;
 }
 
 function label(c: Config): string {
@@ -137,11 +149,14 @@ function buildDecoder(c: Config): Decoder {
     return new AutoregressiveDecoder({ target, kernel: c.kernel, warp: c.warp });
   }
   const draft = new MarkovModel({ table: chain.draft, vocabSize: chain.vocab, order: chain.order });
+  if (c.method === "auto") {
+    return new BlockDecoder({ target, draft, kernel: c.kernel, planner: c.planner!(), warp: c.warp });
+  }
   return new BlockDecoder({
     target,
     draft,
     kernel: c.kernel,
-    verifier: c.verifier ?? c.method as Exclude<DecodeMethod, "autoregressive">,
+    verifier: c.verifier ?? c.method,
     k: c.k,
     draftLength: c.draftLength,
     warp: c.warp,
@@ -149,17 +164,40 @@ function buildDecoder(c: Config): Decoder {
 }
 
 /** Runs N generations and returns the G-test p-value against the warped target chain. */
-async function exactnessPValue(c: Config): Promise<{ pValue: number; statistic: number; df: number }> {
+async function exactnessPValue(
+  c: Config,
+): Promise<{ pValue: number; statistic: number; df: number; plans: Map<string, number> }> {
   const decoder = buildDecoder(c);
   const random = new Random(c.seed);
   const vocab = c.chain.vocab;
   const counts = new Float64Array(vocab ** LENGTH);
+  const plans = new Map<string, number>();
   for (let i = 0; i < N; i++) {
-    const { tokens } = await decoder.generate(c.chain.prompt, { maxNewTokens: LENGTH, random });
+    const { tokens, stats } = await decoder.generate(c.chain.prompt, { maxNewTokens: LENGTH, random });
     assert.equal(tokens.length, LENGTH);
     counts[(tokens[0] * vocab + tokens[1]) * vocab + tokens[2]]++;
+    for (const p of stats.plans) {
+      const key = `${p.method} k=${p.k} L=${p.draftLength}`;
+      plans.set(key, (plans.get(key) ?? 0) + p.blocks);
+    }
   }
-  return gTest(counts, sequenceProbabilities(c.chain, c.warp));
+  return { ...gTest(counts, sequenceProbabilities(c.chain, c.warp)), plans };
+}
+
+/**
+ * A fixed synthetic cost model for `auto` (no timings: the run is deterministic): a target forward of
+ * r × T costs 1 + 0.06·(T − 1) + 0.12·(r − 1), a draft forward 0.03, so on these chains autoregressive,
+ * block verification and K-SEQ at several L are all close and the planner switches between them.
+ */
+function syntheticAuto(): AutoPlanner {
+  const rows = [1, 1, 1, 2, 2, 4, 4], tokens = [1, 2, 7, 1, 7, 1, 7];
+  const target = new ForwardCost({
+    rows,
+    tokens,
+    ms: rows.map((r, i) => 1 + 0.06 * (tokens[i] - 1) + 0.12 * (r - 1)),
+  });
+  const draft = new ForwardCost({ rows: [1], tokens: [1], ms: [0.03] });
+  return new AutoPlanner({ cost: { target, draft }, maxDraftLength: 3, maxDrafts: 4, learnCost: false });
 }
 
 /**
@@ -219,6 +257,19 @@ CONFIGS.push({
   kernel: referenceKernel,
   seed: seed++,
 });
+// auto: method, k and L chosen per block from the past (synthetic costs, acceptance learned online).
+for (const chain of [chainOrder1(), chainOrder2()]) {
+  CONFIGS.push({
+    chain,
+    method: "auto",
+    k: 4,
+    draftLength: 3,
+    warp: {},
+    kernel: referenceKernel,
+    seed: seed++,
+    planner: syntheticAuto,
+  });
+}
 // With the WASM kernel, the speculative methods again on the order-2 chain (masks on both sides,
 // disjoint supports in some contexts), to keep the file's run time bounded.
 const wasm = await optionalWasmKernel();
@@ -227,17 +278,24 @@ if (wasm) {
     CONFIGS.push({ chain: chainOrder2(), ...m, warp: {}, kernel: wasm, seed: seed++ });
   }
 }
-// 22 configurations with the reference kernel alone (threshold 1e-3 / 22 ≈ 4.5e-5), 31 with WASM.
+// 24 configurations with the reference kernel alone (threshold 1e-3 / 24 ≈ 4.2e-5), 33 with WASM.
 const THRESHOLD = FAMILY_ALPHA / CONFIGS.length;
 
 for (const c of CONFIGS) {
   Deno.test(`${label(c)} samples length-3 sequences from the target chain`, async () => {
-    const { pValue, statistic, df } = await exactnessPValue(c);
+    const { pValue, statistic, df, plans } = await exactnessPValue(c);
     console.log(
       `  p = ${pValue.toExponential(3)} (G = ${statistic.toFixed(2)}, df = ${df}, N = ${N}, threshold ${
         THRESHOLD.toExponential(2)
       })`,
     );
+    if (c.method === "auto") {
+      console.log(`  plans: ${[...plans].map(([k, n]) => `${k}: ${n}`).join(", ")}`);
+      assert.ok(
+        plans.size >= 3,
+        `auto must switch between plans here, it ran ${[...plans.keys()].join("; ")}`,
+      );
+    }
     assert.ok(pValue >= THRESHOLD, `p = ${pValue} < threshold ${THRESHOLD}`);
   });
 }
@@ -247,6 +305,12 @@ const wrong: { verifier: Verifier; label: string; k: number; chain: () => Chain 
   { verifier: kseqNaiveResidual, label: "kseqNaiveResidual", k: 4, chain: chainOrder1 },
   { verifier: blockPlainResidual, label: "blockPlainResidual", k: 1, chain: chainOrder2 },
   { verifier: blockFirstStop, label: "blockFirstStop", k: 1, chain: chainOrder1 },
+  {
+    verifier: peekingChooser,
+    label: "peekingChooser (sd, or autoregressive after a depth-0 rejection)",
+    k: 1,
+    chain: chainOrder1,
+  },
 ];
 for (const w of wrong) {
   const c: Config = {

@@ -16,6 +16,7 @@ import type { DecodeMethod, Decoder } from "./types.ts";
 /** The methods {@linkcode createDecoder} accepts: `autoregressive`, `auto`, then every registered verifier. */
 export const decodeMethods: readonly DecodeMethod[] = Object.freeze([
   "autoregressive",
+  "auto",
   ...verifierNames,
 ]);
 

@@ -1,4 +1,6 @@
 import { getVerifier } from "../verify/mod.ts";
+import { AutoPlanner } from "./auto.ts";
+import { calibrateBlockCost } from "./cost.ts";
 import assert from "node:assert/strict";
 import { referenceKernel } from "../kernel/reference.ts";
 import { AutoregressiveDecoder } from "./autoregressive.ts";
@@ -16,8 +18,13 @@ Deno.test("createDecoder builds every method by name", async () => {
     const dec = createDecoder(method, {
       target,
       draft,
+      planner: method === "auto"
+        ? new AutoPlanner({ cost: await calibrateBlockCost(target, draft, { budgetMs: 50 }) })
+        : undefined,
       kernel: referenceKernel,
-      k: method === "autoregressive" ? 2 : Math.min(2, getVerifier(method).maxCandidates),
+      k: method === "autoregressive" || method === "auto"
+        ? 2
+        : Math.min(2, getVerifier(method).maxCandidates),
       draftLength: 2,
     });
     assert.equal(dec.method, method);

@@ -226,7 +226,7 @@ export class BlockDecoder implements Decoder {
     target.reset();
     proposer.reset();
     planner.start();
-    const stats = new StatsRecorder(planner.plan().draftLength);
+    const stats = new StatsRecorder(planner instanceof FixedPlanner ? planner.plan().draftLength : 0);
     let targetPending = run.prompt;
     let draftPending = run.prompt;
     let known = run.prompt.length; // prompt + generated tokens so far
@@ -261,7 +261,6 @@ export class BlockDecoder implements Decoder {
       now = stats.time("targetMs", now);
       let targetMs = now - start - draftMs;
       const block = plan.verifier.verifyBlock(kernel, proposal, scores, random);
-      stats.recordBlock(block.reached, block.accepted, plan, proposal);
       now = stats.time("verifyMs", now);
       const verifyMs = now - start - draftMs - targetMs;
       const next = block.tokens[block.tokens.length - 1];
@@ -271,6 +270,7 @@ export class BlockDecoder implements Decoder {
       draftPending = proposer.rollback(block.row, block.accepted);
       draftPending.push(next);
       const end = stats.time("draftMs", afterTarget);
+      stats.recordBlock(block.reached, block.accepted, plan, proposal, end - start);
       planner.observe({
         plan,
         proposal,
@@ -281,6 +281,7 @@ export class BlockDecoder implements Decoder {
         targetMs,
         verifyMs,
         known,
+        pendingTokens: targetPending.length,
       });
       targetPending = [next];
       known += block.tokens.length;

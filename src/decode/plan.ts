@@ -19,6 +19,8 @@ export interface BlockPlan {
   readonly k: number;
   /** Draft length L (≥ 0; 0 is one target-only token: autoregressive). */
   readonly draftLength: number;
+  /** What a planner predicted for it (reported in the stats). */
+  readonly predicted?: { readonly tokens: number; readonly ms: number };
 }
 
 /** What a planner learns after a block. */
@@ -41,6 +43,8 @@ export interface BlockOutcome {
   readonly verifyMs: number;
   /** Prompt + generated tokens before the block. */
   readonly known: number;
+  /** Tokens the target was fed before the drafts (the prompt in the first block, then 1). */
+  readonly pendingTokens: number;
 }
 
 /** Chooses each block's plan from the past blocks. */

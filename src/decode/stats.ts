@@ -61,6 +61,12 @@ export interface PlanCount {
   blocks: number;
   /** Tokens those blocks output (before truncation at maxNewTokens / EOS). */
   tokens: number;
+  /** Wall time of those blocks (propose, score, verify, roll back), ms. */
+  ms: number;
+  /** Measured tokens per second of those blocks: `tokens / ms · 1000`. */
+  tokensPerSecond: number;
+  /** A planner's mean predicted tokens per second for them (`auto`), else NaN. */
+  predictedTokensPerSecond: number;
 }
 
 /**
@@ -112,12 +118,16 @@ export class StatsRecorder {
    *   residual draw at depth `accepted`.
    * @param plan The block's plan (its verifier's name is recorded); autoregressive by default.
    * @param proposal The k and L actually proposed.
+   * @param ms The block's wall time.
    */
   recordBlock(
     reached: number,
     accepted: number,
-    plan: { verifier: { name: string } } = { verifier: { name: "autoregressive" } },
+    plan: { verifier: { name: string }; predicted?: { tokens: number; ms: number } } = {
+      verifier: { name: "autoregressive" },
+    },
     proposal: { k: number; draftLength: number } = { k: 1, draftLength: 0 },
+    ms = 0,
   ): void {
     this.blocks++;
     while (this.#reached.length < reached) {
@@ -133,11 +143,21 @@ export class StatsRecorder {
         draftLength: proposal.draftLength,
         blocks: 0,
         tokens: 0,
+        ms: 0,
+        tokensPerSecond: NaN,
+        predictedTokensPerSecond: NaN,
       };
       this.#plans.set(key, count);
     }
     count.blocks++;
     count.tokens += accepted + 1;
+    count.ms += ms;
+    count.tokensPerSecond = count.ms > 0 ? (count.tokens / count.ms) * 1000 : NaN;
+    if (plan.predicted) {
+      const rate = (plan.predicted.tokens / plan.predicted.ms) * 1000;
+      const old = Number.isNaN(count.predictedTokensPerSecond) ? 0 : count.predictedTokensPerSecond;
+      count.predictedTokensPerSecond = old + (rate - old) / count.blocks;
+    }
     for (let t = 0; t < reached; t++) this.#reached[t]++;
     for (let t = 0; t < accepted; t++) this.#accepted[t]++;
   }

@@ -7,8 +7,10 @@
  * @module
  */
 
-import type { Kernel } from "../kernel/types.ts";
+import type { Kernel, WarpOptions } from "../kernel/types.ts";
 import { loadKernel } from "../kernel/wasm.ts";
+import { AutoPlanner } from "../decode/auto.ts";
+import { type BlockCostModel, calibrateBlockCost } from "../decode/cost.ts";
 import { createDecoder } from "../decode/create.ts";
 import type { CausalModel } from "../decode/model.ts";
 import type { DecodeStats, StopReason } from "../decode/stats.ts";
@@ -30,14 +32,16 @@ import { type ChatMessage, renderChat } from "./chat.ts";
 import { StopMatcher } from "./stop.ts";
 
 /**
- * Methods of the generation API: `autoregressive`, every verifier in the registry (src/verify/mod.ts)
- * and its aliases; `spectr` is SpecTr's K-SEQ (`kseq`).
+ * Methods of the generation API: `autoregressive`, `auto` (method, k and L chosen per block from a
+ * measured cost model and the acceptance seen so far; the default), every verifier in the registry
+ * (src/verify/mod.ts) and its aliases; `spectr` is SpecTr's K-SEQ (`kseq`).
  */
-export type GenerationMethod = "autoregressive" | VerifierName | VerifierAlias;
+export type GenerationMethod = "autoregressive" | "auto" | VerifierName | VerifierAlias;
 
 /** Every method name {@linkcode SpeculativeGenerator.generate} accepts, derived from the verifier registry. */
 export const generationMethods: readonly GenerationMethod[] = Object.freeze([
   "autoregressive",
+  "auto",
   ...verifierNames,
   ...(Object.keys(verifierAliases) as VerifierAlias[]),
 ]);
@@ -79,8 +83,12 @@ export interface GenerationOptions {
    */
   seed?: number;
   /**
-   * Decoding method.
-   * @default {"spectr"}
+   * Decoding method. `auto` picks autoregressive, block verification (k = 1) or SpecTr's K-SEQ
+   * (k ∈ {2, 4}) and L per block, from the models' measured forward times (a ≤ 2 s calibration at
+   * the first `auto` generation, cached for the process, refined from every block) and the
+   * acceptance measured so far; `k` and `draftLength` bound its choices. Exact like every method;
+   * as timings enter the choice, a seed reproduces a fixed method's run, not always an `auto` run.
+   * @default {"auto"}
    */
   method?: GenerationMethod;
   /**
@@ -167,6 +175,12 @@ export interface SpeculativeGeneratorInit {
    * @default {false}
    */
   addBosToken?: boolean;
+  /**
+   * Key under which `auto`'s cost calibration is cached for the process (`fromPretrained` uses the
+   * model sources, dtype, backend and threads); without it each generator calibrates once.
+   * @default {undefined}
+   */
+  costKey?: string;
 }
 
 /** Options of {@linkcode SpeculativeGenerator.fromPretrained}. */
@@ -253,6 +267,9 @@ export class SpeculativeGenerator {
    */
   readonly chatStopTokenIds: readonly number[];
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #costKey: string | undefined;
+  #cost: Promise<BlockCostModel> | undefined;
+  readonly #planners = new Map<string, AutoPlanner>();
 
   /**
    * Builds a generator from loaded parts.
@@ -284,6 +301,20 @@ export class SpeculativeGenerator {
       .filter((id): id is number => id !== undefined && !eos.includes(id));
     this.chatStopTokenIds = Object.freeze([...eos, ...new Set(turnEnds)]);
     this.addBosToken = init.addBosToken ?? false;
+    this.#costKey = init.costKey;
+  }
+
+  /** The `auto` planner for a warp and bounds: one per generator, so it keeps the pair's estimates. */
+  async #autoPlanner(warp: WarpOptions, k: number, draftLength: number): Promise<AutoPlanner> {
+    this.#cost ??= calibrateBlockCost(this.target, this.draft, { key: this.#costKey });
+    const cost = await this.#cost;
+    const key = JSON.stringify([warp, k, draftLength]);
+    let planner = this.#planners.get(key);
+    if (!planner) {
+      planner = new AutoPlanner({ cost, maxDrafts: k, maxDraftLength: draftLength });
+      this.#planners.set(key, planner);
+    }
+    return planner;
   }
 
   /**
@@ -355,6 +386,16 @@ export class SpeculativeGenerator {
       addBosToken,
       kernel: resolvedKernel,
       eosTokenIds: eos === undefined ? undefined : ([] as number[]).concat(eos),
+      costKey: typeof targetSource === "string" || targetSource instanceof URL
+        ? JSON.stringify([
+          String(targetSource),
+          String(draftSource),
+          modelOptions,
+          draftOptions,
+          draftNumThreads,
+          target.backend,
+        ])
+        : undefined,
     });
   }
 
@@ -432,7 +473,7 @@ export class SpeculativeGenerator {
       topK = 0,
       topP = 1,
       seed,
-      method = "spectr",
+      method = "auto",
       k = 4,
       draftLength = 4,
       stop = [],
@@ -445,7 +486,7 @@ export class SpeculativeGenerator {
     }
     checkCount("k", k, MAX_DRAFTS);
     checkCount("draftLength", draftLength, MAX_DRAFT_LENGTH);
-    if (method !== "autoregressive" && !this.draft) {
+    if (method !== "autoregressive" && method !== "auto" && !this.draft) {
       throw new RangeError(
         `Cannot generate: method "${method}" needs a draft model, and this generator has none`,
       );
@@ -456,13 +497,18 @@ export class SpeculativeGenerator {
     const stops = new StopMatcher(stop);
     const detokenizer = new StreamingDetokenizer(this.tokenizer, { skipSpecialTokens: true });
     let seen = 0;
-    const decoder = createDecoder(toDecodeMethod(method), {
+    const warp = { temperature, topK, topP };
+    // auto without a draft model has one choice: autoregressive.
+    const run = method === "auto" && !this.draft ? "autoregressive" : method;
+    const planner = run === "auto" ? await this.#autoPlanner(warp, k, draftLength) : undefined;
+    const decoder = createDecoder(toDecodeMethod(run), {
       target: this.target,
       draft: this.draft,
       kernel: this.kernel,
-      k: method === "autoregressive" ? k : Math.min(k, getVerifier(method).maxCandidates),
+      planner,
+      k: run === "autoregressive" || run === "auto" ? k : Math.min(k, getVerifier(run).maxCandidates),
       draftLength,
-      warp: { temperature, topK, topP },
+      warp,
     });
     const stream = decoder.stream(promptIds, {
       maxNewTokens,

@@ -46,7 +46,7 @@ Deno.test("greedy spectr, sd and specinfer produce the target's greedy text", as
 
 Deno.test("the streamed pieces join to the generated text for the same seed", async () => {
   const generator = makeGenerator();
-  const options = { maxNewTokens: 50, seed: 3, k: 4, draftLength: 3 };
+  const options = { maxNewTokens: 50, seed: 3, k: 4, draftLength: 3, method: "spectr" as const };
   const whole = await generator.generate("ab", options);
   const pieces: string[] = [];
   const stream = generator.stream("ab", options);
@@ -66,7 +66,7 @@ Deno.test("the streamed pieces join to the generated text for the same seed", as
 
 Deno.test("a stop string cuts the text before it and keeps the same sample up to there", async () => {
   const generator = makeGenerator();
-  const options = { maxNewTokens: 200, seed: 11, k: 2, draftLength: 4 };
+  const options = { maxNewTokens: 200, seed: 11, k: 2, draftLength: 4, method: "spectr" as const };
   const free = await generator.generate("c", options);
   // Pick a two-letter stop string that occurs in the free text, after its start.
   const at = free.text.length > 30 ? 20 : 1;
@@ -83,14 +83,20 @@ Deno.test("a stop string cuts the text before it and keeps the same sample up to
 
 Deno.test("token ids are accepted as the prompt", async () => {
   const generator = makeGenerator();
-  const a = await generator.generate([0, 1], { maxNewTokens: 10, seed: 4 });
-  const b = await generator.generate("ab", { maxNewTokens: 10, seed: 4 });
+  const a = await generator.generate([0, 1], { maxNewTokens: 10, seed: 4, method: "spectr" });
+  const b = await generator.generate("ab", { maxNewTokens: 10, seed: 4, method: "spectr" });
   assert.deepEqual(a.tokens, b.tokens);
 });
 
 Deno.test("concurrent generations queue and give the same results as sequential ones", async () => {
   const generator = makeGenerator();
-  const options = (seed: number) => ({ maxNewTokens: 30, seed, k: 3, draftLength: 2 });
+  const options = (seed: number) => ({
+    maxNewTokens: 30,
+    seed,
+    k: 3,
+    draftLength: 2,
+    method: "spectr" as const,
+  });
   const [x, y] = await Promise.all([
     generator.generate("a", options(1)),
     generator.generate("b", options(2)),

@@ -27,7 +27,7 @@ export type ServeGenerator = Pick<SpeculativeGenerator, "stream" | "tokenizer">;
 export interface ServeDefaults {
   /**
    * Decoding method.
-   * @default {"spectr"}
+   * @default {"auto"}
    */
   method?: GenerationMethod;
   /**
@@ -178,7 +178,7 @@ export function createHandler(options: HandlerOptions): ServeHandler {
     tokenizer: generator.tokenizer,
     maxPromptTokens,
     defaults: {
-      method: "spectr" as GenerationMethod,
+      method: "auto" as GenerationMethod,
       k: 4,
       draftLength: 4,
       maxTokens: 16,

@@ -106,8 +106,21 @@ function _extension(job: Job, result: GenerationResult) {
   const s = result.stats;
   return {
     method: job.method,
-    k: job.method === "autoregressive" ? null : Math.min(job.k, getVerifier(job.method).maxCandidates),
-    draft_length: job.method === "autoregressive" ? null : job.draftLength,
+    k: job.method === "autoregressive" || job.method === "auto"
+      ? null
+      : Math.min(job.k, getVerifier(job.method).maxCandidates),
+    draft_length: job.method === "autoregressive" || job.method === "auto" ? null : job.draftLength,
+    plans: s.plans.map((p) => ({
+      method: p.method,
+      k: p.k,
+      draft_length: p.draftLength,
+      blocks: p.blocks,
+      tokens: p.tokens,
+      tokens_per_second: Number.isFinite(p.tokensPerSecond) ? p.tokensPerSecond : null,
+      predicted_tokens_per_second: Number.isFinite(p.predictedTokensPerSecond)
+        ? p.predictedTokensPerSecond
+        : null,
+    })),
     block_efficiency: s.blockEfficiency,
     acceptance_per_depth: s.acceptancePerDepth.map((x) => (Number.isFinite(x) ? x : null)),
     target_calls: s.targetCalls,

@@ -1,0 +1,336 @@
+/**
+ * `auto`: the planner that picks each block's method, k and L from a cost model and the acceptance
+ * measured online, maximising predicted tokens per second:
+ *
+ *   E[tokens per block] / (t_target(k rows × (1 + L) tokens) + t_draft(block) + t_verify)
+ *
+ * over autoregressive (L = 0), the single-draft verifier (block verification by default) at
+ * L = 1..maxDraftLength, and the multi-draft verifier (K-SEQ by default) at k ∈ {2, 4} (up to
+ * maxDrafts) and the same L.
+ *
+ * Acceptance model: at every depth t a block verified, the planner reads the target and draft rows
+ * the verifier saw (p, q) and records the expected acceptance of one draft, β₁ = Σ min(p, q), and
+ * (every few blocks, it costs a ρ* solve) of k′ i.i.d. drafts under K-SEQ, 1 − (1 − β(ρ*))^k′ — the
+ * kernel's `solveRho` — so K-SEQ at k′ ≠ k is predicted from the same rows. Depth t's estimate is an
+ * exponentially weighted mean over this request's blocks, started from the pair's running estimate
+ * (kept across requests, per warp). E[tokens] = 1 + Σ_{j=1..L} Π_{t<j} a(t), where a(t) uses the
+ * drafts still alive at depth t (1 + (k − 1)·sᵗ, s the measured share of drafts that survive a depth),
+ * times a per-method correction (measured / predicted tokens; block verification's gain over
+ * token-level acceptance lands there).
+ *
+ * Cost model: {@linkcode BlockCostModel} (calibrated at load, refined from every block's timings).
+ *
+ * Exactness: the plan of a block depends only on earlier blocks (their rows, outcomes and timings),
+ * never on the block itself, so every token stays an exact sample of the target. Because timings
+ * enter the choice, two runs with the same seed may choose differently (each is exact); pass a
+ * fixed cost model and `learnCost: false` for reproducible runs.
+ *
+ * @module
+ */
+
+import type { Kernel, Probs } from "../kernel/types.ts";
+import { getVerifier } from "../verify/mod.ts";
+import type { Verifier } from "../verify/types.ts";
+import type { BlockCostModel } from "./cost.ts";
+import type { BlockOutcome, BlockPlan, BlockPlanner } from "./plan.ts";
+
+/** Options of {@linkcode AutoPlanner}. */
+export interface AutoPlannerOptions {
+  /** Target and draft forward costs (e.g. from `calibrateBlockCost`). */
+  cost: BlockCostModel;
+  /**
+   * Longest draft considered.
+   * @default {4}
+   */
+  maxDraftLength?: number;
+  /**
+   * Most drafts considered (k ∈ {1, 2, 4} up to this).
+   * @default {4}
+   */
+  maxDrafts?: number;
+  /**
+   * Verifier for one draft.
+   * @default {"block"}
+   */
+  single?: Verifier | string;
+  /**
+   * Verifier for k ≥ 2 drafts.
+   * @default {"kseq"}
+   */
+  multi?: Verifier | string;
+  /**
+   * After this many autoregressive blocks in a row, run the best speculative plan once, to keep
+   * measuring acceptance.
+   * @default {8}
+   */
+  exploreEvery?: number;
+  /**
+   * Refine the cost model from block timings (off: choices depend only on the rows, so a seed
+   * reproduces a run).
+   * @default {true}
+   */
+  learnCost?: boolean;
+  /** Weight of one block in the request's running estimates. @default {0.2} */
+  rate?: number;
+}
+
+/** One candidate's prediction. */
+export interface AutoCandidate {
+  /** The plan. */
+  plan: BlockPlan;
+  /** Predicted tokens per block. */
+  tokens: number;
+  /** Predicted ms per block. */
+  ms: number;
+}
+
+const PRIOR_ACCEPTANCE = 0.5;
+const MULTI_EVERY = 4;
+
+/** Running acceptance by depth for each k′. */
+class AcceptanceTable {
+  /** `values[k][t]`. */
+  readonly values = new Map<number, number[]>();
+
+  constructor(readonly ks: readonly number[]) {
+    for (const k of ks) this.values.set(k, []);
+  }
+
+  clone(): AcceptanceTable {
+    const t = new AcceptanceTable(this.ks);
+    for (const [k, v] of this.values) t.values.set(k, v.slice());
+    return t;
+  }
+
+  update(k: number, depth: number, value: number, rate: number): void {
+    const row = this.values.get(k)!;
+    while (row.length <= depth) row.push(NaN);
+    row[depth] = Number.isNaN(row[depth]) ? value : row[depth] + rate * (value - row[depth]);
+  }
+
+  /** Acceptance of k′ (fractional: interpolated in k) drafts at depth t; deeper than measured: the last. */
+  get(k: number, depth: number): number {
+    const ks = this.ks;
+    if (k <= ks[0]) return this.#at(ks[0], depth);
+    for (let i = 1; i < ks.length; i++) {
+      if (k <= ks[i]) {
+        const a = this.#at(ks[i - 1], depth), b = this.#at(ks[i], depth);
+        return a + ((b - a) * (k - ks[i - 1])) / (ks[i] - ks[i - 1]);
+      }
+    }
+    return this.#at(ks[ks.length - 1], depth);
+  }
+
+  #at(k: number, depth: number): number {
+    const row = this.values.get(k)!;
+    for (let t = Math.min(depth, row.length - 1); t >= 0; t--) if (!Number.isNaN(row[t])) return row[t];
+    if (k !== this.ks[0]) {
+      const one = this.#at(this.ks[0], depth);
+      return 1 - (1 - one) ** k; // an upper bound from one draft until K-SEQ rows are measured
+    }
+    return PRIOR_ACCEPTANCE;
+  }
+}
+
+/** β₁ = Σ min(p, q): the acceptance probability of one draft (1 − total variation). */
+function overlap(p: Probs, q: Probs): number {
+  let s = 0;
+  for (let i = 0; i < p.length; i++) s += p[i] < q[i] ? p[i] : q[i];
+  return s;
+}
+
+/**
+ * The `auto` planner (see the module notes).
+ *
+ * @example
+ * ```ts
+ * import { AutoPlanner } from "./auto.ts";
+ * import { ForwardCost } from "./cost.ts";
+ * const target = new ForwardCost({ rows: [1, 1, 4], tokens: [1, 5, 5], ms: [10, 11, 30] });
+ * const draft = new ForwardCost({ rows: [1], tokens: [1], ms: [0.5] });
+ * const planner = new AutoPlanner({ cost: { target, draft } });
+ * planner.start();
+ * const plan = planner.plan();
+ * console.assert(plan.draftLength >= 0 && plan.k >= 1);
+ * ```
+ */
+export class AutoPlanner implements BlockPlanner {
+  /** `"auto"`. */
+  readonly name = "auto";
+  /** The cost model. */
+  readonly cost: BlockCostModel;
+  /** The single-draft verifier. */
+  readonly single: Verifier;
+  /** The multi-draft verifier. */
+  readonly multi: Verifier;
+  readonly #ks: number[];
+  readonly #maxL: number;
+  readonly #exploreEvery: number;
+  readonly #learnCost: boolean;
+  readonly #rate: number;
+  readonly #autoregressive: Verifier;
+  #pair: AcceptanceTable;
+  #request: AcceptanceTable;
+  #survival = NaN;
+  readonly #correction = new Map<string, number>();
+  readonly #verifyMs = new Map<string, number>();
+  #draftFactor = 1;
+  #arStreak = 0;
+  #observed = 0;
+  #last: AutoCandidate | undefined;
+
+  /** @throws {RangeError} bad maxDraftLength / maxDrafts, unknown verifier names. */
+  constructor(options: AutoPlannerOptions) {
+    const { cost, maxDraftLength = 4, maxDrafts = 4, exploreEvery = 8, learnCost = true, rate = 0.2 } =
+      options;
+    if (!Number.isInteger(maxDraftLength) || maxDraftLength < 1) {
+      throw new RangeError(`Cannot plan auto: maxDraftLength must be an integer >= 1, got ${maxDraftLength}`);
+    }
+    if (!Number.isInteger(maxDrafts) || maxDrafts < 1) {
+      throw new RangeError(`Cannot plan auto: maxDrafts must be an integer >= 1, got ${maxDrafts}`);
+    }
+    this.cost = cost;
+    this.single = typeof options.single === "string" || options.single === undefined
+      ? getVerifier(options.single ?? "block")
+      : options.single;
+    this.multi = typeof options.multi === "string" || options.multi === undefined
+      ? getVerifier(options.multi ?? "kseq")
+      : options.multi;
+    this.#ks = [1, 2, 4].filter((k) => k <= maxDrafts && (k === 1 || k <= this.multi.maxCandidates));
+    this.#maxL = maxDraftLength;
+    this.#exploreEvery = exploreEvery;
+    this.#learnCost = learnCost;
+    this.#rate = rate;
+    this.#pair = new AcceptanceTable(this.#ks);
+    this.#request = this.#pair.clone();
+    // L = 0 blocks run the single verifier on an empty proposal: one draw from p.
+    this.#autoregressive = this.single;
+  }
+
+  /** A new request: its estimates start from the pair's. */
+  start(): void {
+    this.#request = this.#pair.clone();
+    this.#arStreak = 0;
+  }
+
+  /** Every candidate with its prediction, best first. */
+  candidates(): AutoCandidate[] {
+    const out: AutoCandidate[] = [];
+    const { target, draft } = this.cost;
+    const arVerify = this.#verifyMs.get(`${this.#autoregressive.name}:1:0`) ?? 0;
+    out.push({
+      plan: { verifier: this.#autoregressive, k: 1, draftLength: 0 },
+      tokens: 1,
+      ms: target.predict(1, 1) + arVerify,
+    });
+    const survival = Number.isNaN(this.#survival) ? this.#request.get(1, 0) : this.#survival;
+    for (const k of this.#ks) {
+      const verifier = k === 1 ? this.single : this.multi;
+      for (let L = 1; L <= this.#maxL; L++) {
+        let tokens = 1, alive = 1;
+        for (let t = 0; t < L; t++) {
+          alive *= this.#request.get(1 + (k - 1) * survival ** t, t);
+          tokens += alive;
+        }
+        tokens *= this.#correction.get(`${verifier.name}:${k}`) ?? 1;
+        const draftMs = (draft.predict(1, 2) + (L - 1) * draft.predict(k, 1)) * this.#draftFactor;
+        const verifyMs = this.#verifyMs.get(`${verifier.name}:${k}:${L}`) ?? 0;
+        out.push({
+          plan: { verifier, k, draftLength: L },
+          tokens: Math.max(1, tokens),
+          ms: target.predict(k, 1 + L) + draftMs + verifyMs,
+        });
+      }
+    }
+    return out.sort((a, b) => b.tokens / b.ms - a.tokens / a.ms);
+  }
+
+  /** The candidate with the best predicted tokens/s (a speculative one after a run of AR blocks). */
+  plan(): BlockPlan & { predicted: AutoCandidate } {
+    const ranked = this.candidates();
+    let best = ranked[0];
+    if (best.plan.draftLength === 0) {
+      this.#arStreak++;
+      if (this.#arStreak >= this.#exploreEvery || this.#observed === 0) {
+        best = ranked.find((c) => c.plan.draftLength > 0) ?? best;
+        this.#arStreak = 0;
+      }
+    } else this.#arStreak = 0;
+    this.#last = best;
+    return { ...best.plan, predicted: best };
+  }
+
+  /** Learns from the block just run: acceptance rows, survival, tokens vs predicted, timings. */
+  observe(outcome: BlockOutcome): void {
+    const { plan, proposal, scores, result, kernel } = outcome;
+    const rate = this.#rate;
+    const L = proposal.draftLength;
+    const k = proposal.k;
+    this.#observed++;
+    // Acceptance at every depth the verifier reached, from the rows it read.
+    let survivors: number[] = [];
+    for (let r = 0; r < k; r++) survivors.push(r);
+    const multi = this.#observed % MULTI_EVERY === 1;
+    for (let t = 0; t < Math.min(result.reached, L); t++) {
+      const first = survivors[0];
+      const p = scores.probs(first, t), q = proposal.probs[first][t];
+      this.#record(kernel, p, q, t, multi);
+      if (t >= result.accepted) break;
+      const next = survivors.filter((r) => proposal.tokens[r][t] === result.tokens[t]);
+      if (k > 1 && t === 0) {
+        const share = (next.length - 1) / (k - 1);
+        this.#survival = Number.isNaN(this.#survival)
+          ? share
+          : this.#survival + rate * (share - this.#survival);
+      }
+      survivors = next.length > 0 ? next : survivors;
+    }
+    // The method's correction: measured tokens over the acceptance model's prediction.
+    if (L > 0) {
+      const key = `${plan.verifier.name}:${k}`;
+      let predicted = 1, alive = 1;
+      const survival = Number.isNaN(this.#survival) ? this.#request.get(1, 0) : this.#survival;
+      for (let t = 0; t < L; t++) {
+        alive *= this.#request.get(1 + (k - 1) * survival ** t, t);
+        predicted += alive;
+      }
+      const ratio = result.tokens.length / predicted;
+      const old = this.#correction.get(key) ?? 1;
+      this.#correction.set(key, old + 0.05 * (ratio - old));
+    }
+    if (this.#learnCost && outcome.pendingTokens <= 2) {
+      this.cost.target.observe(k, outcome.pendingTokens + L, outcome.targetMs);
+      if (L > 0) {
+        const { draft } = this.cost;
+        const predictedDraft = draft.predict(1, 2) + (L - 1) * draft.predict(k, 1);
+        const ratio = outcome.draftMs / predictedDraft;
+        if (Number.isFinite(ratio) && ratio > 0) this.#draftFactor += 0.1 * (ratio - this.#draftFactor);
+      }
+      const vkey = `${plan.verifier.name}:${k}:${L}`;
+      const old = this.#verifyMs.get(vkey);
+      this.#verifyMs.set(vkey, old === undefined ? outcome.verifyMs : old + 0.1 * (outcome.verifyMs - old));
+    }
+  }
+
+  /** The last choice and its prediction. */
+  get last(): AutoCandidate | undefined {
+    return this.#last;
+  }
+
+  #record(kernel: Kernel, p: Probs, q: Probs, depth: number, multi: boolean): void {
+    const one = overlap(p, q);
+    for (const table of [this.#request, this.#pair]) {
+      const rate = table === this.#request ? this.#rate : this.#rate / 4;
+      table.update(1, depth, one, rate);
+    }
+    if (!multi) return;
+    for (const k of this.#ks) {
+      if (k === 1) continue;
+      const acceptance = one >= 1 ? 1 : one <= 0 ? 0 : kernel.solveRho(p, q, k).acceptance;
+      for (const table of [this.#request, this.#pair]) {
+        const rate = table === this.#request ? this.#rate : this.#rate / 4;
+        table.update(k, depth, acceptance, rate);
+      }
+    }
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The cost model of `auto`: how long a target forward of `rows × tokens` and a draft forward of
+ * `rows` rows take, from a short calibration of the real models (bounded in time, cached per model
+ * key for the process) and refined online from the timings of real blocks, so steady state runs no
+ * extra forward.
+ *
+ * @module
+ */
+
+import type { CausalModel } from "./model.ts";
+
+/** Forward times measured at some shapes: `times[i]` ms for `rows[i] × tokens[i]`. */
+export interface ForwardTimings {
+  /** Rows of each measured forward. */
+  rows: number[];
+  /** Tokens per row of each measured forward. */
+  tokens: number[];
+  /** Median time of each shape, ms. */
+  ms: number[];
+}
+
+/**
+ * Forward time as a function of (rows, tokens): piecewise linear in tokens per measured row count,
+ * linear in rows between measured row counts (and beyond the last, extrapolated from the last two),
+ * times an online correction per row count (an exponentially weighted mean of measured / predicted).
+ *
+ * @example
+ * ```ts
+ * import { ForwardCost } from "./cost.ts";
+ * const cost = new ForwardCost({ rows: [1, 1, 2, 2], tokens: [1, 5, 1, 5], ms: [10, 14, 12, 20] });
+ * console.assert(cost.predict(1, 3) === 12 && cost.predict(2, 3) === 16);
+ * cost.observe(1, 3, 24); // measured twice the prediction: row-1 predictions move towards it
+ * console.assert(cost.predict(1, 3) > 12);
+ * ```
+ */
+export class ForwardCost {
+  readonly #curves = new Map<number, { tokens: number[]; ms: number[] }>();
+  readonly #rows: number[];
+  readonly #correction = new Map<number, number>();
+  /** Weight of one new observation in the online correction. */
+  readonly rate: number;
+
+  /**
+   * @param timings At least one shape; times > 0.
+   * @param rate Weight of each online observation, in (0, 1].
+   * @throws {RangeError} no shapes, ragged arrays, or non-positive times.
+   */
+  constructor(timings: ForwardTimings, rate = 0.1) {
+    const { rows, tokens, ms } = timings;
+    if (rows.length === 0 || rows.length !== tokens.length || rows.length !== ms.length) {
+      throw new RangeError(
+        `Cannot build a cost model: expected equally long, non-empty rows/tokens/ms, got ${rows.length}/${tokens.length}/${ms.length}`,
+      );
+    }
+    for (let i = 0; i < rows.length; i++) {
+      if (!(ms[i] > 0) || !(rows[i] >= 1) || !(tokens[i] >= 1)) {
+        throw new RangeError(
+          `Cannot build a cost model: shape ${rows[i]}×${tokens[i]} has time ${
+            ms[i]
+          } ms (needs rows, tokens >= 1, ms > 0)`,
+        );
+      }
+      let curve = this.#curves.get(rows[i]);
+      if (!curve) this.#curves.set(rows[i], curve = { tokens: [], ms: [] });
+      curve.tokens.push(tokens[i]);
+      curve.ms.push(ms[i]);
+    }
+    for (const curve of this.#curves.values()) {
+      const order = curve.tokens.map((_, i) => i).sort((a, b) => curve.tokens[a] - curve.tokens[b]);
+      curve.tokens = order.map((i) => curve.tokens[i]);
+      curve.ms = order.map((i) => curve.ms[i]);
+    }
+    this.#rows = [...this.#curves.keys()].sort((a, b) => a - b);
+    this.rate = rate;
+  }
+
+  /** Predicted ms of one forward of `rows × tokens`. */
+  predict(rows: number, tokens: number): number {
+    const base = this.#base(rows, tokens);
+    return base * (this.#correction.get(rows) ?? 1);
+  }
+
+  /** Feeds one measured forward: moves the row count's correction towards measured / predicted. */
+  observe(rows: number, tokens: number, ms: number): void {
+    if (!(ms > 0) || !Number.isFinite(ms)) return;
+    const ratio = ms / this.#base(rows, tokens);
+    const old = this.#correction.get(rows);
+    this.#correction.set(rows, old === undefined ? ratio : old + this.rate * (ratio - old));
+  }
+
+  #base(rows: number, tokens: number): number {
+    const known = this.#rows;
+    if (this.#curves.has(rows) || known.length === 1) {
+      return this.#along(known.length === 1 ? known[0] : rows, tokens);
+    }
+    let lo = known[0], hi = known[known.length - 1];
+    if (rows < lo) hi = known[1];
+    else if (rows > hi) lo = known[known.length - 2];
+    else {
+      for (const r of known) {
+        if (r < rows) lo = r;
+        if (r > rows) {
+          hi = r;
+          break;
+        }
+      }
+    }
+    const a = this.#along(lo, tokens), b = this.#along(hi, tokens);
+    return Math.max(1e-6, a + ((b - a) * (rows - lo)) / (hi - lo));
+  }
+
+  #along(rows: number, tokens: number): number {
+    const { tokens: ts, ms } = this.#curves.get(rows)!;
+    if (ts.length === 1) return ms[0];
+    let i = 1;
+    while (i < ts.length - 1 && ts[i] < tokens) i++;
+    const t0 = ts[i - 1], t1 = ts[i];
+    return Math.max(1e-6, ms[i - 1] + ((ms[i] - ms[i - 1]) * (tokens - t0)) / (t1 - t0));
+  }
+}
+
+/** Options of {@linkcode measureForwards}. */
+export interface MeasureOptions {
+  /** Row counts to measure. */
+  rows: readonly number[];
+  /** Tokens per row to measure. */
+  tokens: readonly number[];
+  /**
+   * Tokens in the cache before each measured forward (a short prompt).
+   * @default {32}
+   */
+  past?: number;
+  /**
+   * Repetitions per shape (the median is kept).
+   * @default {2}
+   */
+  repeats?: number;
+  /**
+   * Time budget, ms: shapes not reached by then are left out (at least one is measured).
+   * @default {2000}
+   */
+  budgetMs?: number;
+}
+
+/**
+ * Times forwards of a model at the given shapes: prefills `past` tokens once, then per shape forks
+ * to `rows`, appends `rows × tokens`, and rolls back; finally resets the model. Bounded by
+ * `budgetMs`. Token ids are 1, 2, … (mod the vocabulary): the content does not change the time.
+ *
+ * @returns The median time per measured shape.
+ * @example
+ * ```ts
+ * import { measureForwards } from "./cost.ts";
+ * import { MarkovModel, randomMarkovTable } from "./markov.ts";
+ * const model = new MarkovModel({ table: randomMarkovTable(4, 1, 1), vocabSize: 4 });
+ * const t = await measureForwards(model, { rows: [1, 2], tokens: [1, 3], budgetMs: 100 });
+ * console.assert(t.rows.length >= 1 && model.length === 0);
+ * ```
+ */
+export async function measureForwards(model: CausalModel, options: MeasureOptions): Promise<ForwardTimings> {
+  const { rows, tokens, repeats = 2, budgetMs = 2000 } = options;
+  const maxTokens = Math.max(...tokens);
+  const past = Math.max(1, Math.min(options.past ?? 32, model.maxLength - maxTokens));
+  const id = (i: number) => (i + 1) % model.vocabSize;
+  const start = performance.now();
+  const samples = new Map<string, number[]>();
+  model.reset();
+  try {
+    await model.append([Array.from({ length: past }, (_, i) => id(i))], 1);
+    await model.append([[id(past)]], 1); // warm-up
+    model.select(0, past);
+    outer:
+    for (let rep = 0; rep < repeats; rep++) {
+      for (const r of rows) {
+        for (const t of tokens) {
+          if (samples.size > 0 && performance.now() - start > budgetMs) break outer;
+          if (past + t > model.maxLength) continue;
+          if (r > 1) model.fork(r);
+          const input = Array.from(
+            { length: r },
+            (_, row) => Array.from({ length: t }, (_, j) => id(row + j + 2)),
+          );
+          const t0 = performance.now();
+          await model.append(input, 1);
+          const ms = performance.now() - t0;
+          model.select(0, past);
+          const key = `${r}×${t}`;
+          let list = samples.get(key);
+          if (!list) samples.set(key, list = []);
+          list.push(ms);
+        }
+      }
+    }
+  } finally {
+    model.reset();
+  }
+  const out: ForwardTimings = { rows: [], tokens: [], ms: [] };
+  for (const [key, list] of samples) {
+    const [r, t] = key.split("×").map(Number);
+    list.sort((a, b) => a - b);
+    out.rows.push(r);
+    out.tokens.push(t);
+    out.ms.push(Math.max(list[Math.floor(list.length / 2)], 1e-3));
+  }
+  return out;
+}
+
+/** Target and draft cost of one block, as `auto` plans it. */
+export interface BlockCostModel {
+  /** Target forward of `rows × tokens`. */
+  readonly target: ForwardCost;
+  /** Draft forward of `rows × tokens`. */
+  readonly draft: ForwardCost;
+}
+
+const calibrations = new Map<string, Promise<BlockCostModel>>();
+
+/**
+ * Calibrates the cost of a target and draft pair at the shapes `auto` plans with (target: rows 1, 2,
+ * 4 × tokens 1, 2, 4, 7; draft: rows 1, 2, 4 × 1 token and 1 × 3), within `budgetMs` in all, and
+ * caches the result for the process under `key` (e.g. model files + backend + threads). Resets both
+ * models.
+ *
+ * @example
+ * ```ts
+ * import { calibrateBlockCost } from "./cost.ts";
+ * import { MarkovModel, randomMarkovTable } from "./markov.ts";
+ * const m = () => new MarkovModel({ table: randomMarkovTable(4, 1, 1), vocabSize: 4 });
+ * const cost = await calibrateBlockCost(m(), m(), { budgetMs: 100 });
+ * console.assert(cost.target.predict(1, 1) > 0);
+ * ```
+ */
+export function calibrateBlockCost(
+  target: CausalModel,
+  draft: CausalModel | undefined,
+  options: { key?: string; budgetMs?: number } = {},
+): Promise<BlockCostModel> {
+  const { key, budgetMs = 2000 } = options;
+  const cached = key === undefined ? undefined : calibrations.get(key);
+  if (cached) return cached;
+  const run = (async () => {
+    const targetTimings = await measureForwards(target, {
+      rows: [1, 2, 4],
+      tokens: [1, 2, 4, 7],
+      budgetMs: budgetMs * 0.8,
+    });
+    const draftTimings = draft
+      ? await measureForwards(draft, { rows: [1, 2, 4], tokens: [1, 3], budgetMs: budgetMs * 0.2 })
+      : { rows: [1], tokens: [1], ms: [1e-3] };
+    return { target: new ForwardCost(targetTimings), draft: new ForwardCost(draftTimings) };
+  })();
+  if (key !== undefined) {
+    calibrations.set(key, run);
+    run.catch(() => calibrations.delete(key));
+  }
+  return run;
+}
