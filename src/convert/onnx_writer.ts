@@ -40,8 +40,11 @@ export interface ValueInfo {
   name: string;
   /** ONNX element type. */
   dataType: number;
-  /** Dims: numbers, or names of symbolic dims. */
-  dims: (number | string)[];
+  /**
+   * Dims: numbers, or names of symbolic dims; `null` declares no shape at all (any rank: the
+   * runtime then accepts a tensor of any rank there).
+   */
+  dims: (number | string)[] | null;
 }
 
 function attribute(name: string, value: AttrValue): Record<string, unknown> {
@@ -57,7 +60,7 @@ function valueInfo(v: ValueInfo): Record<string, unknown> {
   return {
     name: v.name,
     type: {
-      tensorType: {
+      tensorType: v.dims === null ? { elemType: v.dataType } : {
         elemType: v.dataType,
         shape: { dim: v.dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
       },

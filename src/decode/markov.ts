@@ -7,7 +7,14 @@
  */
 
 import { Random } from "../random.ts";
-import { type CausalModel, checkAppend, checkFork, checkSelect } from "./model.ts";
+import {
+  type CausalModel,
+  checkAppend,
+  checkAppendTree,
+  checkFork,
+  checkKeepTreePath,
+  checkSelect,
+} from "./model.ts";
 
 /** Options of {@linkcode MarkovModel}. */
 export interface MarkovModelOptions {
@@ -28,6 +35,13 @@ export interface MarkovModelOptions {
    * @default {1024}
    */
   maxLength?: number;
+  /**
+   * Whether the model offers tree scoring ({@linkcode MarkovModel.appendTree} /
+   * {@linkcode MarkovModel.keepTreePath}; `supportsTree`). With false those throw a RangeError, as
+   * a model without tree support would not have them (a decoder then scores rows).
+   * @default {true}
+   */
+  tree?: boolean;
 }
 
 /**
@@ -53,9 +67,16 @@ export class MarkovModel implements CausalModel {
   readonly order: 1 | 2;
   /** Transition logits `[vocab^order, vocab]`. */
   readonly table: Float32Array;
-  /** Number of {@linkcode MarkovModel.append} calls since construction (model forwards). */
+  /** Whether {@linkcode MarkovModel.appendTree} / {@linkcode MarkovModel.keepTreePath} work (option `tree`). */
+  readonly supportsTree: boolean;
+  /**
+   * Number of {@linkcode MarkovModel.append} and {@linkcode MarkovModel.appendTree} calls since
+   * construction (model forwards).
+   */
   calls = 0;
   #rows: number[][] = [[]];
+  /** The tree appended and not yet ended by keepTreePath. */
+  #tree: { tokens: number[]; parents: number[] } | undefined;
 
   /**
    * Builds a chain model from its transition logits.
@@ -64,7 +85,7 @@ export class MarkovModel implements CausalModel {
    *   with a row of only -Infinity / a NaN or +Infinity entry, maxLength not an integer ≥ 1.
    */
   constructor(options: MarkovModelOptions) {
-    const { table, vocabSize, order = 1, maxLength = 1024 } = options;
+    const { table, vocabSize, order = 1, maxLength = 1024, tree = true } = options;
     if (order !== 1 && order !== 2) {
       throw new RangeError(`Cannot build a Markov model: order must be 1 or 2, got ${order}`);
     }
@@ -104,6 +125,7 @@ export class MarkovModel implements CausalModel {
     this.order = order;
     this.table = table;
     this.maxLength = maxLength;
+    this.supportsTree = tree === true;
   }
 
   /** Rows (branches) currently held. */
@@ -121,17 +143,19 @@ export class MarkovModel implements CausalModel {
     return this.#rows[row].slice();
   }
 
-  /** Drops everything: one empty row. */
+  /** Drops everything (a pending tree too): one empty row. */
   reset(): void {
     this.#rows = [[]];
+    this.#tree = undefined;
   }
 
   /**
    * Copies row 0 into `rows` rows.
    *
-   * @throws {RangeError} more than one row held, or `rows` not an integer ≥ 1.
+   * @throws {RangeError} more than one row held, `rows` not an integer ≥ 1, or a tree pending.
    */
   fork(rows: number): void {
+    this.#throwIfTree("fork the model");
     checkFork(this.#rows.length, rows);
     const base = this.#rows[0];
     this.#rows = Array.from({ length: rows }, (_, r) => (r === 0 ? base : base.slice()));
@@ -141,11 +165,12 @@ export class MarkovModel implements CausalModel {
    * Appends `tokens[r]` to row r and returns logits `[rows, keep, vocab]` after the last `keep`
    * appended tokens.
    *
-   * @throws {RangeError} bad shapes or ids, keep outside [1, T], the context limit exceeded, or a
-   *   row holding fewer than `order` tokens where logits are needed.
+   * @throws {RangeError} bad shapes or ids, keep outside [1, T], the context limit exceeded, a
+   *   row holding fewer than `order` tokens where logits are needed, or a tree pending.
    */
   append(tokens: ArrayLike<number>[], keep: number): Promise<Float32Array> {
     try {
+      this.#throwIfTree("append tokens");
       const t = checkAppend(tokens, keep, this);
       const v = this.vocabSize;
       const rows = this.#rows;
@@ -176,13 +201,91 @@ export class MarkovModel implements CausalModel {
   /**
    * Keeps only row `row`, cut to `length` tokens.
    *
-   * @throws {RangeError} row or length out of range.
+   * @throws {RangeError} row or length out of range, or a tree pending.
    */
   select(row: number, length: number): void {
+    this.#throwIfTree("select a row");
     checkSelect(row, length, this);
     const kept = this.#rows[row];
     kept.length = length;
     this.#rows = [kept];
+  }
+
+  /**
+   * Scores a token tree in one call (see {@linkcode CausalModel.appendTree}): node i holds
+   * `tokens[i]` after its ancestors (`parents[i]` = −1: right after the held tokens); returns
+   * logits `[nodes, vocab]`, row i the next-token logits after node i. The tree stays pending until
+   * {@linkcode MarkovModel.keepTreePath}.
+   *
+   * @example Pending token 3, then drafts [1, 2] and [1, 0] sharing their first token
+   * ```ts
+   * import { MarkovModel, randomMarkovTable } from "./markov.ts";
+   * import assert from "node:assert/strict";
+   * const model = new MarkovModel({ table: randomMarkovTable(4, 1, 5), vocabSize: 4 });
+   * await model.append([[0]], 1);
+   * const logits = await model.appendTree([3, 1, 2, 0], [-1, 0, 1, 1]); // [4, vocab]
+   * model.keepTreePath([0, 1, 3]); // accepted: 3 1 0
+   * assert.deepEqual(model.tokens(), [0, 3, 1, 0]);
+   * assert.equal(logits.length, 4 * 4);
+   * ```
+   * @throws {RangeError} tree scoring off (`tree: false`), a tree pending, more than one row, bad
+   *   tokens or parents, the context limit exceeded (see {@linkcode checkAppendTree}), or a node
+   *   with fewer than `order` tokens of context.
+   */
+  appendTree(tokens: ArrayLike<number>, parents: ArrayLike<number>): Promise<Float32Array> {
+    try {
+      if (!this.supportsTree) {
+        throw new RangeError("Cannot append a tree: tree scoring is off for this model (tree: false)");
+      }
+      this.#throwIfTree("append a tree");
+      checkAppendTree(tokens, parents, this);
+      const v = this.vocabSize, row = this.#rows[0], n = tokens.length;
+      const out = new Float32Array(n * v);
+      for (let i = 0; i < n; i++) {
+        let index = tokens[i];
+        if (this.order === 2) {
+          const p = parents[i];
+          const prev = p === -1 ? row[row.length - 1] : tokens[p];
+          if (prev === undefined) {
+            throw new RangeError(
+              `Cannot compute Markov logits: an order-2 model needs 2 tokens of context, got 1 at tree node ${i}`,
+            );
+          }
+          index = prev * v + index;
+        }
+        out.set(this.table.subarray(index * v, index * v + v), i * v);
+      }
+      this.#tree = { tokens: Array.from(tokens), parents: Array.from(parents) };
+      this.calls++;
+      return Promise.resolve(out);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Ends the pending tree, keeping `nodes` (a root-to-node chain of it, possibly empty) after the
+   * held tokens; the other nodes are dropped (see {@linkcode CausalModel.keepTreePath}).
+   *
+   * @throws {RangeError} no tree pending, or `nodes` not a root-to-node chain of it.
+   */
+  keepTreePath(nodes: ArrayLike<number>): void {
+    const tree = this.#tree;
+    if (!tree) {
+      throw new RangeError("Cannot keep a tree path: no tree is pending (call appendTree first)");
+    }
+    checkKeepTreePath(nodes, tree.parents);
+    const row = this.#rows[0];
+    for (let j = 0; j < nodes.length; j++) row.push(tree.tokens[nodes[j]]);
+    this.#tree = undefined;
+  }
+
+  #throwIfTree(action: string): void {
+    if (this.#tree) {
+      throw new RangeError(
+        `Cannot ${action}: a tree is pending (appendTree was called); end it with keepTreePath or reset first`,
+      );
+    }
   }
 }
 

@@ -5,7 +5,10 @@
  * The model holds one or more *rows* (branches) of tokens, in a real model a KV cache per row. The
  * decoder prefills once, expands the cache to k rows without recompute ({@linkcode CausalModel.fork}),
  * scores k × (L + 1) positions in one forward ({@linkcode CausalModel.append}), then keeps the accepted
- * row cut to the accepted length ({@linkcode CausalModel.select}: rollback).
+ * row cut to the accepted length ({@linkcode CausalModel.select}: rollback). A model that
+ * {@linkcode CausalModel.supportsTree} can instead score the drafts' merged token tree as one row
+ * ({@linkcode CausalModel.appendTree}, tree attention) and then keep the accepted path
+ * ({@linkcode CausalModel.keepTreePath}).
  *
  * @module
  */
@@ -51,6 +54,33 @@ export interface CausalModel {
   append(tokens: ArrayLike<number>[], keep: number): Promise<Float32Array>;
   /** Keeps only row `row`, cut to its first `length` tokens (rollback); other rows are dropped. */
   select(row: number, length: number): void;
+  /**
+   * Whether {@linkcode CausalModel.appendTree} / {@linkcode CausalModel.keepTreePath} work on this
+   * model (an ONNX model: when its graph takes a 4D attention mask). Absent or false: score drafts
+   * as rows (fork / append / select).
+   */
+  readonly supportsTree?: boolean;
+  /**
+   * Scores a token tree in one forward (tree attention). Requires one row and no pending tree.
+   * Node i holds `tokens[i]`; `parents[i]` is −1 (a child of the last held token) or an index
+   * j < i. Node i sits at position `length + depth(i)` (a −1 child has depth 0) and sees every
+   * held token, its ancestors and itself. Returns logits `[nodes, vocab]`: row i is the next-token
+   * logits after node i. One call = one forward (counted in `calls`). The tree stays *pending*
+   * (`length` unchanged) until {@linkcode CausalModel.keepTreePath}; append, fork and select throw a
+   * RangeError meanwhile (reset drops it).
+   *
+   * @throws {RangeError} see {@linkcode checkAppendTree}; tree scoring unsupported; a tree pending.
+   */
+  appendTree?(tokens: ArrayLike<number>, parents: ArrayLike<number>): Promise<Float32Array>;
+  /**
+   * Ends the pending tree: keeps the held tokens plus `nodes`, a root-to-node chain of that tree
+   * (`parents[nodes[0]] = −1`, `parents[nodes[j]] = nodes[j − 1]`; possibly empty), in that order
+   * (a real model gathers their KV entries); `length` grows by `nodes.length`; the other nodes are
+   * dropped.
+   *
+   * @throws {RangeError} no tree pending, or `nodes` not such a chain (see {@linkcode checkKeepTreePath}).
+   */
+  keepTreePath?(nodes: ArrayLike<number>): void;
 }
 
 /**
@@ -152,5 +182,109 @@ export function checkSelect(row: number, length: number, model: Pick<CausalModel
     throw new RangeError(
       `Cannot select a row: length must be an integer in [0, ${model.length}], got ${length}`,
     );
+  }
+}
+
+/**
+ * Checks the arguments of {@linkcode CausalModel.appendTree} and returns each node's depth.
+ *
+ * @param tokens Token id of each node.
+ * @param parents Parent of each node: −1 (a child of the last held token) or an index j < i.
+ * @param model The model's current shape: rows, length, vocabSize, maxLength.
+ * @returns Depth of each node (0 for a child of −1), an Int32Array of `tokens.length`.
+ * @throws {RangeError} more than one row held, no nodes, `parents` of another length, a token id
+ *   outside [0, vocab), a parent that is not −1 or an earlier node, or the deepest node's position
+ *   beyond the context limit (length + max depth + 1 > maxLength).
+ * @example A pending token, then two drafts sharing their first token
+ * ```ts
+ * import { checkAppendTree } from "./model.ts";
+ * import assert from "node:assert/strict";
+ * const shape = { rows: 1, length: 3, vocabSize: 8, maxLength: 16 };
+ * //             p  a  b  c  d
+ * const depths = checkAppendTree([5, 1, 2, 3, 4], [-1, 0, 1, 2, 1], shape);
+ * assert.deepEqual([...depths], [0, 1, 2, 3, 2]);
+ * assert.throws(() => checkAppendTree([5, 1], [-1, 1], shape), /parent/);
+ * ```
+ */
+export function checkAppendTree(
+  tokens: ArrayLike<number>,
+  parents: ArrayLike<number>,
+  model: Pick<CausalModel, "rows" | "length" | "vocabSize" | "maxLength">,
+): Int32Array {
+  if (model.rows !== 1) {
+    throw new RangeError(`Cannot append a tree: the model must hold exactly 1 row, got ${model.rows}`);
+  }
+  const n = tokens?.length;
+  if (!(n >= 1)) throw new RangeError(`Cannot append a tree: it needs at least 1 node, got ${n}`);
+  if (parents?.length !== n) {
+    throw new RangeError(
+      `Cannot append a tree: parents must have one entry per node (${n}), got ${parents?.length}`,
+    );
+  }
+  const depths = new Int32Array(n);
+  let deepest = 0;
+  for (let i = 0; i < n; i++) {
+    const x = tokens[i];
+    if (!Number.isInteger(x) || x < 0 || x >= model.vocabSize) {
+      throw new RangeError(
+        `Cannot append a tree: token of node ${i} is ${x}, outside the vocabulary [0, ${model.vocabSize})`,
+      );
+    }
+    const p = parents[i];
+    if (!Number.isInteger(p) || p < -1 || p >= i) {
+      throw new RangeError(
+        `Cannot append a tree: the parent of node ${i} must be -1 or an earlier node in [0, ${i}), got ${p}`,
+      );
+    }
+    depths[i] = p === -1 ? 0 : depths[p] + 1;
+    if (depths[i] > deepest) deepest = depths[i];
+  }
+  if (model.length + deepest + 1 > model.maxLength) {
+    throw new RangeError(
+      `Cannot append a tree: ${model.length} held + depth ${
+        deepest + 1
+      } exceeds the context limit of ${model.maxLength} tokens`,
+    );
+  }
+  return depths;
+}
+
+/**
+ * Checks the argument of {@linkcode CausalModel.keepTreePath} against the pending tree's parents.
+ *
+ * @param nodes The chain to keep, root first (possibly empty).
+ * @param parents The parents the pending tree was appended with.
+ * @throws {RangeError} a node outside the tree, or `nodes` not a root-to-node chain
+ *   (`parents[nodes[0]] = −1`, `parents[nodes[j]] = nodes[j − 1]`).
+ * @example
+ * ```ts
+ * import { checkKeepTreePath } from "./model.ts";
+ * import assert from "node:assert/strict";
+ * const parents = [-1, 0, 1, 2, 1];
+ * checkKeepTreePath([0, 1, 4], parents);
+ * checkKeepTreePath([], parents);
+ * assert.throws(() => checkKeepTreePath([0, 4], parents), /chain/);
+ * ```
+ */
+export function checkKeepTreePath(nodes: ArrayLike<number>, parents: ArrayLike<number>): void {
+  if (!nodes || typeof nodes.length !== "number") {
+    throw new RangeError(
+      `Cannot keep a tree path: nodes must be a list of node indices, got ${typeof nodes}`,
+    );
+  }
+  for (let j = 0; j < nodes.length; j++) {
+    const node = nodes[j];
+    if (!Number.isInteger(node) || node < 0 || node >= parents.length) {
+      throw new RangeError(
+        `Cannot keep a tree path: node ${j} of the path is ${node}, outside the tree [0, ${parents.length})`,
+      );
+    }
+    const want = j === 0 ? -1 : nodes[j - 1];
+    if (parents[node] !== want) {
+      throw new RangeError(
+        `Cannot keep a tree path: the path must be a root-to-node chain, but the parent of node ${node} ` +
+          `(entry ${j}) is ${parents[node]}, not ${want}`,
+      );
+    }
   }
 }

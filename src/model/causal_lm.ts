@@ -6,7 +6,14 @@
  * @module
  */
 
-import { type CausalModel, checkAppend, checkFork, checkSelect } from "../decode/model.ts";
+import {
+  type CausalModel,
+  checkAppend,
+  checkAppendTree,
+  checkFork,
+  checkKeepTreePath,
+  checkSelect,
+} from "../decode/model.ts";
 import {
   type BackendOptions,
   createOnnxSession,
@@ -38,6 +45,26 @@ function allocLike(src: KvData, n: number): KvData {
 
 const PAST = /^past_key_values\.(\d+)\.key$/;
 
+/**
+ * The form of a graph's `attention_mask`, read from its declared shape: rank 4 → "4d" (fed a 4D
+ * mask on every call), declared without a shape (onnxruntime reports `[]`) → "any" (2D on plain
+ * appends, 4D for trees: what `convertGgufToOnnx({ attentionMask: "any" })` writes), anything else
+ * (rank 2, or no metadata) → "2d".
+ */
+function maskForm(shape: readonly (number | string)[] | undefined): "2d" | "4d" | "any" {
+  if (!Array.isArray(shape)) return "2d";
+  return shape.length === 4 ? "4d" : shape.length === 0 ? "any" : "2d";
+}
+
+/** int64 mask `[rows, 1, t, past + t]` with the causal rule: query s sees keys 0 … past + s. */
+function causalMask4d(rows: number, t: number, past: number): BigInt64Array {
+  const total = past + t, out = new BigInt64Array(rows * t * total);
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < t; q++) out.fill(1n, (r * t + q) * total, (r * t + q) * total + past + q + 1);
+  }
+  return out;
+}
+
 function float16ToFloat32(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) {
@@ -68,6 +95,14 @@ function float16ToFloat32(src: Uint16Array): Float32Array {
  * copies the cache row to every row and runs the rest. So the block decoder's first target call
  * (fork before the prompt was fed) does not process the prompt k times; it then costs two
  * forwards instead of one. Later blocks share nothing and cost one forward.
+ *
+ * Tree attention: when the graph's `attention_mask` takes a 4D `[batch, 1, sequence_length,
+ * total_sequence_length]` mask (a graph converted with `attentionMask: "4d"` or `"any"`; detected
+ * from the input's declared shape, see {@linkcode OnnxCausalLM.supportsTree}),
+ * {@linkcode OnnxCausalLM.appendTree} scores a token tree as one row (position ids by depth, each
+ * node seeing the cache and its ancestors) and {@linkcode OnnxCausalLM.keepTreePath} gathers the
+ * accepted path's KV entries. A "4d" graph is fed a causal 4D mask on plain appends too; an "any"
+ * graph the 2D one.
  *
  * Runs are serialised per model; like every {@linkcode CausalModel}, the object is stateful, so
  * drive one generation at a time.
@@ -112,7 +147,10 @@ export class OnnxCausalLM implements CausalModel {
   readonly #presentNames: string[];
   readonly #positionIds: boolean;
   readonly #useCacheBranch: boolean;
+  readonly #mask: "2d" | "4d" | "any";
   #past: OrtTensor[] = [];
+  /** The pending tree (its KV entries follow the held ones in #past), until keepTreePath. */
+  #tree: { parents: Int32Array } | undefined;
   #cacheRows = 1;
   #rows = 1;
   #length = 0;
@@ -138,6 +176,7 @@ export class OnnxCausalLM implements CausalModel {
     }
     this.#positionIds = session.inputNames.includes("position_ids");
     this.#useCacheBranch = session.inputNames.includes("use_cache_branch");
+    this.#mask = maskForm(session.input("attention_mask")?.shape);
     this.reset();
   }
 
@@ -198,7 +237,21 @@ export class OnnxCausalLM implements CausalModel {
     return this.#length;
   }
 
-  /** Drops everything: one empty row (a zero-length cache). */
+  /**
+   * Whether {@linkcode OnnxCausalLM.appendTree} works: the graph's `attention_mask` takes the 4D
+   * form (declared rank 4, or declared without a shape as the converter's `attentionMask: "any"`
+   * writes it) and it has `position_ids`. Standard Optimum graphs (2D mask): false.
+   */
+  get supportsTree(): boolean {
+    return this.#mask !== "2d" && this.#positionIds;
+  }
+
+  /** The form of `attention_mask` this model feeds: "2d", "4d" (always 4D) or "any" (4D for trees). */
+  get attentionMask(): "2d" | "4d" | "any" {
+    return this.#mask;
+  }
+
+  /** Drops everything (a pending tree too): one empty row (a zero-length cache). */
   reset(): void {
     this.#throwIfBusy("reset the model");
     const h = this.#kvHeads, d = this.#headDim;
@@ -206,15 +259,17 @@ export class OnnxCausalLM implements CausalModel {
     this.#cacheRows = 1;
     this.#rows = 1;
     this.#length = 0;
+    this.#tree = undefined;
   }
 
   /**
    * Copies row 0 into `rows` rows (KV expand, no recompute; done lazily at the next append).
    *
-   * @throws {RangeError} more than one row held, or `rows` not an integer ≥ 1.
+   * @throws {RangeError} more than one row held, `rows` not an integer ≥ 1, or a tree pending.
    */
   fork(rows: number): void {
     this.#throwIfBusy("fork the model");
+    this.#throwIfTree("fork the model");
     checkFork(this.#rows, rows);
     this.#rows = rows;
   }
@@ -225,11 +280,12 @@ export class OnnxCausalLM implements CausalModel {
    * after a fork when the rows share leading tokens, see the class notes).
    *
    * @throws {RangeError} wrong row count, ragged or empty rows, ids outside [0, vocab), keep
-   *   outside [1, T], or length + T beyond {@linkcode OnnxCausalLM.maxLength}.
+   *   outside [1, T], length + T beyond {@linkcode OnnxCausalLM.maxLength}, or a tree pending.
    * @throws {Error} onnxruntime failed or the model was disposed; the cache is then unchanged.
    */
   async append(tokens: ArrayLike<number>[], keep: number): Promise<Float32Array> {
     this.#throwIfBusy("append tokens");
+    this.#throwIfTree("append tokens");
     const t = checkAppend(tokens, keep, this);
     this.#busy = true;
     try {
@@ -266,13 +322,113 @@ export class OnnxCausalLM implements CausalModel {
   /**
    * Keeps only row `row`, cut to its first `length` tokens (rollback); other rows are dropped.
    *
-   * @throws {RangeError} `row` not in [0, rows) or `length` not an integer in [0, held length].
+   * @throws {RangeError} `row` not in [0, rows), `length` not an integer in [0, held length], or a
+   *   tree pending.
    */
   select(row: number, length: number): void {
     this.#throwIfBusy("select a row");
+    this.#throwIfTree("select a row");
     checkSelect(row, length, this);
     this.#crop(this.#cacheRows === 1 ? 0 : row, length);
     this.#rows = 1;
+  }
+
+  /**
+   * Scores a token tree in one forward (tree attention; see {@linkcode CausalModel.appendTree}):
+   * node i holds `tokens[i]`, `parents[i]` is −1 (a child of the last held token) or an earlier
+   * node; node i runs at position `length + depth(i)` and sees the cache, its ancestors and
+   * itself. Returns logits `[nodes, vocab]`, row i the next-token logits after node i. The nodes'
+   * KV entries stay pending (`length` unchanged) until {@linkcode OnnxCausalLM.keepTreePath}.
+   *
+   * @example A pending token and two drafts sharing their first token, then the accepted path
+   * ```ts
+   * import { OnnxCausalLM } from "./causal_lm.ts";
+   * import { convertGgufToOnnx } from "../convert/mod.ts";
+   * import { minimalConfig, tinyLlamaGguf } from "../convert/_testing.ts";
+   * const dir = await Deno.makeTempDir();
+   * const folder = `${dir}/tiny`;
+   * await convertGgufToOnnx(tinyLlamaGguf(), folder, {
+   *   dtypes: ["fp32"],
+   *   attentionMask: "any",
+   *   writeExtras: ({ folder, file }) =>
+   *     Deno.writeTextFile(`${folder}/config.json`, JSON.stringify(minimalConfig(file))),
+   * });
+   * const model = await OnnxCausalLM.load(folder, { backend: "wasm", numThreads: 1 });
+   * await model.append([[1, 5, 6, 7]], 1);
+   * console.assert(model.supportsTree);
+   * //                                   p  a  b  c     parents: p ← a ← b, a ← c
+   * const logits = await model.appendTree([9, 3, 4, 8], [-1, 0, 1, 1]); // [4, vocab]
+   * model.keepTreePath([0, 1, 3]); // keeps 9 3 8
+   * console.assert(model.length === 7 && logits.length === 4 * model.vocabSize);
+   * await model.dispose();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   * @throws {RangeError} the graph takes no 4D mask ({@linkcode OnnxCausalLM.supportsTree} false),
+   *   a tree already pending, more than one row, bad tokens or parents, or the deepest node beyond
+   *   the context limit (see {@linkcode checkAppendTree}).
+   * @throws {Error} onnxruntime failed or the model was disposed; the cache is then unchanged.
+   */
+  async appendTree(tokens: ArrayLike<number>, parents: ArrayLike<number>): Promise<Float32Array> {
+    this.#throwIfBusy("append a tree");
+    if (!this.supportsTree) {
+      throw new RangeError(
+        `Cannot append a tree: ${this.#session.file} takes no 4D attention_mask (supportsTree is false; ` +
+          `convert with attentionMask "any" or "4d"), got a ${this.#mask} attention_mask${
+            this.#positionIds ? "" : " and no position_ids"
+          }`,
+      );
+    }
+    this.#throwIfTree("append a tree");
+    const depths = checkAppendTree(tokens, parents, this);
+    this.#busy = true;
+    try {
+      const n = tokens.length, past = this.#length, total = past + n;
+      const ids = new BigInt64Array(n), positions = new BigInt64Array(n);
+      const mask = new BigInt64Array(n * total);
+      for (let i = 0; i < n; i++) {
+        ids[i] = BigInt(tokens[i]);
+        positions[i] = BigInt(past + depths[i]);
+        mask.fill(1n, i * total, i * total + past);
+        for (let j = i; j !== -1; j = parents[j]) mask[i * total + past + j] = 1n;
+      }
+      const logits = await this.#run(ids, positions, mask, [1, 1, n, total], 1, n);
+      this.#tree = { parents: Int32Array.from(parents) };
+      return logits;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Ends the pending tree: keeps the cache plus the KV entries of `nodes` (a root-to-node chain of
+   * the tree, possibly empty; see {@linkcode CausalModel.keepTreePath}), gathered in that order;
+   * `length` grows by `nodes.length`, the other nodes are dropped. No forward.
+   *
+   * @throws {RangeError} no tree pending, or `nodes` not a root-to-node chain of it.
+   */
+  keepTreePath(nodes: ArrayLike<number>): void {
+    this.#throwIfBusy("keep a tree path");
+    const tree = this.#tree;
+    if (!tree) throw new RangeError("Cannot keep a tree path: no tree is pending (call appendTree first)");
+    checkKeepTreePath(nodes, tree.parents);
+    const h = this.#kvHeads, d = this.#headDim, past = this.#length, m = nodes.length;
+    const held = past + tree.parents.length, length = past + m;
+    const next = this.#past.map((tensor) => {
+      const src = tensor.data as KvData;
+      const out = allocLike(src, h * length * d);
+      for (let head = 0; head < h; head++) {
+        const from = head * held * d, to = head * length * d;
+        out.set(src.subarray(from, from + past * d), to);
+        for (let j = 0; j < m; j++) {
+          const at = from + (past + nodes[j]) * d;
+          out.set(src.subarray(at, at + d), to + (past + j) * d);
+        }
+      }
+      return this.#kvTensor(out, [1, h, length, d]);
+    });
+    this.#replaceCache(next);
+    this.#length = length;
+    this.#tree = undefined;
   }
 
   /** Keeps cache row `from` cut to `length` positions, as a one-row cache. */
@@ -318,6 +474,14 @@ export class OnnxCausalLM implements CausalModel {
     }
   }
 
+  #throwIfTree(action: string): void {
+    if (this.#tree) {
+      throw new RangeError(
+        `Cannot ${action}: a tree is pending (appendTree was called); end it with keepTreePath or reset first`,
+      );
+    }
+  }
+
   #newKv(n: number): KvData {
     return this.#kvType === "float16" ? new Float16(n) : new Float32Array(n);
   }
@@ -345,7 +509,6 @@ export class OnnxCausalLM implements CausalModel {
   }
 
   async #forward(tokens: ArrayLike<number>[], rows: number, t: number, keep: number): Promise<Float32Array> {
-    const session = this.#session;
     const past = this.#length;
     const total = past + t;
     const ids = new BigInt64Array(rows * t);
@@ -357,9 +520,39 @@ export class OnnxCausalLM implements CausalModel {
         positions[r * t + i] = BigInt(past + i);
       }
     }
+    const all = this.#mask === "4d"
+      ? await this.#run(ids, positions, causalMask4d(rows, t, past), [rows, 1, t, total], rows, t)
+      : await this.#run(ids, positions, new BigInt64Array(rows * total).fill(1n), [rows, total], rows, t);
+    this.#length = total;
+    const v = this.vocabSize;
+    if (keep === t) return all;
+    const out = new Float32Array(rows * keep * v);
+    for (let r = 0; r < rows; r++) {
+      const at = (r * t + t - keep) * v;
+      out.set(all.subarray(at, at + keep * v), r * keep * v);
+    }
+    return out;
+  }
+
+  /**
+   * One `session.run` of `rows × t` new tokens after the cache: the present tensors (`length + t`
+   * positions) become the cache (`#length` is the caller's to set); returns all logits
+   * `[rows, t, vocab]`. On failure the cache is unchanged.
+   */
+  async #run(
+    ids: BigInt64Array,
+    positions: BigInt64Array,
+    mask: BigInt64Array,
+    maskDims: number[],
+    rows: number,
+    t: number,
+  ): Promise<Float32Array> {
+    const session = this.#session;
+    const past = this.#length;
+    const total = past + t;
     const feeds: Record<string, OrtTensor> = {
       input_ids: session.tensor("int64", ids, [rows, t]),
-      attention_mask: session.tensor("int64", new BigInt64Array(rows * total).fill(1n), [rows, total]),
+      attention_mask: session.tensor("int64", mask, maskDims),
     };
     if (this.#positionIds) feeds.position_ids = session.tensor("int64", positions, [rows, t]);
     if (this.#useCacheBranch) {
@@ -391,20 +584,11 @@ export class OnnxCausalLM implements CausalModel {
       );
     }
     this.#replaceCache(present);
-    this.#length = total;
-    const v = this.vocabSize;
     const raw = logitsTensor.data as Float32Array | Uint16Array;
     logitsTensor.dispose();
-    const all = raw instanceof Float32Array ? raw : raw instanceof Uint16Array
+    return raw instanceof Float32Array ? raw : raw instanceof Uint16Array
       ? float16ToFloat32(raw) // float16 bits
       : Float32Array.from(raw); // Float16Array
-    if (keep === t) return all;
-    const out = new Float32Array(rows * keep * v);
-    for (let r = 0; r < rows; r++) {
-      const at = (r * t + t - keep) * v;
-      out.set(all.subarray(at, at + keep * v), r * keep * v);
-    }
-    return out;
   }
 }
 
