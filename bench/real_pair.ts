@@ -36,7 +36,9 @@ const PROMPTS = [
 ];
 const CONFIGS: { method: GenerationMethod; k: number; L: number }[] = [
   { method: "autoregressive", k: 1, L: 1 },
+  { method: "auto", k: 4, L: 4 },
   ...[2, 3, 4, 6].map((L) => ({ method: "sd" as const, k: 1, L })),
+  ...[2, 3].map((L) => ({ method: "block" as const, k: 1, L })),
   { method: "spectr", k: 2, L: 3 },
   { method: "spectr", k: 4, L: 3 },
   { method: "specinfer-wor", k: 4, L: 3 },
@@ -45,6 +47,8 @@ const TEMPERATURES = [0.7, 1.0];
 
 /** One measured configuration. */
 export interface BenchRow {
+  /** The plans auto ran, "method k L: blocks" (auto only). */
+  plans?: string;
   method: GenerationMethod;
   k: number;
   L: number;
@@ -58,8 +62,10 @@ export interface BenchRow {
 const label = (r: { method: string; k: number; L: number }) =>
   r.method === "autoregressive"
     ? "autoregressive"
-    : r.method === "sd"
-    ? `sd L=${r.L}`
+    : r.method === "auto"
+    ? `auto (k<=${r.k}, L<=${r.L})`
+    : r.method === "sd" || r.method === "block"
+    ? `${r.method} L=${r.L}`
     : `${r.method} k=${r.k} L=${r.L}`;
 
 async function measure(
@@ -78,7 +84,7 @@ async function measure(
     seed: 9,
   });
   for (const temperature of TEMPERATURES) {
-    const totals = CONFIGS.map(() => ({ tokens: 0, ms: 0, blocks: 0 }));
+    const totals = CONFIGS.map(() => ({ tokens: 0, ms: 0, blocks: 0, plans: new Map<string, number>() }));
     // Interleave: prompt by prompt, every configuration, so that machine noise spreads evenly.
     for (const [p, content] of prompts.entries()) {
       for (const [i, c] of CONFIGS.entries()) {
@@ -93,6 +99,10 @@ async function measure(
         totals[i].tokens += stats.tokens;
         totals[i].ms += stats.totalMs;
         totals[i].blocks += stats.blocks;
+        for (const plan of stats.plans) {
+          const key = plan.draftLength === 0 ? "AR" : `${plan.method} k=${plan.k} L=${plan.draftLength}`;
+          totals[i].plans.set(key, (totals[i].plans.get(key) ?? 0) + plan.blocks);
+        }
       }
     }
     for (const [i, c] of CONFIGS.entries()) {
@@ -103,6 +113,11 @@ async function measure(
         temperature,
         tokensPerSecond: (totals[i].tokens * 1000) / totals[i].ms,
         blockEfficiency: totals[i].tokens / totals[i].blocks,
+        ...(c.method === "auto"
+          ? {
+            plans: [...totals[i].plans].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(", "),
+          }
+          : {}),
       });
     }
   }
@@ -123,6 +138,7 @@ function printTable(rows: BenchRow[]): void {
         (r.tokensPerSecond / bestSd.tokensPerSecond).toFixed(2).padStart(9)
       }x`,
     );
+    if (r.plans) console.log(`    auto ran: ${r.plans}`);
   }
 }
 
@@ -216,9 +232,24 @@ function goals(rows: BenchRow[], peers: PeerResult[]): void {
         );
         if (cell.length === 0) continue;
         const ar = cell.find((r) => r.method === "autoregressive")!;
-        const best = cell.filter((r) => r.method !== "autoregressive").reduce((a, b) =>
+        const best = cell.filter((r) => r.method !== "autoregressive" && r.method !== "auto").reduce((a, b) =>
           b.tokensPerSecond > a.tokensPerSecond ? b : a
         );
+        const auto = cell.find((r) => r.method === "auto");
+        const fixed = cell.filter((r) => r.method !== "auto").reduce((a, b) =>
+          b.tokensPerSecond > a.tokensPerSecond ? b : a
+        );
+        if (auto) {
+          const vsBest = auto.tokensPerSecond / fixed.tokensPerSecond;
+          const vsAr = auto.tokensPerSecond / ar.tokensPerSecond;
+          console.log(
+            `  ${dtype} ${backend} T=${temperature}: auto ${auto.tokensPerSecond.toFixed(1)} tokens/s = ${
+              vsBest.toFixed(2)
+            }x the best fixed (${label(fixed)}; goal 0.95x: ${vsBest >= 0.95 ? "met" : "NOT met"}), ${
+              vsAr.toFixed(2)
+            }x autoregressive (goal 1.0x: ${vsAr >= 1 ? "met" : "NOT met"}); ran ${auto.plans}`,
+          );
+        }
         const speedup = best.tokensPerSecond / ar.tokensPerSecond;
         const goal = backend === "cpu" ? 2.0 : 1.5;
         let line =

@@ -65,6 +65,12 @@ export interface AutoPlannerOptions {
    */
   exploreEvery?: number;
   /**
+   * Every this many blocks, run the best plan of another family (autoregressive, k = 1, k = 2, k = 4;
+   * in turn) instead of the best one, so that no family's cost or acceptance estimate goes stale.
+   * @default {24}
+   */
+  refreshEvery?: number;
+  /**
    * Refine the cost model from block timings (off: choices depend only on the rows, so a seed
    * reproduces a run).
    * @default {true}
@@ -177,12 +183,21 @@ export class AutoPlanner implements BlockPlanner {
   #draftFactor = 1;
   #arStreak = 0;
   #observed = 0;
+  #planned = 0;
+  readonly #refreshEvery: number;
   #last: AutoCandidate | undefined;
 
   /** @throws {RangeError} bad maxDraftLength / maxDrafts, unknown verifier names. */
   constructor(options: AutoPlannerOptions) {
-    const { cost, maxDraftLength = 4, maxDrafts = 4, exploreEvery = 8, learnCost = true, rate = 0.2 } =
-      options;
+    const {
+      cost,
+      maxDraftLength = 4,
+      maxDrafts = 4,
+      exploreEvery = 8,
+      refreshEvery = 24,
+      learnCost = true,
+      rate = 0.2,
+    } = options;
     if (!Number.isInteger(maxDraftLength) || maxDraftLength < 1) {
       throw new RangeError(`Cannot plan auto: maxDraftLength must be an integer >= 1, got ${maxDraftLength}`);
     }
@@ -199,6 +214,7 @@ export class AutoPlanner implements BlockPlanner {
     this.#ks = [1, 2, 4].filter((k) => k <= maxDrafts && (k === 1 || k <= this.multi.maxCandidates));
     this.#maxL = maxDraftLength;
     this.#exploreEvery = exploreEvery;
+    this.#refreshEvery = refreshEvery;
     this.#learnCost = learnCost;
     this.#rate = rate;
     this.#pair = new AcceptanceTable(this.#ks);
@@ -245,10 +261,24 @@ export class AutoPlanner implements BlockPlanner {
     return out.sort((a, b) => b.tokens / b.ms - a.tokens / a.ms);
   }
 
-  /** The candidate with the best predicted tokens/s (a speculative one after a run of AR blocks). */
+  /**
+   * The candidate with the best predicted tokens/s; a speculative one after a run of autoregressive
+   * blocks, and every `refreshEvery` blocks the best of another family.
+   */
   plan(): BlockPlan & { predicted: AutoCandidate } {
     const ranked = this.candidates();
     let best = ranked[0];
+    this.#planned++;
+    if (this.#refreshEvery > 0 && this.#planned % this.#refreshEvery === 0) {
+      const family = (c: AutoCandidate) => (c.plan.draftLength === 0 ? 0 : c.plan.k);
+      const families = [...new Set(ranked.map(family))].filter((f) => f !== family(best));
+      const pick = families[(this.#planned / this.#refreshEvery) % families.length];
+      const other = ranked.find((c) => family(c) === pick);
+      if (other) {
+        this.#last = other;
+        return { ...other.plan, predicted: other };
+      }
+    }
     if (best.plan.draftLength === 0) {
       this.#arStreak++;
       if (this.#arStreak >= this.#exploreEvery || this.#observed === 0) {

@@ -15,14 +15,19 @@ export interface ForwardTimings {
   rows: number[];
   /** Tokens per row of each measured forward. */
   tokens: number[];
-  /** Median time of each shape, ms. */
+  /** Time of each shape (the fastest repetition), ms. */
   ms: number[];
 }
 
 /**
  * Forward time as a function of (rows, tokens): piecewise linear in tokens per measured row count,
  * linear in rows between measured row counts (and beyond the last, extrapolated from the last two),
- * times an online correction per row count (an exponentially weighted mean of measured / predicted).
+ * times two online corrections, both exponentially weighted means of measured / predicted starting
+ * at 1: one shared by every shape (the machine got busier or quieter) and one per row count (a
+ * higher rate: a row count may run rarely). Each observed ratio is clamped to [1/3, 3] so that one
+ * stall cannot swing the model. Measured times are cleaned first, since a stall only ever adds
+ * time: a shape never costs more than a larger one (more rows or tokens) nor more than running its
+ * rows·tokens tokens one by one, t(r, T) ≤ r·T·t(1, 1).
  *
  * @example
  * ```ts
@@ -37,7 +42,8 @@ export class ForwardCost {
   readonly #curves = new Map<number, { tokens: number[]; ms: number[] }>();
   readonly #rows: number[];
   readonly #correction = new Map<number, number>();
-  /** Weight of one new observation in the online correction. */
+  #shared = 1;
+  /** Weight of one new observation in the shared online correction. */
   readonly rate: number;
 
   /**
@@ -46,6 +52,7 @@ export class ForwardCost {
    * @throws {RangeError} no shapes, ragged arrays, or non-positive times.
    */
   constructor(timings: ForwardTimings, rate = 0.1) {
+    timings = cleanTimings(timings);
     const { rows, tokens, ms } = timings;
     if (rows.length === 0 || rows.length !== tokens.length || rows.length !== ms.length) {
       throw new RangeError(
@@ -77,15 +84,16 @@ export class ForwardCost {
   /** Predicted ms of one forward of `rows × tokens`. */
   predict(rows: number, tokens: number): number {
     const base = this.#base(rows, tokens);
-    return base * (this.#correction.get(rows) ?? 1);
+    return base * this.#shared * (this.#correction.get(rows) ?? 1);
   }
 
   /** Feeds one measured forward: moves the row count's correction towards measured / predicted. */
   observe(rows: number, tokens: number, ms: number): void {
     if (!(ms > 0) || !Number.isFinite(ms)) return;
-    const ratio = ms / this.#base(rows, tokens);
-    const old = this.#correction.get(rows);
-    this.#correction.set(rows, old === undefined ? ratio : old + this.rate * (ratio - old));
+    const ratio = Math.min(3, Math.max(1 / 3, ms / this.predict(rows, tokens)));
+    this.#shared *= ratio ** this.rate;
+    const own = this.#correction.get(rows) ?? 1;
+    this.#correction.set(rows, own * ratio ** Math.min(1, 3 * this.rate));
   }
 
   #base(rows: number, tokens: number): number {
@@ -119,6 +127,25 @@ export class ForwardCost {
   }
 }
 
+/**
+ * Removes stalls from measured timings: each shape's time becomes the least time of the shapes at
+ * least as large (rows and tokens both ≥), and at most rows·tokens times the 1 × 1 time (when
+ * measured).
+ */
+function cleanTimings(timings: ForwardTimings): ForwardTimings {
+  const { rows, tokens } = timings;
+  let one = Infinity;
+  for (let i = 0; i < rows.length; i++) if (rows[i] === 1 && tokens[i] === 1) one = timings.ms[i];
+  const ms = timings.ms.map((_, i) => {
+    let t = timings.ms[i];
+    for (let j = 0; j < rows.length; j++) {
+      if (rows[j] >= rows[i] && tokens[j] >= tokens[i]) t = Math.min(t, timings.ms[j]);
+    }
+    return Math.min(t, rows[i] * tokens[i] * one);
+  });
+  return { rows: rows.slice(), tokens: tokens.slice(), ms };
+}
+
 /** Options of {@linkcode measureForwards}. */
 export interface MeasureOptions {
   /** Row counts to measure. */
@@ -131,7 +158,7 @@ export interface MeasureOptions {
    */
   past?: number;
   /**
-   * Repetitions per shape (the median is kept).
+   * Repetitions per shape (the fastest is kept: stalls only ever add time).
    * @default {2}
    */
   repeats?: number;
@@ -147,7 +174,7 @@ export interface MeasureOptions {
  * to `rows`, appends `rows × tokens`, and rolls back; finally resets the model. Bounded by
  * `budgetMs`. Token ids are 1, 2, … (mod the vocabulary): the content does not change the time.
  *
- * @returns The median time per measured shape.
+ * @returns The fastest time per measured shape.
  * @example
  * ```ts
  * import { measureForwards } from "./cost.ts";
@@ -197,10 +224,9 @@ export async function measureForwards(model: CausalModel, options: MeasureOption
   const out: ForwardTimings = { rows: [], tokens: [], ms: [] };
   for (const [key, list] of samples) {
     const [r, t] = key.split("×").map(Number);
-    list.sort((a, b) => a - b);
     out.rows.push(r);
     out.tokens.push(t);
-    out.ms.push(Math.max(list[Math.floor(list.length / 2)], 1e-3));
+    out.ms.push(Math.max(Math.min(...list), 1e-3));
   }
   return out;
 }
