@@ -9,15 +9,17 @@
  * pooled; any impossible sequence gives p = 0).
  *
  * Threshold: family-wise α = 1e-3, Bonferroni over the exactness configurations in this file
- * (CONFIGS.length: 24 with the reference kernel, 33 when the WASM kernel is present), so a
- * configuration fails when p < 1e-3 / CONFIGS.length (≈ 4.2e-5 for 24, 3.0e-5 for 33). `auto` runs
+ * (CONFIGS.length: 28 with the reference kernel, 39 when the WASM kernel is present), so a
+ * configuration fails when p < 1e-3 / CONFIGS.length (≈ 3.6e-5 for 28, 2.6e-5 for 39). `auto` runs
  * with a fixed synthetic cost model and must switch between at least 3 plans over its N runs.
  *
- * Power check: the same test, same N, on four deliberately wrong verifiers — K-SEQ with ρ fixed to 1
+ * Power check: the same test, same N, on seven deliberately wrong verifiers — K-SEQ with ρ fixed to 1
  * and K-SEQ with the k = 1 residual for every k (both k = 4), block verification with the plain
  * residual max(p − q, 0) in place of max(w_τ·p − q, 0), and block verification stopping τ at the
  * first failed test (both L = 3), and a chooser that peeks at the current block (sd, switched to
- * autoregressive for the block when sd rejects its first token) — must give p below that threshold.
+ * autoregressive for the block when sd rejects its first token), and two K-SEQ block verifiers (k = 4,
+ * L = 3: ρ* of the normalised p reused for the weighted target w·p; children kept independently
+ * with 1 − (1 − a)^m) — must give p below that threshold.
  *
  * Seeds are fixed, so the file is deterministic.
  */
@@ -27,6 +29,8 @@ import { gTest } from "./_stats.ts";
 import {
   blockFirstStop,
   blockPlainResidual,
+  kseqBlockIndependentChildren,
+  kseqBlockUnitRho,
   kseqNaiveResidual,
   kseqRhoOne,
   peekingChooser,
@@ -133,18 +137,25 @@ interface Config {
   seed: number;
   /** For `auto`: the planner (built once per configuration). */
   planner?: () => AutoPlanner;
+  /** Score k drafts as k rows (the target without tree attention); by default one merged tree. */
+  rows?: boolean;
 }
 
 function label(c: Config): string {
   const warp = Object.keys(c.warp).length ? ` warp=${JSON.stringify(c.warp)}` : "";
   const verifier = c.verifier ? ` verifier=${(c.verifier as { label?: string }).label}` : "";
-  const shape = c.method === "autoregressive" ? "" : ` k=${c.k} L=${c.draftLength}`;
+  const shape = c.method === "autoregressive" ? "" : ` k=${c.k} L=${c.draftLength}${c.rows ? " (rows)" : ""}`;
   return `${c.method}${shape}${verifier}${warp} on ${c.chain.name} (${c.kernel.name} kernel)`;
 }
 
 function buildDecoder(c: Config): Decoder {
   const { chain } = c;
-  const target = new MarkovModel({ table: chain.target, vocabSize: chain.vocab, order: chain.order });
+  const target = new MarkovModel({
+    table: chain.target,
+    vocabSize: chain.vocab,
+    order: chain.order,
+    tree: !c.rows,
+  });
   if (c.method === "autoregressive") {
     return new AutoregressiveDecoder({ target, kernel: c.kernel, warp: c.warp });
   }
@@ -232,6 +243,8 @@ const methods: { method: DecodeMethod; k: number; draftLength: number }[] = [
   { method: "specinfer-wor", k: 3, draftLength: 2 },
   { method: "block", k: 1, draftLength: 3 },
   { method: "block", k: 1, draftLength: 2 },
+  { method: "kseq-block", k: 2, draftLength: 2 },
+  { method: "kseq-block", k: 3, draftLength: 3 },
 ];
 
 const CONFIGS: Config[] = [];
@@ -257,6 +270,16 @@ CONFIGS.push({
   kernel: referenceKernel,
   seed: seed++,
 });
+// The multi-draft methods again with k rows instead of one tree (targets without tree attention).
+for (
+  const m of [{ method: "kseq" as const, k: 4, draftLength: 3 }, {
+    method: "specinfer-wor" as const,
+    k: 3,
+    draftLength: 2,
+  }]
+) {
+  CONFIGS.push({ chain: chainOrder2(), ...m, warp: {}, kernel: referenceKernel, seed: seed++, rows: true });
+}
 // auto: method, k and L chosen per block from the past (synthetic costs, acceptance learned online).
 for (const chain of [chainOrder1(), chainOrder2()]) {
   CONFIGS.push({
@@ -278,7 +301,7 @@ if (wasm) {
     CONFIGS.push({ chain: chainOrder2(), ...m, warp: {}, kernel: wasm, seed: seed++ });
   }
 }
-// 24 configurations with the reference kernel alone (threshold 1e-3 / 24 ≈ 4.2e-5), 33 with WASM.
+// 28 configurations with the reference kernel alone (threshold 1e-3 / 28 ≈ 3.6e-5), 39 with WASM.
 const THRESHOLD = FAMILY_ALPHA / CONFIGS.length;
 
 for (const c of CONFIGS) {
@@ -311,6 +334,8 @@ const wrong: { verifier: Verifier; label: string; k: number; chain: () => Chain 
     k: 1,
     chain: chainOrder1,
   },
+  { verifier: kseqBlockUnitRho, label: "kseqBlockUnitRho", k: 4, chain: chainOrder1 },
+  { verifier: kseqBlockIndependentChildren, label: "kseqBlockIndependentChildren", k: 4, chain: chainOrder1 },
 ];
 for (const w of wrong) {
   const c: Config = {

@@ -78,6 +78,12 @@ export interface AutoPlannerOptions {
   learnCost?: boolean;
   /** Weight of one block in the request's running estimates. @default {0.2} */
   rate?: number;
+  /**
+   * The target scores k ≥ 2 drafts as one row of their merged tree (the scorer does so when the
+   * model supports it): K-SEQ's forward is then 1 × (1 + unique nodes) instead of k × (1 + L).
+   * @default {false}
+   */
+  treeScoring?: boolean;
 }
 
 /** One candidate's prediction. */
@@ -185,6 +191,9 @@ export class AutoPlanner implements BlockPlanner {
   #observed = 0;
   #planned = 0;
   readonly #refreshEvery: number;
+  readonly #treeScoring: boolean;
+  /** Unique tree nodes per draft token (k ≥ 2 drafts share prefixes), by k. */
+  readonly #uniqueShare = new Map<number, number>();
   #last: AutoCandidate | undefined;
 
   /** @throws {RangeError} bad maxDraftLength / maxDrafts, unknown verifier names. */
@@ -215,6 +224,7 @@ export class AutoPlanner implements BlockPlanner {
     this.#maxL = maxDraftLength;
     this.#exploreEvery = exploreEvery;
     this.#refreshEvery = refreshEvery;
+    this.#treeScoring = options.treeScoring ?? false;
     this.#learnCost = learnCost;
     this.#rate = rate;
     this.#pair = new AcceptanceTable(this.#ks);
@@ -251,10 +261,13 @@ export class AutoPlanner implements BlockPlanner {
         tokens *= this.#correction.get(`${verifier.name}:${k}`) ?? 1;
         const draftMs = (draft.predict(1, 2) + (L - 1) * draft.predict(k, 1)) * this.#draftFactor;
         const verifyMs = this.#verifyMs.get(`${verifier.name}:${k}:${L}`) ?? 0;
+        const targetMs = k > 1 && this.#treeScoring
+          ? target.predict(1, 1 + Math.max(L, (this.#uniqueShare.get(k) ?? 1) * k * L))
+          : target.predict(k, 1 + L);
         out.push({
           plan: { verifier, k, draftLength: L },
           tokens: Math.max(1, tokens),
-          ms: target.predict(k, 1 + L) + draftMs + verifyMs,
+          ms: targetMs + draftMs + verifyMs,
         });
       }
     }
@@ -328,8 +341,13 @@ export class AutoPlanner implements BlockPlanner {
       const old = this.#correction.get(key) ?? 1;
       this.#correction.set(key, old + 0.05 * (ratio - old));
     }
+    if (k > 1 && L > 0 && outcome.scored.rows === 1) {
+      const share = (outcome.scored.tokens - outcome.pendingTokens) / (k * L);
+      const old = this.#uniqueShare.get(k);
+      this.#uniqueShare.set(k, old === undefined ? share : old + rate * (share - old));
+    }
     if (this.#learnCost && outcome.pendingTokens <= 2) {
-      this.cost.target.observe(k, outcome.pendingTokens + L, outcome.targetMs);
+      this.cost.target.observe(outcome.scored.rows, outcome.scored.tokens, outcome.targetMs);
       if (L > 0) {
         const { draft } = this.cost;
         const predictedDraft = draft.predict(1, 2) + (L - 1) * draft.predict(k, 1);

@@ -243,7 +243,8 @@ const calibrations = new Map<string, Promise<BlockCostModel>>();
 
 /**
  * Calibrates the cost of a target and draft pair at the shapes `auto` plans with (target: rows 1, 2,
- * 4 × tokens 1, 2, 4, 7; draft: rows 1, 2, 4 × 1 token and 1 × 3), within `budgetMs` in all, and
+ * 4 × tokens 1, 2, 4, 7, and 1 × 13 when it scores trees; draft: rows 1, 2, 4 × 1 token and 1 × 3),
+ * within `budgetMs` in all, and
  * caches the result for the process under `key` (e.g. model files + backend + threads). Resets both
  * models.
  *
@@ -268,8 +269,15 @@ export function calibrateBlockCost(
     const targetTimings = await measureForwards(target, {
       rows: [1, 2, 4],
       tokens: [1, 2, 4, 7],
-      budgetMs: budgetMs * 0.8,
+      budgetMs: budgetMs * 0.7,
     });
+    if (target.supportsTree) {
+      // A merged tree of k ≥ 2 drafts is one row of up to 1 + k·L tokens.
+      const wide = await measureForwards(target, { rows: [1], tokens: [13], budgetMs: budgetMs * 0.1 });
+      targetTimings.rows.push(...wide.rows);
+      targetTimings.tokens.push(...wide.tokens);
+      targetTimings.ms.push(...wide.ms);
+    }
     const draftTimings = draft
       ? await measureForwards(draft, { rows: [1, 2, 4], tokens: [1, 3], budgetMs: budgetMs * 0.2 })
       : { rows: [1], tokens: [1], ms: [1e-3] };

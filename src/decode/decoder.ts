@@ -282,6 +282,7 @@ export class BlockDecoder implements Decoder {
         verifyMs,
         known,
         pendingTokens: targetPending.length,
+        scored: scorer.lastShape,
       });
       targetPending = [next];
       known += block.tokens.length;

@@ -229,8 +229,9 @@ export class MarkovModel implements CausalModel {
    * assert.equal(logits.length, 4 * 4);
    * ```
    * @throws {RangeError} tree scoring off (`tree: false`), a tree pending, more than one row, bad
-   *   tokens or parents, the context limit exceeded (see {@linkcode checkAppendTree}), or a node
-   *   with fewer than `order` tokens of context.
+   *   tokens or parents, or the context limit exceeded (see {@linkcode checkAppendTree}). A node
+   *   with fewer than `order` tokens of context gets a NaN row (an order-2 chain has no
+   *   distribution there).
    */
   appendTree(tokens: ArrayLike<number>, parents: ArrayLike<number>): Promise<Float32Array> {
     try {
@@ -247,9 +248,10 @@ export class MarkovModel implements CausalModel {
           const p = parents[i];
           const prev = p === -1 ? row[row.length - 1] : tokens[p];
           if (prev === undefined) {
-            throw new RangeError(
-              `Cannot compute Markov logits: an order-2 model needs 2 tokens of context, got 1 at tree node ${i}`,
-            );
+            // No distribution after a single token for an order-2 chain (as `append`, which only
+            // returns the kept positions): such a node's row is NaN, and nothing may read it.
+            out.fill(NaN, i * v, i * v + v);
+            continue;
           }
           index = prev * v + index;
         }

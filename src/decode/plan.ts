@@ -45,6 +45,8 @@ export interface BlockOutcome {
   readonly known: number;
   /** Tokens the target was fed before the drafts (the prompt in the first block, then 1). */
   readonly pendingTokens: number;
+  /** Shape of the scoring forward: k rows × (pending + L) tokens, or 1 × tree nodes. */
+  readonly scored: { readonly rows: number; readonly tokens: number };
 }
 
 /** Chooses each block's plan from the past blocks. */

@@ -29,6 +29,7 @@ export class TargetScores {
   readonly #depths: number;
   readonly #vocab: number;
   readonly #cache: (Probs | undefined)[];
+  readonly #index: Int32Array | undefined;
 
   /**
    * Wraps one scoring forward's logits; rows are warped on first use.
@@ -39,6 +40,8 @@ export class TargetScores {
    * @param k Drafts.
    * @param depths L + 1.
    * @param vocab V.
+   * @param index Where each (row, depth) lives in `logits` (`index[row·depths + depth]` is a row of
+   *   `[nodes, vocab]` logits), for tree scoring; by default `logits` is `[k, depths, vocab]`.
    */
   constructor(
     kernel: Kernel,
@@ -47,8 +50,15 @@ export class TargetScores {
     k: number,
     depths: number,
     vocab: number,
+    index?: Int32Array,
   ) {
-    if (logits.length !== k * depths * vocab) {
+    if (index) {
+      if (index.length !== k * depths || logits.length % vocab !== 0) {
+        throw new RangeError(
+          `Cannot read target scores: expected an index of ${k}×${depths} and [nodes, ${vocab}] logits, got ${index.length} and ${logits.length}`,
+        );
+      }
+    } else if (logits.length !== k * depths * vocab) {
       throw new RangeError(
         `Cannot read target scores: expected ${k}×${depths}×${vocab} = ${
           k * depths * vocab
@@ -61,6 +71,7 @@ export class TargetScores {
     this.#depths = depths;
     this.#vocab = vocab;
     this.#cache = new Array(k * depths);
+    this.#index = index;
   }
 
   /** Warped target probs `[vocab]` of draft `row` at depth `depth` (after its tokens 0..depth−1). */
@@ -69,7 +80,8 @@ export class TargetScores {
     let p = this.#cache[i];
     if (p === undefined) {
       const v = this.#vocab;
-      p = this.#kernel.warp(this.logits.subarray(i * v, (i + 1) * v), this.#warp);
+      const at = this.#index ? this.#index[i] : i;
+      p = this.#kernel.warp(this.logits.subarray(at * v, (at + 1) * v), this.#warp);
       this.#cache[i] = p;
     }
     return p;
@@ -87,19 +99,28 @@ export interface TargetScorerOptions {
    * @default {{}}
    */
   warp?: WarpOptions;
+  /**
+   * Score k ≥ 2 drafts as one row of their merged token tree when the model supports it
+   * (`supportsTree`): shared prefixes are scored once and no KV copy is made.
+   * @default {true}
+   */
+  tree?: boolean;
 }
 
 /**
  * Scores a block in ONE target call: forks the target's row to k rows and appends, to row r, the
- * pending tokens followed by draft r's L tokens, keeping the last L + 1 positions.
+ * pending tokens followed by draft r's L tokens, keeping the last L + 1 positions. When the model
+ * supports tree attention (`supportsTree`, e.g. graphs from our GGUF converter) and k ≥ 2, the k
+ * drafts are instead one row of their merged token tree (shared prefixes once, no KV copies), and
+ * rollback keeps the accepted path's entries.
  *
- * @example
+ * @example Two drafts as two rows (a model without tree attention)
  * ```ts
  * import { TargetScorer } from "./scorer.ts";
  * import { MarkovModel, randomMarkovTable } from "./markov.ts";
  * import { referenceKernel } from "../kernel/reference.ts";
  * import assert from "node:assert/strict";
- * const model = new MarkovModel({ table: randomMarkovTable(3, 1, 2), vocabSize: 3 });
+ * const model = new MarkovModel({ table: randomMarkovTable(3, 1, 2), vocabSize: 3, tree: false });
  * const scorer = new TargetScorer({ model, kernel: referenceKernel });
  * const scores = await scorer.score([0], [Int32Array.of(1, 2), Int32Array.of(2, 2)], 2);
  * assert.equal(scores.logits.length, 2 * 3 * 3);
@@ -113,13 +134,24 @@ export class TargetScorer {
   readonly model: CausalModel;
   readonly #kernel: Kernel;
   readonly #warp: WarpOptions;
+  readonly #tree: boolean;
   #base = -1;
+  #pendingNodes = 0;
+  #nodeOf: Int32Array[] | undefined;
+  /** Shape of the last scoring forward: rows × tokens per row (a tree: 1 × nodes). */
+  lastShape: { rows: number; tokens: number } = { rows: 0, tokens: 0 };
 
   /** Wraps the target model; warps rows with the given kernel and options. */
   constructor(options: TargetScorerOptions) {
     this.model = options.model;
     this.#kernel = options.kernel;
     this.#warp = options.warp ?? {};
+    this.#tree = options.tree ?? true;
+  }
+
+  /** Whether k ≥ 2 drafts are scored as a tree (the option is on and the model supports it). */
+  get scoresTrees(): boolean {
+    return this.#tree && this.model.supportsTree === true && this.model.appendTree !== undefined;
   }
 
   /**
@@ -132,7 +164,12 @@ export class TargetScorer {
    * @throws {RangeError} from the model (context limit, bad ids).
    */
   async score(pending: ArrayLike<number>, drafts: Int32Array[], draftLength: number): Promise<TargetScores> {
+    if (drafts.length > 1 && draftLength > 0 && this.scoresTrees) {
+      return this.#scoreTree(pending, drafts, draftLength);
+    }
     const model = this.model;
+    this.#nodeOf = undefined;
+    this.lastShape = { rows: drafts.length, tokens: pending.length + draftLength };
     model.fork(drafts.length);
     this.#base = model.length + pending.length;
     const rows = drafts.map((draft) => {
@@ -160,7 +197,64 @@ export class TargetScorer {
    */
   rollback(row: number, accepted: number): void {
     if (this.#base < 0) throw new RangeError("Cannot roll the target back: no block was scored");
-    this.model.select(row, this.#base + accepted);
+    const nodeOf = this.#nodeOf;
+    if (nodeOf) {
+      const path: number[] = [];
+      for (let i = 0; i < this.#pendingNodes; i++) path.push(i);
+      for (let t = 0; t < accepted; t++) path.push(nodeOf[row][t]);
+      this.model.keepTreePath!(path);
+      this.#nodeOf = undefined;
+    } else {
+      this.model.select(row, this.#base + accepted);
+    }
     this.#base = -1;
+  }
+
+  /**
+   * One row of the merged tree: the pending tokens as a chain, then each draft's tokens as a path
+   * from the last pending token, sharing nodes with earlier drafts while their prefixes agree.
+   */
+  async #scoreTree(
+    pending: ArrayLike<number>,
+    drafts: Int32Array[],
+    draftLength: number,
+  ): Promise<TargetScores> {
+    const model = this.model;
+    const tokens: number[] = [];
+    const parents: number[] = [];
+    for (let i = 0; i < pending.length; i++) {
+      tokens.push(pending[i]);
+      parents.push(i - 1);
+    }
+    const last = pending.length - 1;
+    const children = new Map<string, number>();
+    const nodeOf = drafts.map(() => new Int32Array(draftLength));
+    for (let r = 0; r < drafts.length; r++) {
+      let parent = last;
+      for (let t = 0; t < draftLength; t++) {
+        const key = `${parent} ${drafts[r][t]}`;
+        let node = children.get(key);
+        if (node === undefined) {
+          node = tokens.length;
+          tokens.push(drafts[r][t]);
+          parents.push(parent);
+          children.set(key, node);
+        }
+        nodeOf[r][t] = node;
+        parent = node;
+      }
+    }
+    this.#base = model.length + pending.length;
+    this.#pendingNodes = pending.length;
+    this.#nodeOf = nodeOf;
+    this.lastShape = { rows: 1, tokens: tokens.length };
+    const logits = await model.appendTree!(tokens, parents);
+    const depths = draftLength + 1;
+    const index = new Int32Array(drafts.length * depths);
+    for (let r = 0; r < drafts.length; r++) {
+      index[r * depths] = last;
+      for (let t = 1; t < depths; t++) index[r * depths + t] = nodeOf[r][t - 1];
+    }
+    return new TargetScores(this.#kernel, this.#warp, logits, drafts.length, depths, model.vocabSize, index);
   }
 }

@@ -311,7 +311,12 @@ export class SpeculativeGenerator {
     const key = JSON.stringify([warp, k, draftLength]);
     let planner = this.#planners.get(key);
     if (!planner) {
-      planner = new AutoPlanner({ cost, maxDrafts: k, maxDraftLength: draftLength });
+      planner = new AutoPlanner({
+        cost,
+        maxDrafts: k,
+        maxDraftLength: draftLength,
+        treeScoring: this.target.supportsTree === true,
+      });
       this.#planners.set(key, planner);
     }
     return planner;
