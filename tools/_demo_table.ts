@@ -156,6 +156,21 @@ export async function verdict(
   const arStep = ar.targetMs + ar.draftMs + ar.otherMs;
   const top = best(rows.slice(1))!;
   const met = top.tokensPerSecond >= goal * ar.tokensPerSecond;
+  const auto = rows.find((r) => r.method === "auto");
+  const fixed = best(rows.filter((r) => r.method !== "auto"))!;
+  if (auto) {
+    const vsBest = auto.tokensPerSecond / fixed.tokensPerSecond;
+    const vsAr = auto.tokensPerSecond / ar.tokensPerSecond;
+    console.log(
+      `
+auto: ${auto.tokensPerSecond.toFixed(1)} tokens/s = ${
+        vsBest.toFixed(2)
+      }x the best fixed method (${fixed.label}; ` +
+        `goal 0.95x: ${vsBest >= 0.95 ? "met" : "NOT met"}) and ${
+          vsAr.toFixed(2)
+        }x autoregressive (goal 1.0x: ${vsAr >= 1 ? "met" : "NOT met"}) on ${backend}.`,
+    );
+  }
   console.log(
     `\nSpeed-up = tokens/block ÷ block/AR step. Goal best exact method >= ${goal}x autoregressive: ${
       met ? "met" : "NOT met"

@@ -29,7 +29,9 @@ const CHAT = [{
 }];
 const ROWS: RowSpec[] = [
   { label: "autoregressive", method: "autoregressive", k: 1, L: 1 },
+  { label: "auto (k<=4, L<=4)", method: "auto", k: 4, L: 4 },
   ...[2, 3, 4, 6].map((L): RowSpec => ({ label: `sd L=${L}`, method: "sd", k: 1, L })),
+  ...[2, 3].map((L): RowSpec => ({ label: `block L=${L}`, method: "block", k: 1, L })),
   { label: "spectr k=2 L=4", method: "spectr", k: 2, L: 4 },
   { label: "spectr k=4 L=4", method: "spectr", k: 4, L: 4 },
   { label: "specinfer-wor k=4 L=4", method: "specinfer-wor", k: 4, L: 4 },

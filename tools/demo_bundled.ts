@@ -112,7 +112,9 @@ async function measure(label: string, method: GenerationMethod, k: number, L: nu
 
 await measure("warm-up", "spectr", 2, 2); // first-call costs (session warm-up) out of the table
 const rows: Row[] = [await measure("autoregressive", "autoregressive", 1, 1)];
+rows.push(await measure("auto (k<=4, L<=4)", "auto", 4, 4));
 for (const L of [2, 3, 4, 6]) rows.push(await measure(`sd L=${L}`, "sd", 1, L));
+for (const L of [2, 3]) rows.push(await measure(`block L=${L}`, "block", 1, L));
 for (const [k, L] of [[2, 4], [4, 4], [8, 4], [4, 6]]) {
   rows.push(await measure(`spectr k=${k} L=${L}`, "spectr", k, L));
 }

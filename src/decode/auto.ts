@@ -136,10 +136,8 @@ class AcceptanceTable {
   #at(k: number, depth: number): number {
     const row = this.values.get(k)!;
     for (let t = Math.min(depth, row.length - 1); t >= 0; t--) if (!Number.isNaN(row[t])) return row[t];
-    if (k !== this.ks[0]) {
-      const one = this.#at(this.ks[0], depth);
-      return 1 - (1 - one) ** k; // an upper bound from one draft until K-SEQ rows are measured
-    }
+    // Until K-SEQ's acceptance is measured (from any block's rows), assume no gain over one draft.
+    if (k !== this.ks[0]) return this.#at(this.ks[0], depth);
     return PRIOR_ACCEPTANCE;
   }
 }
@@ -187,6 +185,9 @@ export class AutoPlanner implements BlockPlanner {
   readonly #correction = new Map<string, number>();
   readonly #verifyMs = new Map<string, number>();
   #draftFactor = 1;
+  /** Per-block time outside the target, draft and verifier (event-loop turns, bookkeeping), ms. */
+  #overheadMs = 0;
+  #overheadSeen = false;
   #arStreak = 0;
   #observed = 0;
   #planned = 0;
@@ -243,11 +244,13 @@ export class AutoPlanner implements BlockPlanner {
   candidates(): AutoCandidate[] {
     const out: AutoCandidate[] = [];
     const { target, draft } = this.cost;
-    const arVerify = this.#verifyMs.get(`${this.#autoregressive.name}:1:0`) ?? 0;
+    const verifyMs = (name: string, k: number, L: number) =>
+      (this.#verifyMs.get(`${name}:${k}`) ?? 0) * (L + 1);
+    const overhead = this.#overheadMs;
     out.push({
       plan: { verifier: this.#autoregressive, k: 1, draftLength: 0 },
       tokens: 1,
-      ms: target.predict(1, 1) + arVerify,
+      ms: target.predict(1, 1) + verifyMs(this.#autoregressive.name, 0, 0) + overhead,
     });
     const survival = Number.isNaN(this.#survival) ? this.#request.get(1, 0) : this.#survival;
     for (const k of this.#ks) {
@@ -260,14 +263,13 @@ export class AutoPlanner implements BlockPlanner {
         }
         tokens *= this.#correction.get(`${verifier.name}:${k}`) ?? 1;
         const draftMs = (draft.predict(1, 2) + (L - 1) * draft.predict(k, 1)) * this.#draftFactor;
-        const verifyMs = this.#verifyMs.get(`${verifier.name}:${k}:${L}`) ?? 0;
         const targetMs = k > 1 && this.#treeScoring
           ? target.predict(1, 1 + Math.max(L, (this.#uniqueShare.get(k) ?? 1) * k * L))
           : target.predict(k, 1 + L);
         out.push({
           plan: { verifier, k, draftLength: L },
           tokens: Math.max(1, tokens),
-          ms: targetMs + draftMs + verifyMs,
+          ms: targetMs + draftMs + verifyMs(verifier.name, k, L) + overhead,
         });
       }
     }
@@ -354,9 +356,16 @@ export class AutoPlanner implements BlockPlanner {
         const ratio = outcome.draftMs / predictedDraft;
         if (Number.isFinite(ratio) && ratio > 0) this.#draftFactor += 0.1 * (ratio - this.#draftFactor);
       }
-      const vkey = `${plan.verifier.name}:${k}:${L}`;
+      // Verification time per depth it could read (L + 1 rows), per verifier and k (L = 0: k = 0).
+      const vkey = `${plan.verifier.name}:${L === 0 ? 0 : k}`;
+      const perDepth = outcome.verifyMs / (L + 1);
       const old = this.#verifyMs.get(vkey);
-      this.#verifyMs.set(vkey, old === undefined ? outcome.verifyMs : old + 0.1 * (outcome.verifyMs - old));
+      this.#verifyMs.set(vkey, old === undefined ? perDepth : old + 0.1 * (perDepth - old));
+      const overhead = Math.max(0, outcome.blockMs - outcome.targetMs - outcome.draftMs - outcome.verifyMs);
+      this.#overheadMs = this.#overheadSeen
+        ? this.#overheadMs + 0.1 * (overhead - this.#overheadMs)
+        : overhead;
+      this.#overheadSeen = true;
     }
   }
 

@@ -53,6 +53,12 @@ export interface BlockDecoderOptions {
    * @default {{}}
    */
   warp?: WarpOptions;
+  /**
+   * Score k ≥ 2 drafts as one row of their merged tree when the target supports it (see
+   * {@linkcode TargetScorer}); false scores them as k rows.
+   * @default {true}
+   */
+  tree?: boolean;
 }
 
 /**
@@ -115,6 +121,7 @@ export class BlockDecoder implements Decoder {
   readonly #target: CausalModel;
   readonly #kernel: Kernel;
   readonly #warp: WarpOptions;
+  readonly #tree: boolean;
 
   /**
    * Builds the driver over a target, a proposer (or draft model), a kernel and a verifier (or planner).
@@ -157,6 +164,7 @@ export class BlockDecoder implements Decoder {
     this.#target = target;
     this.#kernel = kernel;
     this.#warp = { ...warp };
+    this.#tree = options.tree ?? true;
   }
 
   /** The verifier of a fixed plan (the first plan of a planner). */
@@ -222,7 +230,7 @@ export class BlockDecoder implements Decoder {
     const { random, signal } = run;
     throwIfAborted(signal);
     const output = new OutputBuffer(run.maxNewTokens, run.eos, run.stopWhen);
-    const scorer = new TargetScorer({ model: target, kernel, warp: this.#warp });
+    const scorer = new TargetScorer({ model: target, kernel, warp: this.#warp, tree: this.#tree });
     target.reset();
     proposer.reset();
     planner.start();
@@ -230,6 +238,7 @@ export class BlockDecoder implements Decoder {
     let targetPending = run.prompt;
     let draftPending = run.prompt;
     let known = run.prompt.length; // prompt + generated tokens so far
+    let lastEnd: number | undefined; // when the previous block ended
     while (!output.stopReason) {
       await yieldToEventLoop(); // timers and I/O run between blocks, whatever the model
       throwIfAborted(signal);
@@ -243,6 +252,7 @@ export class BlockDecoder implements Decoder {
       const last = room < 1; // no room for a draft token: one last token from the target alone
       const plan = last || chosen.draftLength > room ? { ...chosen, draftLength: Math.max(0, room) } : chosen;
       const start = performance.now();
+      lastEnd ??= start;
       let now = start;
       const proposal = await stats.count(
         "draftCalls",
@@ -270,8 +280,11 @@ export class BlockDecoder implements Decoder {
       draftPending = proposer.rollback(block.row, block.accepted);
       draftPending.push(next);
       const end = stats.time("draftMs", afterTarget);
-      stats.recordBlock(block.reached, block.accepted, plan, proposal, end - start);
+      const blockMs = end - lastEnd;
+      lastEnd = end;
+      stats.recordBlock(block.reached, block.accepted, plan, proposal, blockMs);
       planner.observe({
+        blockMs,
         plan,
         proposal,
         scores,

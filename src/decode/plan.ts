@@ -41,6 +41,12 @@ export interface BlockOutcome {
   readonly targetMs: number;
   /** Time verifying, ms. */
   readonly verifyMs: number;
+  /**
+   * Wall time from the end of the previous block (the start of this one for the first) to the end
+   * of this one, ms: the stages plus everything else a block costs (yielding to the event loop, the
+   * caller's work between blocks, bookkeeping).
+   */
+  readonly blockMs: number;
   /** Prompt + generated tokens before the block. */
   readonly known: number;
   /** Tokens the target was fed before the drafts (the prompt in the first block, then 1). */

@@ -61,7 +61,7 @@ export interface PlanCount {
   blocks: number;
   /** Tokens those blocks output (before truncation at maxNewTokens / EOS). */
   tokens: number;
-  /** Wall time of those blocks (propose, score, verify, roll back), ms. */
+  /** Wall time of those blocks, each from the end of the previous block (event-loop turns included), ms. */
   ms: number;
   /** Measured tokens per second of those blocks: `tokens / ms · 1000`. */
   tokensPerSecond: number;

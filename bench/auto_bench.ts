@@ -1,0 +1,267 @@
+/**
+ * `deno task bench:auto`: is `auto` as fast as the best fixed method, cell by cell? For each pair
+ * (the bundled TinyStories pair; SmolLM2-135M-Instruct + models/smollm2-draft when built) × backend
+ * (cpu, wasm) × target dtype (the real pair: fp32, q8; q8 on wasm is skipped: it dequantizes every
+ * weight per call there) × temperature (0.7, 1.0), it measures autoregressive, `auto`, sd, block
+ * verification and SpecTr at fixed (k, L), interleaved prompt by prompt, with fixed prompts and
+ * seeds chosen before measuring, and prints auto ÷ the best fixed configuration and auto ÷
+ * autoregressive (goals 0.95× and 1.0×), with the plans auto ran. Where the target scores trees
+ * (our converter's graphs), SpecTr k = 2 and 4 also run with k rows, for the tree-vs-rows figure.
+ *
+ * Options: `--quick` (1 prompt, 48 tokens), `--pairs toy,real`, `--backends cpu,wasm`. The last
+ * line is one JSON object with every row.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  type BackendName,
+  type GenerationMethod,
+  type GenerationPrompt,
+  type ModelDtype,
+  SpeculativeGenerator,
+} from "../mod.ts";
+import { BlockDecoder } from "../src/decode/decoder.ts";
+import { renderChat } from "../src/generate/chat.ts";
+import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
+
+const MODELS = new URL("../models/", import.meta.url).pathname;
+const TOY_PROMPTS = [
+  "Once upon a time",
+  "Tom and his dog went to the park.",
+  "The little bird was sad because",
+];
+/** Held out from the real draft's training (tools/train/smollm2/prompts.py eval_prompts()). */
+const CHAT_PROMPTS = [
+  "What is the difference between a comet and an asteroid?",
+  "Write a short poem about autumn leaves.",
+  "Explain how a bicycle gear system works.",
+];
+const TEMPERATURES = [0.7, 1.0];
+
+interface Config {
+  label: string;
+  method: GenerationMethod;
+  k: number;
+  L: number;
+  /** Score k ≥ 2 drafts as k rows even where the target scores trees. */
+  rows?: boolean;
+}
+
+const FIXED: Config[] = [
+  { label: "autoregressive", method: "autoregressive", k: 1, L: 1 },
+  { label: "auto (k<=4, L<=4)", method: "auto", k: 4, L: 4 },
+  ...[2, 3, 4].map((L): Config => ({ label: `sd L=${L}`, method: "sd", k: 1, L })),
+  ...[2, 3].map((L): Config => ({ label: `block L=${L}`, method: "block", k: 1, L })),
+  ...[[2, 2], [2, 3], [4, 2], [4, 3]].map(([k, L]): Config => ({
+    label: `spectr k=${k} L=${L}`,
+    method: "spectr",
+    k,
+    L,
+  })),
+];
+const ROWS: Config[] = [[2, 3], [4, 3]].map(([k, L]) => ({
+  label: `spectr k=${k} L=${L} rows`,
+  method: "spectr",
+  k,
+  L,
+  rows: true,
+}));
+
+/** One measured cell row. */
+interface Row {
+  pair: string;
+  backend: string;
+  dtype: string;
+  temperature: number;
+  label: string;
+  tokensPerSecond: number;
+  blockEfficiency: number;
+  plans?: string;
+}
+
+async function measureCell(
+  pair: string,
+  generator: SpeculativeGenerator,
+  backend: string,
+  dtype: string,
+  prompts: GenerationPrompt[],
+  maxNewTokens: number,
+): Promise<Row[]> {
+  const chat = typeof prompts[0] === "object" && !Array.isArray(prompts[0]);
+  const idsOf = (prompt: GenerationPrompt): number[] =>
+    typeof prompt === "string"
+      ? [
+        ...(generator.addBosToken ? [generator.tokenizer.bosTokenId!] : []),
+        ...generator.tokenizer.encode(prompt),
+      ]
+      : generator.tokenizer.encode(renderChat(generator.tokenizer, (prompt as { messages: [] }).messages));
+  const configs = generator.target.supportsTree ? [...FIXED, ...ROWS] : FIXED;
+  const rows: Row[] = [];
+  // Warm-up: first-call costs and auto's calibration out of the table.
+  await generator.generate(prompts[0], { maxNewTokens: 8, method: "auto", seed: 99 });
+  await generator.generate(prompts[0], { maxNewTokens: 8, method: "spectr", k: 4, seed: 99 });
+  for (const temperature of TEMPERATURES) {
+    const totals = configs.map(() => ({ tokens: 0, ms: 0, blocks: 0, plans: new Map<string, number>() }));
+    for (const [p, prompt] of prompts.entries()) {
+      const ids = idsOf(prompt);
+      for (const [i, c] of configs.entries()) {
+        const seed = p + 1;
+        const { stats } = c.rows
+          ? await new BlockDecoder({
+            target: generator.target,
+            draft: generator.draft!,
+            kernel: generator.kernel,
+            verifier: "kseq",
+            k: c.k,
+            draftLength: c.L,
+            warp: { temperature },
+            tree: false,
+          }).generate(ids, {
+            maxNewTokens,
+            seed,
+            eosTokenId: chat ? generator.chatStopTokenIds : generator.eosTokenIds,
+          })
+          : await generator.generate(prompt, {
+            method: c.method,
+            k: c.k,
+            draftLength: c.L,
+            temperature,
+            maxNewTokens,
+            seed,
+          });
+        totals[i].tokens += stats.tokens;
+        totals[i].ms += stats.totalMs;
+        totals[i].blocks += stats.blocks;
+        for (const plan of stats.plans) {
+          const key = plan.draftLength === 0 ? "AR" : `${plan.method} k=${plan.k} L=${plan.draftLength}`;
+          totals[i].plans.set(key, (totals[i].plans.get(key) ?? 0) + plan.blocks);
+        }
+      }
+    }
+    for (const [i, c] of configs.entries()) {
+      rows.push({
+        pair,
+        backend,
+        dtype,
+        temperature,
+        label: c.label,
+        tokensPerSecond: (totals[i].tokens * 1000) / totals[i].ms,
+        blockEfficiency: totals[i].tokens / totals[i].blocks,
+        ...(c.method === "auto"
+          ? {
+            plans: [...totals[i].plans].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(", "),
+          }
+          : {}),
+      });
+    }
+  }
+  return rows;
+}
+
+function report(rows: Row[]): void {
+  const ar = rows.find((r) => r.label === "autoregressive")!;
+  const auto = rows.find((r) => r.label.startsWith("auto ("))!;
+  const fixed = rows.filter((r) => !r.label.startsWith("auto ("));
+  const best = fixed.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+  console.log(`\n${ar.pair} pair, ${ar.dtype}, ${ar.backend}, T = ${ar.temperature}`);
+  for (const r of rows) {
+    console.log(
+      `  ${r.label.padEnd(24)} ${r.tokensPerSecond.toFixed(1).padStart(8)} tokens/s  ${
+        r.blockEfficiency.toFixed(2).padStart(5)
+      } tokens/block  ${(r.tokensPerSecond / ar.tokensPerSecond).toFixed(2).padStart(5)}x AR`,
+    );
+  }
+  const vsBest = auto.tokensPerSecond / best.tokensPerSecond;
+  const vsAr = auto.tokensPerSecond / ar.tokensPerSecond;
+  console.log(
+    `  => auto ${vsBest.toFixed(2)}x the best fixed (${best.label}; goal 0.95x: ${
+      vsBest >= 0.95 ? "met" : "NOT met"
+    }), ${vsAr.toFixed(2)}x autoregressive (goal 1.0x: ${
+      vsAr >= 1 ? "met" : "NOT met"
+    }); auto ran ${auto.plans}`,
+  );
+  for (const k of [2, 4]) {
+    const tree = rows.find((r) => r.label === `spectr k=${k} L=3`);
+    const flat = rows.find((r) => r.label === `spectr k=${k} L=3 rows`);
+    const sd = fixed.filter((r) => r.label.startsWith("sd")).reduce((
+      a,
+      b,
+    ) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+    if (tree && flat) {
+      console.log(
+        `  => spectr k=${k} L=3: tree ${tree.tokensPerSecond.toFixed(1)} vs rows ${
+          flat.tokensPerSecond.toFixed(1)
+        } tokens/s (${(tree.tokensPerSecond / flat.tokensPerSecond).toFixed(2)}x); vs best sd (${sd.label}) ${
+          (tree.tokensPerSecond / sd.tokensPerSecond).toFixed(2)
+        }x`,
+      );
+    }
+  }
+}
+
+function load(): string {
+  try {
+    return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+  } catch {
+    return "unknown";
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      pairs: { type: "string", default: "toy,real" },
+      backends: { type: "string", default: "cpu,wasm" },
+    },
+  });
+  const n = values.quick ? 1 : 3;
+  const maxNewTokens = values.quick ? 48 : 96;
+  console.log(`bench:auto; load ${load()}; ${n} prompts × ${maxNewTokens} tokens per cell, seeds 1..${n}`);
+  const all: Row[] = [];
+  const realBuilt = await Deno.stat(`${SMOLLM2_FOLDER}/build.json`).then(() => true, () => false);
+  for (const pair of values.pairs.split(",")) {
+    if (pair === "real" && !realBuilt) {
+      console.log("real pair skipped: run deno task model:smollm2 first");
+      continue;
+    }
+    for (const backend of values.backends.split(",") as BackendName[]) {
+      const dtypes: ModelDtype[] = pair === "real"
+        ? (backend === "wasm" ? ["fp32"] : ["fp32", "q8"])
+        : ["fp32"];
+      for (const dtype of dtypes) {
+        const generator = await SpeculativeGenerator.fromPretrained(
+          pair === "real"
+            ? {
+              target: SMOLLM2_FOLDER,
+              draft: `${MODELS}smollm2-draft/`,
+              backend,
+              dtype,
+              draftOptions: { dtype: "fp32" },
+              numThreads: backend === "wasm" ? 1 : 2,
+            }
+            : {
+              target: `${MODELS}target/`,
+              draft: `${MODELS}draft/`,
+              backend,
+              numThreads: backend === "wasm" ? 1 : 2,
+            },
+        );
+        const prompts: GenerationPrompt[] = pair === "real"
+          ? CHAT_PROMPTS.slice(0, n).map((content) => ({ messages: [{ role: "user" as const, content }] }))
+          : TOY_PROMPTS.slice(0, n);
+        const rows = await measureCell(pair, generator, backend, dtype, prompts, maxNewTokens);
+        await generator.dispose();
+        for (const t of TEMPERATURES) report(rows.filter((r) => r.temperature === t));
+        all.push(...rows);
+      }
+    }
+  }
+  console.log(`\nload at the end ${load()}`);
+  console.log(JSON.stringify({ rows: all }));
+}
+
+if (import.meta.main) await main();
