@@ -9,6 +9,7 @@
 import type { Verifier } from "./types.ts";
 import { blockVerifier } from "./block.ts";
 import { kseq } from "./kseq.ts";
+import { kseqBlock } from "./kseq_block.ts";
 import { sd } from "./sd.ts";
 import { specInfer, specInferWor } from "./specinfer.ts";
 
@@ -23,7 +24,7 @@ export type {
 } from "./types.ts";
 export { levelVerifier, walkBlock } from "./walk.ts";
 export type { LevelVerifierDefinition } from "./walk.ts";
-export { blockVerifier, kseq, sd, specInfer, specInferWor };
+export { blockVerifier, kseq, kseqBlock, sd, specInfer, specInferWor };
 
 /** Every shipped verifier, keyed by its name (one line per verifier). */
 export const verifiers = Object.freeze(
@@ -33,6 +34,7 @@ export const verifiers = Object.freeze(
     specinfer: specInfer,
     "specinfer-wor": specInferWor,
     block: blockVerifier,
+    "kseq-block": kseqBlock,
   } satisfies Record<string, Verifier>,
 );
 

@@ -1,0 +1,660 @@
+/**
+ * `deno task bench:efficiency`: block efficiency (mean tokens per block = accepted + 1) of sd,
+ * block, kseq, specinfer, specinfer-wor and kseq-block at equal (k, L), evaluated *paired*: one
+ * driver proposes each block once — k i.i.d. drafts, plus k drafts drawn without replacement at
+ * depth 0 for specinfer-wor (both sets from the same draft call, scored by the target in one call)
+ * — and every verifier decides that same block with its own seeded Random (sd and block take the
+ * first draft; the rest the first k i.i.d. drafts, specinfer-wor the without-replacement ones). The
+ * text continues along the driver's choice (kseq-block's, `--drive` to change), which is fine for
+ * efficiency: each verifier's tokens per block is an unbiased estimate on the same contexts. sd,
+ * block, kseq and kseq-block are scored by their exact E[tokens | block] over their own uniforms
+ * ({@linkcode expectedTokens}: closed forms, or their rule summed over the tree of the fixed drafts),
+ * specinfer and specinfer-wor by the mean of `--repeats` decisions (fresh uniforms); the repeated
+ * decisions of the other four are kept as a check of the exact values (printed, ~0). The driver
+ * continues along its first decision.
+ *
+ * Sets: `markov` (the toy chains of tests/sequence_test.ts: order 1 V = 4, order 2 V = 3, order 1
+ * V = 5), `bundled` (models/target + models/draft, TinyStories, onnxruntime-node), `real`
+ * (SmolLM2-135M-Instruct q8 `model_quantized.onnx` + models/smollm2-draft, chat prompts held out
+ * from the draft's training; skipped when `deno task model:smollm2` has not built it). Shapes
+ * (k, L) = (1,2), (1,4), (2,2), (2,4), (4,3); temperatures 1 and 0.7.
+ *
+ * Prints per set and temperature a table of tokens per block (± one standard error over blocks),
+ * the paired differences kseq-block − kseq and block − sd, then the goals (block ≥ sd everywhere and
+ * ≥ +5 % on the real pair at T = 1; kseq-block ≥ kseq at equal (k, L) everywhere); the last line is
+ * one JSON object with every cell.
+ *
+ * Options: `--sets markov,bundled,real`, `--temperatures 1,0.7`, `--real-prompts 4`,
+ * `--real-tokens 64`, `--bundled-prompts 6`, `--bundled-tokens 128` (new tokens per prompt),
+ * `--markov-blocks 1500` (blocks per chain and shape, about), `--drive kseq-block`, `--seed 1`,
+ * `--dtype q8|fp32` (the real target), `--repeats 4` (decisions per verifier and block),
+ * `--shapes "1,2;1,4;2,2;2,4;4,3"`. The defaults take about 7 minutes on 2 cores (the real pair
+ * most of it).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { SpeculativeGenerator } from "../src/generate/generator.ts";
+import { renderChat } from "../src/generate/chat.ts";
+import type { Kernel, Probs, WarpOptions } from "../src/kernel/types.ts";
+import type { ModelDtype } from "../src/model/backend.ts";
+import { referenceKernel } from "../src/kernel/reference.ts";
+import { MarkovModel, nearMarkovTable, randomMarkovTable } from "../src/decode/markov.ts";
+import type { CausalModel } from "../src/decode/model.ts";
+import { TargetScorer } from "../src/decode/scorer.ts";
+import { Random } from "../src/random.ts";
+import { blockWeights, residualMass } from "../src/verify/block.ts";
+import { solveWeightedRho } from "../src/verify/kseq_block.ts";
+import { getVerifier } from "../src/verify/mod.ts";
+import type { BlockProposal, BlockScores, Verifier } from "../src/verify/types.ts";
+import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
+
+/** Milliseconds spent in the models (draft and target calls) and in verification, per set. */
+const timing = { modelMs: 0, verifyMs: 0 };
+
+const VERIFIERS = ["sd", "block", "kseq", "specinfer", "specinfer-wor", "kseq-block"] as const;
+type Name = typeof VERIFIERS[number];
+let SHAPES: [number, number][] = [[1, 2], [1, 4], [2, 2], [2, 4], [4, 3]];
+
+/** Running mean and variance (Welford) of tokens per block. */
+class Tally {
+  n = 0;
+  mean = 0;
+  #m2 = 0;
+  add(x: number): void {
+    this.n++;
+    const d = x - this.mean;
+    this.mean += d / this.n;
+    this.#m2 += d * (x - this.mean);
+  }
+  /** Standard error of the mean. */
+  get se(): number {
+    return this.n > 1 ? Math.sqrt(this.#m2 / (this.n - 1) / this.n) : NaN;
+  }
+}
+
+/** A source of blocks: a target and a draft model and the prompts to continue. */
+interface PairSet {
+  name: string;
+  pairs: { label: string; target: CausalModel; draft: CausalModel; prompts: number[][]; stop: number[] }[];
+  kernel: Kernel;
+  tokens: number;
+}
+
+/** One verifier in one shape: its k' (≤ its maxCandidates) and which drafts it reads. */
+interface Entry {
+  name: Name;
+  verifier: Verifier;
+  k: number;
+  withoutReplacement: boolean;
+}
+
+function entriesFor(k: number): Entry[] {
+  return VERIFIERS.map((name) => {
+    const verifier = getVerifier(name);
+    return {
+      name,
+      verifier,
+      k: Math.min(k, verifier.maxCandidates),
+      withoutReplacement: verifier.draftSampling === "without-replacement",
+    };
+  });
+}
+
+/**
+ * E[tokens | block] (accepted + 1, over the verifier's uniforms, drafts fixed) where it has a closed
+ * form or a short recursion: sd (Π of min(1, p/q)), block (P(τ ≥ i) = 1 − Π_{j≥i}(1 − h_j)), the
+ * K-SEQ walk and kseq-block (their rules, summed over the tree of the fixed drafts). Undefined for
+ * the SpecInfer rules (measured by repeated decisions only).
+ *
+ * @example One draft token with p/q = 1/2: sd keeps it half the time
+ * ```ts
+ * import { expectedTokens } from "./block_efficiency.ts";
+ * import { referenceKernel } from "../src/kernel/reference.ts";
+ * const p = Float64Array.of(0.25, 0.75), q = Float64Array.of(0.5, 0.5);
+ * const proposal = { k: 1, draftLength: 1, tokens: [Int32Array.of(0)], probs: [[q]] };
+ * console.assert(expectedTokens("sd", referenceKernel, proposal, { probs: () => p }) === 1.5);
+ * ```
+ */
+export function expectedTokens(
+  name: Name,
+  kernel: Kernel,
+  proposal: BlockProposal,
+  scores: BlockScores,
+): number | undefined {
+  const { draftLength: L, tokens: drafts, probs: qRows } = proposal;
+  const all = drafts.map((_, r) => r);
+  if (name === "sd" || name === "block") {
+    const x = drafts[0], pOf: number[] = [], qOf: number[] = [];
+    for (let i = 0; i < L; i++) {
+      pOf.push(scores.probs(0, i)[x[i]]);
+      qOf.push(qRows[0][i][x[i]]);
+    }
+    let mean = 1;
+    if (name === "sd") {
+      let kept = 1;
+      for (let i = 0; i < L; i++) mean += kept *= Math.min(1, pOf[i] / qOf[i]);
+      return mean;
+    }
+    const { h } = blockWeights(pOf, qOf, (i, wi) => residualMass(scores.probs(0, i), qRows[0][i], wi));
+    let allFail = 1;
+    for (let i = L; i >= 1; i--) mean += 1 - (allFail *= 1 - h[i]);
+    return mean;
+  }
+  if (name === "kseq") {
+    // E[accepted below a node | walk at the node] over K-SEQ's choices.
+    const walk = (depth: number, survivors: number[]): number => {
+      if (depth === L) return 0;
+      const first = survivors[0], p = scores.probs(first, depth), q = qRows[first][depth];
+      const { rho } = kernel.solveRho(p, q, survivors.length);
+      let none = 1, mean = 0;
+      for (const r of survivors) {
+        const y = drafts[r][depth], a = Math.min(1, p[y] / (rho * q[y]));
+        mean += none * a * (1 + walk(depth + 1, survivors.filter((s) => drafts[s][depth] === y)));
+        none *= 1 - a;
+      }
+      return mean;
+    };
+    return 1 + walk(0, all);
+  }
+  if (name === "kseq-block") {
+    // [P(kept), E[accepted below the node · 1{kept}]] of a visit, as in src/verify/kseq_block.ts.
+    const visit = (depth: number, survivors: number[], w: number): [number, number] => {
+      if (!(w > 0)) return [0, 0];
+      if (depth === L) return [w, 0];
+      const first = survivors[0], p = scores.probs(first, depth), q = qRows[first][depth];
+      const { rho, acceptance } = solveWeightedRho(p, q, Math.min(1, w), survivors.length);
+      const mass = new Map<number, number>();
+      let none = 1;
+      for (const r of survivors) {
+        const y = drafts[r][depth], a = Math.min(1, (w * p[y]) / (rho * q[y]));
+        mass.set(y, (mass.get(y) ?? 0) + none * a);
+        none *= 1 - a;
+      }
+      let reach = 1, keep = 0, below = 0, used = 0;
+      for (const [y, py] of mass) {
+        const weight = used < 1 ? Math.min(1, py / (1 - used)) : 0;
+        used += py;
+        const [k, g] = visit(depth + 1, survivors.filter((r) => drafts[r][depth] === y), weight);
+        keep += reach * k;
+        below += reach * (k + g);
+        reach *= 1 - k;
+      }
+      const h = depth === 0 || w >= 1 || acceptance >= 1
+        ? 1
+        : Math.max(0, (w - acceptance) / (1 - acceptance));
+      return [keep + reach * h, below];
+    };
+    return 1 + visit(0, all, 1)[1];
+  }
+  return undefined;
+}
+
+/** The drafts `offset .. offset + k − 1` of a block as a verifier's proposal and scores. */
+function slice(
+  tokens: Int32Array[],
+  probs: Probs[][],
+  scores: BlockScores,
+  offset: number,
+  k: number,
+  L: number,
+): { proposal: BlockProposal; scores: BlockScores } {
+  return {
+    proposal: {
+      k,
+      draftLength: L,
+      tokens: tokens.slice(offset, offset + k),
+      probs: probs.slice(offset, offset + k),
+    },
+    scores: { probs: (row, depth) => scores.probs(offset + row, depth) },
+  };
+}
+
+/**
+ * Generates `maxNewTokens` after `prompt` block by block (k i.i.d. drafts and, when `wor`, k drafts
+ * without replacement at depth 0, all of length L from one draft pass), lets every entry verify each
+ * block and continues along the driver's decision. Returns the number of blocks run.
+ */
+async function runPrompt(
+  target: CausalModel,
+  draft: CausalModel,
+  kernel: Kernel,
+  warp: WarpOptions,
+  prompt: number[],
+  maxNewTokens: number,
+  stop: number[],
+  k: number,
+  L: number,
+  entries: Entry[],
+  drive: Name,
+  seed: number,
+  tallies: Map<Name, Tally>,
+  differences: Map<string, Tally>,
+  repeats: number,
+  checks: Map<Name, Tally>,
+): Promise<number> {
+  const rng = new Random(seed);
+  const randoms = entries.map((_, i) => new Random(seed * 131 + i + 1));
+  const driver = entries.findIndex((e) => e.name === drive);
+  const wor = entries.some((e) => e.withoutReplacement && e.k > 1);
+  const scorer = new TargetScorer({ model: target, kernel, warp });
+  target.reset();
+  draft.reset();
+  let draftPending = prompt, targetPending = prompt, known = prompt.length, generated = 0, blocks = 0;
+  const limit = Math.min(target.maxLength, draft.maxLength);
+  while (generated < maxNewTokens && known + L + 2 <= limit) {
+    const modelStart = performance.now();
+    const q0 = kernel.warp(await draft.append([draftPending], 1), warp);
+    const base = draft.length;
+    let support = 0;
+    for (let x = 0; x < q0.length; x++) if (q0[x] > 0) support++;
+    const first = [...kernel.sample(q0, rng.fill(new Float64Array(k)), false)];
+    const worK = wor ? Math.min(k, support) : 0;
+    if (worK) first.push(...kernel.sample(q0, rng.fill(new Float64Array(worK)), true));
+    const rows = first.length;
+    const tokens = first.map((x) => {
+      const row = new Int32Array(L);
+      row[0] = x;
+      return row;
+    });
+    const probs: Probs[][] = first.map(() => [q0]);
+    if (L > 1) draft.fork(rows);
+    for (let t = 1; t < L; t++) {
+      const step = await draft.append(tokens.map((row) => [row[t - 1]]), 1);
+      for (let r = 0; r < rows; r++) {
+        const q = kernel.warp(step.subarray(r * q0.length, (r + 1) * q0.length), warp);
+        probs[r].push(q);
+        tokens[r][t] = kernel.sample(q, [rng.next()])[0];
+      }
+    }
+    const scores = await scorer.score(targetPending, tokens, L);
+    const verifyStart = performance.now();
+    timing.modelMs += verifyStart - modelStart;
+    let chosen = { offset: 0, tokens: [] as number[], accepted: 0, row: 0 };
+    const accepted: number[] = [];
+    for (const [i, e] of entries.entries()) {
+      const offset = e.withoutReplacement && e.k > 1 ? k : 0;
+      const k2 = e.withoutReplacement && e.k > 1 ? worK : e.k;
+      const view = slice(tokens, probs, scores, offset, k2, L);
+      // The mean over `repeats` decisions (fresh uniforms) estimates E[tokens | this block]; where
+      // that expectation is computed exactly, the estimate only checks it.
+      let sum = 0;
+      for (let j = 0; j < repeats; j++) {
+        const result = e.verifier.verifyBlock(kernel, view.proposal, view.scores, randoms[i]);
+        sum += result.tokens.length;
+        if (i === driver && j === 0) chosen = { offset, ...result };
+      }
+      const exact = expectedTokens(e.name, kernel, view.proposal, view.scores);
+      tallies.get(e.name)!.add(exact ?? sum / repeats);
+      accepted[i] = exact ?? sum / repeats;
+      if (exact !== undefined) checks.get(e.name)!.add(sum / repeats - exact);
+    }
+    timing.verifyMs += performance.now() - verifyStart;
+    const at = (name: Name) => accepted[entries.findIndex((e) => e.name === name)];
+    differences.get("kseq-block − kseq")!.add(at("kseq-block") - at("kseq"));
+    differences.get("block − sd")!.add(at("block") - at("sd"));
+    blocks++;
+    const row = chosen.offset + chosen.row;
+    scorer.rollback(row, chosen.accepted);
+    draft.select(draft.rows === 1 ? 0 : row, base + Math.min(chosen.accepted, L - 1));
+    const next = chosen.tokens[chosen.tokens.length - 1];
+    draftPending = chosen.accepted === L ? [tokens[row][L - 1], next] : [next];
+    targetPending = [next];
+    known += chosen.tokens.length;
+    generated += chosen.tokens.length;
+    if (chosen.tokens.some((x) => stop.includes(x))) break;
+  }
+  return blocks;
+}
+
+/** One table cell. */
+interface Cell {
+  set: string;
+  temperature: number;
+  k: number;
+  L: number;
+  verifier: Name;
+  kUsed: number;
+  tokensPerBlock: number;
+  se: number;
+  blocks: number;
+}
+
+/** A paired difference of tokens per block on the same blocks. */
+interface Difference {
+  set: string;
+  temperature: number;
+  k: number;
+  L: number;
+  name: "kseq-block − kseq" | "block − sd";
+  mean: number;
+  se: number;
+}
+
+const fmt = (x: { mean: number; se: number }) =>
+  `${x.mean >= 0 ? "+" : ""}${x.mean.toFixed(3)}±${x.se.toFixed(3)}`;
+
+async function measureSet(
+  set: PairSet,
+  setKey: string,
+  temperatures: number[],
+  drive: Name,
+  seed: number,
+  repeats: number,
+): Promise<{ cells: Cell[]; differences: Difference[] }> {
+  const cells: Cell[] = [];
+  const differences: Difference[] = [];
+  for (const temperature of temperatures) {
+    const warp: WarpOptions = temperature === 1 ? {} : { temperature };
+    const checks = new Map(VERIFIERS.map((v) => [v, new Tally()] as const));
+    console.log(
+      `\n${set.name}, T = ${temperature}: tokens per block (± 1 s.e.), paired on the driver's (${drive}) blocks`,
+    );
+    console.log(
+      `k L  ${VERIFIERS.map((v) => v.padStart(16)).join("")}   blocks   kseq-block − kseq   block − sd`,
+    );
+    for (const [k, L] of SHAPES) {
+      const entries = entriesFor(k);
+      const tallies = new Map(VERIFIERS.map((v) => [v, new Tally()] as const));
+      const diffs = new Map(["kseq-block − kseq", "block − sd"].map((d) => [d, new Tally()] as const));
+      let blocks = 0;
+      for (const [pairIndex, pair] of set.pairs.entries()) {
+        for (const [i, prompt] of pair.prompts.entries()) {
+          blocks += await runPrompt(
+            pair.target,
+            pair.draft,
+            set.kernel,
+            warp,
+            prompt,
+            set.tokens,
+            pair.stop,
+            k,
+            L,
+            entries,
+            drive,
+            seed + 1000 * pairIndex + i,
+            tallies,
+            diffs,
+            repeats,
+            checks,
+          );
+        }
+      }
+      for (const e of entries) {
+        const t = tallies.get(e.name)!;
+        cells.push({
+          set: setKey,
+          temperature,
+          k,
+          L,
+          verifier: e.name,
+          kUsed: e.k,
+          tokensPerBlock: t.mean,
+          se: t.se,
+          blocks: t.n,
+        });
+      }
+      for (const [name, t] of diffs) {
+        differences.push({
+          set: setKey,
+          temperature,
+          k,
+          L,
+          name: name as Difference["name"],
+          mean: t.mean,
+          se: t.se,
+        });
+      }
+      const cell = (e: Entry) => {
+        const t = tallies.get(e.name)!;
+        return `${t.mean.toFixed(3)}±${t.se.toFixed(3)}${e.k < k ? "¹" : " "}`.padStart(16);
+      };
+      const d = (name: string) => ({ mean: diffs.get(name)!.mean, se: diffs.get(name)!.se });
+      console.log(
+        `${k} ${L}  ${entries.map(cell).join("")}   ${String(blocks).padStart(6)}   ${
+          fmt(d("kseq-block − kseq")).padStart(17)
+        }   ${fmt(d("block − sd")).padStart(12)}`,
+      );
+    }
+    console.log(
+      "  ¹ takes one draft (the first). sd, block, kseq, kseq-block: exact E[tokens | block]; specinfer, specinfer-wor:",
+    );
+    console.log(
+      `  mean of ${repeats} decisions per block. Check, mean of ${repeats} decisions − exact (should be ~0): ${
+        (["sd", "block", "kseq", "kseq-block"] as Name[]).map((v) => `${v} ${fmt(checks.get(v)!)}`).join(", ")
+      }`,
+    );
+  }
+  return { cells, differences };
+}
+
+function markovSet(blocksWanted: number): PairSet {
+  // The chains of tests/sequence_test.ts (same tables, seeds and prompts).
+  const chains = [
+    {
+      label: "order-1 V=4",
+      order: 1 as const,
+      vocab: 4,
+      target: randomMarkovTable(4, 1, 11, { scale: 1.5, maskProbability: 0.2 }),
+      draft: randomMarkovTable(4, 1, 12, { scale: 1.5, maskProbability: 0.2 }),
+      prompt: [0],
+    },
+    (() => {
+      const target = randomMarkovTable(3, 2, 27, { scale: 1.5, maskProbability: 0.2 });
+      return {
+        label: "order-2 V=3",
+        order: 2 as const,
+        vocab: 3,
+        target,
+        draft: nearMarkovTable(target, 3, 28, { noise: 1.5, maskProbability: 0.2, unmask: true }),
+        prompt: [2, 1],
+      };
+    })(),
+    {
+      label: "order-1 V=5",
+      order: 1 as const,
+      vocab: 5,
+      target: randomMarkovTable(5, 1, 31, { scale: 1.2 }),
+      draft: randomMarkovTable(5, 1, 32, { scale: 1.2 }),
+      prompt: [2],
+    },
+  ];
+  // Runs of 200 new tokens (about 100 blocks at ~2 tokens per block), repeated to reach the blocks wanted.
+  const runs = Math.max(1, Math.ceil(blocksWanted / 100));
+  return {
+    name: "markov (3 toy chains of tests/sequence_test.ts)",
+    kernel: referenceKernel,
+    tokens: 200,
+    pairs: chains.map((c) => ({
+      label: c.label,
+      target: new MarkovModel({ table: c.target, vocabSize: c.vocab, order: c.order }),
+      draft: new MarkovModel({ table: c.draft, vocabSize: c.vocab, order: c.order }),
+      prompts: Array.from({ length: runs }, () => c.prompt),
+      stop: [],
+    })),
+  };
+}
+
+const STORY_PROMPTS = [
+  "Once upon a time",
+  "One day, a little girl named Lily",
+  "Tom and his dog went to the park",
+  "The sun was shining and",
+  "There was a big red ball",
+  "Mom said it was time to",
+];
+/** tools/train/smollm2/prompts.py eval_prompts(), the first five (held out from the draft's training). */
+const CHAT_PROMPTS = [
+  "What is the difference between a comet and an asteroid?",
+  "How do submarines dive and resurface?",
+  "Write a short poem about autumn leaves.",
+  "Give me four tips for sleeping better.",
+  "Explain how a bicycle gear system works.",
+];
+
+async function exists(path: string): Promise<boolean> {
+  return !!(await Deno.stat(path).catch(() => undefined));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      sets: { type: "string", default: "markov,bundled,real" },
+      temperatures: { type: "string", default: "1,0.7" },
+      "real-prompts": { type: "string", default: "4" },
+      "real-tokens": { type: "string", default: "64" },
+      "bundled-prompts": { type: "string", default: "6" },
+      "bundled-tokens": { type: "string", default: "128" },
+      "markov-blocks": { type: "string", default: "1500" },
+      drive: { type: "string", default: "kseq-block" },
+      seed: { type: "string", default: "1" },
+      dtype: { type: "string", default: "q8" },
+      repeats: { type: "string", default: "4" },
+      shapes: { type: "string", default: "1,2;1,4;2,2;2,4;4,3" },
+    },
+  });
+  const temperatures = values.temperatures.split(",").map(Number);
+  const seed = Number(values.seed);
+  const drive = values.drive as Name;
+  SHAPES = values.shapes.split(";").map((shape) => {
+    const [k, L] = shape.split(",").map(Number);
+    if (!Number.isInteger(k) || !Number.isInteger(L) || k < 1 || L < 1) {
+      throw new RangeError(`--shapes: expected "k,L;k,L;…" with integers >= 1, got "${shape}"`);
+    }
+    return [k, L] as [number, number];
+  });
+  const repeats = Number(values.repeats);
+  if (!Number.isInteger(repeats) || repeats < 1) {
+    throw new RangeError(`--repeats must be an integer >= 1, got ${repeats}`);
+  }
+  if (!VERIFIERS.includes(drive)) {
+    throw new RangeError(`--drive must be one of ${VERIFIERS.join(", ")}, got ${drive}`);
+  }
+  const started = performance.now();
+  console.log(
+    `bench:efficiency on ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; sets ${values.sets}; ` +
+      `T ${temperatures.join(", ")}; shapes ${
+        SHAPES.map(([k, L]) => `(${k},${L})`).join(" ")
+      }; driver ${drive}; seed ${seed}; ${repeats} decisions per verifier and block`,
+  );
+  const cells: Cell[] = [];
+  const differences: Difference[] = [];
+  const models = new URL("../models/", import.meta.url);
+  for (const setName of values.sets.split(",")) {
+    let set: PairSet | undefined;
+    let dispose: (() => Promise<void>) | undefined;
+    if (setName === "markov") {
+      set = markovSet(Number(values["markov-blocks"]));
+      console.log(
+        `\nmarkov: 3 chains, runs of ${set.tokens} tokens × ${
+          set.pairs[0].prompts.length
+        } per chain and shape`,
+      );
+    } else if (setName === "bundled" || setName === "real") {
+      const real = setName === "real";
+      const promptCount = Number(values[real ? "real-prompts" : "bundled-prompts"]);
+      const tokens = Number(values[real ? "real-tokens" : "bundled-tokens"]);
+      const target = real ? SMOLLM2_FOLDER : new URL("target/", models).pathname;
+      const draft = new URL(real ? "smollm2-draft/" : "draft/", models).pathname;
+      const needed = real
+        ? `${target}/onnx/${values.dtype === "q8" ? "model_quantized" : "model"}.onnx`
+        : target;
+      if (!(await exists(needed)) || !(await exists(draft))) {
+        console.log(
+          `\n${setName}: skipped (${needed} missing${real ? "; run deno task model:smollm2" : ""})`,
+        );
+        continue;
+      }
+      const generator = await SpeculativeGenerator.fromPretrained({
+        target,
+        draft,
+        backend: "cpu",
+        ...(real ? { dtype: values.dtype as ModelDtype, draftOptions: { dtype: "fp32" as ModelDtype } } : {}),
+        numThreads: 2,
+      });
+      dispose = () => generator.dispose();
+      const tok = generator.tokenizer;
+      const prompts = real
+        ? CHAT_PROMPTS.slice(0, promptCount).map((content) =>
+          tok.encode(renderChat(tok, [{ role: "user", content }]))
+        )
+        : STORY_PROMPTS.slice(0, promptCount).map((text) => {
+          const ids = tok.encode(text);
+          if (tok.bosTokenId !== undefined && generator.addBosToken && ids[0] !== tok.bosTokenId) {
+            ids.unshift(tok.bosTokenId);
+          }
+          return ids;
+        });
+      set = {
+        name: real
+          ? `real (SmolLM2-135M-Instruct ${values.dtype} + smollm2-draft, cpu, ${prompts.length} chat prompts × ${tokens} tokens)`
+          : `bundled (TinyStories target + draft, cpu, ${prompts.length} prompts × ${tokens} tokens)`,
+        kernel: generator.kernel,
+        tokens,
+        pairs: [{
+          label: setName,
+          target: generator.target,
+          draft: generator.draft!,
+          prompts,
+          stop: [...(real ? generator.chatStopTokenIds : generator.eosTokenIds)],
+        }],
+      };
+    } else {
+      throw new RangeError(`Unknown set "${setName}": expected markov, bundled or real`);
+    }
+    const t0 = performance.now();
+    timing.modelMs = timing.verifyMs = 0;
+    const measured = await measureSet(set, setName, temperatures, drive, seed, repeats);
+    cells.push(...measured.cells);
+    differences.push(...measured.differences);
+    console.log(
+      `  (${((performance.now() - t0) / 1000).toFixed(1)} s: models ${
+        (timing.modelMs / 1000).toFixed(1)
+      } s, ` +
+        `verifiers and expectations ${(timing.verifyMs / 1000).toFixed(1)} s)`,
+    );
+    await dispose?.();
+  }
+  // Goals, from the paired differences (same blocks): "met" when the mean difference is ≥ 0.
+  console.log("\ngoals (paired differences on the same blocks, ± 1 s.e.):");
+  const groups = [...new Set(differences.map((d) => `${d.set}|${d.temperature}`))];
+  const verdict = (name: Difference["name"], shapes: [number, number][]) => {
+    let all = true;
+    for (const g of groups) {
+      const parts = differences.filter((d) =>
+        `${d.set}|${d.temperature}` === g && d.name === name &&
+        shapes.some(([k, L]) => d.k === k && d.L === L)
+      );
+      if (parts.length === 0) continue;
+      const line = parts.map((d) => `(${d.k},${d.L}) ${fmt(d)}${d.mean < 0 ? " ✗" : ""}`).join("  ");
+      if (parts.some((d) => d.mean < 0)) all = false;
+      console.log(`  ${name} on ${g.replace("|", ", T = ")}: ${line}`);
+    }
+    return all;
+  };
+  const blockMet = verdict("block − sd", SHAPES.filter(([k]) => k === 1));
+  const oursMet = verdict("kseq-block − kseq", SHAPES.filter(([k]) => k > 1));
+  console.log(`  block ≥ sd at every (1, L): ${blockMet ? "met" : "not met (✗ above)"}`);
+  for (const [k, L] of SHAPES.filter(([k]) => k === 1)) {
+    const b = cells.find((c) =>
+      c.set === "real" && c.temperature === 1 && c.k === k && c.L === L && c.verifier === "block"
+    );
+    const s = cells.find((c) =>
+      c.set === "real" && c.temperature === 1 && c.k === k && c.L === L && c.verifier === "sd"
+    );
+    if (!b || !s) continue;
+    const gain = b.tokensPerBlock / s.tokensPerBlock - 1;
+    console.log(
+      `  block vs sd on the real pair, T = 1, L = ${L}: ${
+        (100 * gain >= 0 ? "+" : "") + (100 * gain).toFixed(1)
+      } % (goal ≥ +5 %: ${gain >= 0.05 ? "met" : "not met"})`,
+    );
+  }
+  console.log(`  kseq-block ≥ kseq at every (k ≥ 2, L): ${oursMet ? "met" : "not met (✗ above)"}`);
+  console.log(`  total ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(JSON.stringify({ drive, seed, repeats, cells, differences }));
+}
+
+if (import.meta.main) await main();
