@@ -9,8 +9,8 @@
  * pooled; any impossible sequence gives p = 0).
  *
  * Threshold: family-wise α = 1e-3, Bonferroni over the exactness configurations in this file
- * (CONFIGS.length: 28 with the reference kernel, 39 when the WASM kernel is present), so a
- * configuration fails when p < 1e-3 / CONFIGS.length (≈ 3.6e-5 for 28, 2.6e-5 for 39). `auto` runs
+ * (CONFIGS.length: 30 with the reference kernel, 41 when the WASM kernel is present), so a
+ * configuration fails when p < 1e-3 / CONFIGS.length (≈ 3.3e-5 for 30, 2.4e-5 for 41). `auto` runs
  * with a fixed synthetic cost model and must switch between at least 3 plans over its N runs.
  *
  * Power check: the same test, same N, on seven deliberately wrong verifiers — K-SEQ with ρ fixed to 1
@@ -301,7 +301,7 @@ if (wasm) {
     CONFIGS.push({ chain: chainOrder2(), ...m, warp: {}, kernel: wasm, seed: seed++ });
   }
 }
-// 28 configurations with the reference kernel alone (threshold 1e-3 / 28 ≈ 3.6e-5), 39 with WASM.
+// 30 configurations with the reference kernel alone (threshold 1e-3 / 30 ≈ 3.3e-5), 41 with WASM.
 const THRESHOLD = FAMILY_ALPHA / CONFIGS.length;
 
 for (const c of CONFIGS) {

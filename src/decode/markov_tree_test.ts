@@ -110,7 +110,9 @@ Deno.test("appendTree rejects bad trees, more than one row, the context limit; N
   // `append` returns no logits there); node 1 has 2 and its row is the table's row for (1, 0).
   const logits = await order2.appendTree([1, 0], [-1, 0]);
   assert.ok(logits.subarray(0, 2).every(Number.isNaN));
-  assert.deepEqual([...logits.subarray(2, 4)], [...order2.table.subarray((1 * 2 + 0) * 2, (1 * 2 + 0) * 2 + 2)]);
+  assert.deepEqual([...logits.subarray(2, 4)], [
+    ...order2.table.subarray((1 * 2 + 0) * 2, (1 * 2 + 0) * 2 + 2),
+  ]);
 });
 
 Deno.test("tree: false turns tree scoring off; append / fork / select behave as before", async () => {
