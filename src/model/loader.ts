@@ -94,7 +94,10 @@ class FileSystemLoader extends BaseLoader {
     checkName(name);
     const path = join(this.location, name);
     try {
-      return new Uint8Array(await (await fs()).readFile(path));
+      // A view of the Buffer node:fs returns (it owns its ArrayBuffer), not a copy: a model file
+      // read this way is briefly held once rather than twice.
+      const data = await (await fs()).readFile(path);
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     } catch (cause) {
       const code = (cause as { code?: string }).code;
       if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
