@@ -55,6 +55,7 @@ export type {
   RandomTableOptions,
   StopReason,
 } from "./src/decode/mod.ts";
+export { LookupProposer, type LookupProposerOptions } from "./src/decode/lookup.ts";
 
 export {
   blockVerifier,

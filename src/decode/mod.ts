@@ -25,6 +25,7 @@ export { MarkovModel, nearMarkovTable, randomMarkovTable } from "./markov.ts";
 export type { MarkovModelOptions, RandomTableOptions } from "./markov.ts";
 export { DraftProposer } from "./proposer.ts";
 export type { DraftProposal, DraftProposerOptions, ProposalRequest, Proposer } from "./proposer.ts";
+export { findContinuation, type LookupMatch, LookupProposer, type LookupProposerOptions } from "./lookup.ts";
 export { FixedPlanner } from "./plan.ts";
 export type { BlockOutcome, BlockPlan, BlockPlanner } from "./plan.ts";
 export { TargetScorer, TargetScores } from "./scorer.ts";

@@ -10,7 +10,8 @@
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
 import { loadKernel } from "../kernel/wasm.ts";
 import { AutoPlanner } from "../decode/auto.ts";
-import { type BlockCostModel, calibrateBlockCost } from "../decode/cost.ts";
+import { type BlockCostModel, calibrateBlockCost, ForwardCost } from "../decode/cost.ts";
+import { LookupProposer } from "../decode/lookup.ts";
 import { createDecoder } from "../decode/create.ts";
 import type { CausalModel } from "../decode/model.ts";
 import type { DecodeStats, StopReason } from "../decode/stats.ts";
@@ -110,6 +111,13 @@ export interface GenerationOptions {
   stop?: string | readonly string[];
   /** Aborts the generation (the call rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Who drafts: `"draft"` (the draft model) or `"lookup"` (prompt lookup: n-grams of the prompt and
+   * the text so far, no model; one draft per block, so `k` is 1 and `auto` chooses only L and
+   * whether to draft). `"lookup"` works on a generator without a draft model.
+   * @default {"draft"}
+   */
+  proposer?: "draft" | "lookup";
 }
 
 /** A chat to continue: its messages, rendered with the folder's chat template. */
@@ -305,14 +313,22 @@ export class SpeculativeGenerator {
   }
 
   /** The `auto` planner for a warp and bounds: one per generator, so it keeps the pair's estimates. */
-  async #autoPlanner(warp: WarpOptions, k: number, draftLength: number): Promise<AutoPlanner> {
+  async #autoPlanner(
+    warp: WarpOptions,
+    k: number,
+    draftLength: number,
+    lookup: boolean,
+  ): Promise<AutoPlanner> {
     this.#cost ??= calibrateBlockCost(this.target, this.draft, { key: this.#costKey });
     const cost = await this.#cost;
-    const key = JSON.stringify([warp, k, draftLength]);
+    const key = JSON.stringify([warp, k, draftLength, lookup]);
     let planner = this.#planners.get(key);
     if (!planner) {
       planner = new AutoPlanner({
-        cost,
+        // Lookup drafts cost nothing: no draft forwards to plan for.
+        cost: lookup
+          ? { target: cost.target, draft: new ForwardCost({ rows: [1], tokens: [1], ms: [1e-3] }) }
+          : cost,
         maxDrafts: k,
         maxDraftLength: draftLength,
         treeScoring: this.target.supportsTree === true,
@@ -483,7 +499,14 @@ export class SpeculativeGenerator {
       draftLength = 4,
       stop = [],
       signal,
+      proposer = "draft",
     } = options;
+    if (proposer !== "draft" && proposer !== "lookup") {
+      throw new RangeError(
+        `Cannot generate: proposer must be "draft" or "lookup", got ${JSON.stringify(proposer)}`,
+      );
+    }
+    const lookup = proposer === "lookup";
     if (!generationMethods.includes(method)) {
       throw new RangeError(
         `Cannot generate: unknown method "${method}", expected one of ${generationMethods.join(", ")}`,
@@ -491,7 +514,7 @@ export class SpeculativeGenerator {
     }
     checkCount("k", k, MAX_DRAFTS);
     checkCount("draftLength", draftLength, MAX_DRAFT_LENGTH);
-    if (method !== "autoregressive" && method !== "auto" && !this.draft) {
+    if (method !== "autoregressive" && method !== "auto" && !lookup && !this.draft) {
       throw new RangeError(
         `Cannot generate: method "${method}" needs a draft model, and this generator has none`,
       );
@@ -503,15 +526,19 @@ export class SpeculativeGenerator {
     const detokenizer = new StreamingDetokenizer(this.tokenizer, { skipSpecialTokens: true });
     let seen = 0;
     const warp = { temperature, topK, topP };
-    // auto without a draft model has one choice: autoregressive.
-    const run = method === "auto" && !this.draft ? "autoregressive" : method;
-    const planner = run === "auto" ? await this.#autoPlanner(warp, k, draftLength) : undefined;
+    // auto without a draft model (and without lookup) has one choice: autoregressive.
+    const run = method === "auto" && !this.draft && !lookup ? "autoregressive" : method;
+    const drafts = lookup ? 1 : k;
+    const planner = run === "auto" ? await this.#autoPlanner(warp, drafts, draftLength, lookup) : undefined;
     const decoder = createDecoder(toDecodeMethod(run), {
       target: this.target,
-      draft: this.draft,
+      draft: lookup ? undefined : this.draft,
+      proposer: lookup ? new LookupProposer({ vocabSize: this.target.vocabSize }) : undefined,
       kernel: this.kernel,
       planner,
-      k: run === "autoregressive" || run === "auto" ? k : Math.min(k, getVerifier(run).maxCandidates),
+      k: run === "autoregressive" || run === "auto"
+        ? drafts
+        : Math.min(drafts, getVerifier(run).maxCandidates),
       draftLength,
       warp,
     });

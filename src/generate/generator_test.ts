@@ -217,3 +217,48 @@ Deno.test("addBosToken prepends the BOS id to text prompts", async () => {
   const out = await generator.generate("ab", { method: "autoregressive", maxNewTokens: 1, seed: 1 });
   assert.equal(out.stats.promptTokens, 3);
 });
+
+Deno.test("proposer lookup drafts from the text so far: greedy output equals autoregressive, no draft model needed", async () => {
+  const targetOnly = new SpeculativeGenerator({
+    target: new MarkovModel({ table, vocabSize: V }),
+    tokenizer,
+    kernel: referenceKernel,
+  });
+  const greedy = await targetOnly.generate("abcabc", {
+    method: "autoregressive",
+    temperature: 0,
+    maxNewTokens: 60,
+  });
+  for (const method of ["block", "sd", "auto"] as const) {
+    const out = await targetOnly.generate("abcabc", {
+      method,
+      proposer: "lookup",
+      temperature: 0,
+      maxNewTokens: 60,
+      draftLength: 4,
+    });
+    assert.equal(out.text, greedy.text, method);
+    // A greedy Markov chain falls into a cycle, which lookup then copies: fewer target calls.
+    assert.ok(out.stats.targetCalls < greedy.stats.targetCalls, `${method}: ${out.stats.targetCalls} calls`);
+    assert.ok(out.stats.draftCalls === 0);
+  }
+  await assert.rejects(() => targetOnly.generate("ab", { method: "spectr" }), /needs a draft model/);
+  await assert.rejects(
+    () => targetOnly.generate("ab", { proposer: "ngram" as "lookup" }),
+    { name: "RangeError", message: /proposer must be "draft" or "lookup", got "ngram"/ },
+  );
+});
+
+Deno.test("method auto is the default, gives valid text and reports the plans it ran", async () => {
+  const generator = makeGenerator();
+  const out = await generator.generate("ab", { maxNewTokens: 60, seed: 5 });
+  assert.equal(out.stats.method, "auto");
+  assert.equal(out.tokens.length, 60);
+  const blocks = out.stats.plans.reduce((n, p) => n + p.blocks, 0);
+  assert.equal(blocks, out.stats.blocks);
+  for (const p of out.stats.plans) {
+    assert.ok(["block", "kseq"].includes(p.method), p.method);
+    assert.ok(p.k >= 1 && p.k <= 4 && p.draftLength >= 0 && p.draftLength <= 4);
+    assert.ok(Number.isFinite(p.predictedTokensPerSecond) && p.predictedTokensPerSecond > 0);
+  }
+});
