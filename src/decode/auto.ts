@@ -18,7 +18,11 @@
  * times a per-method correction (measured / predicted tokens; block verification's gain over
  * token-level acceptance lands there).
  *
- * Cost model: {@linkcode BlockCostModel} (calibrated at load, refined from every block's timings).
+ * Cost model: {@linkcode BlockCostModel} (calibrated at load, refined from every block's timings),
+ * plus the per-block overhead (event-loop turns, bookkeeping) and the verifier's time per depth.
+ * For plans already run, the measured tokens per ms of their blocks take over from the prediction as
+ * evidence accumulates (weight n / (n + 4) after n blocks), so the choice settles on what is
+ * actually fastest among the plans the model points to.
  *
  * Exactness: the plan of a block depends only on earlier blocks (their rows, outcomes and timings),
  * never on the block itself, so every token stays an exact sample of the target. Because timings
@@ -65,9 +69,10 @@ export interface AutoPlannerOptions {
    */
   exploreEvery?: number;
   /**
-   * Every this many blocks, run the best plan of another family (autoregressive, k = 1, k = 2, k = 4;
-   * in turn) instead of the best one, so that no family's cost or acceptance estimate goes stale.
-   * @default {24}
+   * Every this many blocks, run another plan instead of the best one — in turn the runner-up of the
+   * best plan's family (another L) and the best of another family (autoregressive, k = 1, 2, 4) — so
+   * that no estimate goes stale.
+   * @default {16}
    */
   refreshEvery?: number;
   /**
@@ -142,6 +147,11 @@ class AcceptanceTable {
   }
 }
 
+/** A plan's identity for the measured rates. */
+function planKey(plan: BlockPlan): string {
+  return `${plan.verifier.name} ${plan.draftLength === 0 ? 1 : plan.k} ${plan.draftLength}`;
+}
+
 /** β₁ = Σ min(p, q): the acceptance probability of one draft (1 − total variation). */
 function overlap(p: Probs, q: Probs): number {
   let s = 0;
@@ -191,8 +201,11 @@ export class AutoPlanner implements BlockPlanner {
   #arStreak = 0;
   #observed = 0;
   #planned = 0;
+  #kept: string | undefined;
   readonly #refreshEvery: number;
   readonly #treeScoring: boolean;
+  /** Measured tokens per ms of the plans run (pair-level, across requests). */
+  readonly #measured = new Map<string, { rate: number; n: number }>();
   /** Unique tree nodes per draft token (k ≥ 2 drafts share prefixes), by k. */
   readonly #uniqueShare = new Map<number, number>();
   #last: AutoCandidate | undefined;
@@ -204,7 +217,7 @@ export class AutoPlanner implements BlockPlanner {
       maxDraftLength = 4,
       maxDrafts = 4,
       exploreEvery = 8,
-      refreshEvery = 24,
+      refreshEvery = 16,
       learnCost = true,
       rate = 0.2,
     } = options;
@@ -273,6 +286,15 @@ export class AutoPlanner implements BlockPlanner {
         });
       }
     }
+    // Plans already run: their measured tokens per ms (blocks' wall time, overhead included) take
+    // over from the prediction as evidence accumulates (weight n / (n + 4)).
+    for (const c of out) {
+      const seen = this.#measured.get(planKey(c.plan));
+      if (!seen) continue;
+      const w = seen.n / (seen.n + 4);
+      const rate = (1 - w) * (c.tokens / c.ms) + w * seen.rate;
+      c.ms = c.tokens / rate;
+    }
     return out.sort((a, b) => b.tokens / b.ms - a.tokens / a.ms);
   }
 
@@ -283,12 +305,20 @@ export class AutoPlanner implements BlockPlanner {
   plan(): BlockPlan & { predicted: AutoCandidate } {
     const ranked = this.candidates();
     let best = ranked[0];
+    // Hysteresis: keep the plan of the previous (non-refresh) choice unless another is predicted
+    // ≥ 5 % faster — every change of shape has its own cost (sessions re-plan their buffers).
+    const kept = this.#kept === undefined ? undefined : ranked.find((c) => planKey(c.plan) === this.#kept);
+    if (kept && kept.tokens / kept.ms >= 0.95 * (best.tokens / best.ms)) best = kept;
+    this.#kept = planKey(best.plan);
     this.#planned++;
     if (this.#refreshEvery > 0 && this.#planned % this.#refreshEvery === 0) {
       const family = (c: AutoCandidate) => (c.plan.draftLength === 0 ? 0 : c.plan.k);
       const families = [...new Set(ranked.map(family))].filter((f) => f !== family(best));
-      const pick = families[(this.#planned / this.#refreshEvery) % families.length];
-      const other = ranked.find((c) => family(c) === pick);
+      const turn = this.#planned / this.#refreshEvery;
+      // Every other refresh: the runner-up L of the best plan's own family; else another family.
+      const other = turn % 2 === 1
+        ? ranked.find((c) => family(c) === family(best) && c !== best)
+        : ranked.find((c) => family(c) === families[(turn / 2) % families.length]);
       if (other) {
         this.#last = other;
         return { ...other.plan, predicted: other };
@@ -312,6 +342,17 @@ export class AutoPlanner implements BlockPlanner {
     const L = proposal.draftLength;
     const k = proposal.k;
     this.#observed++;
+    if (this.#learnCost && outcome.pendingTokens <= 2 && outcome.blockMs > 0) {
+      // The plan as planned (a lookup proposal may come back shorter: it is the plan's outcome).
+      const key = planKey(plan);
+      const measured = result.tokens.length / outcome.blockMs;
+      const seen = this.#measured.get(key);
+      if (!seen) this.#measured.set(key, { rate: measured, n: 1 });
+      else {
+        seen.n++;
+        seen.rate += Math.max(0.1, 1 / seen.n) * (measured - seen.rate);
+      }
+    }
     // Acceptance at every depth the verifier reached, from the rows it read.
     let survivors: number[] = [];
     for (let r = 0; r < k; r++) survivors.push(r);
@@ -341,7 +382,7 @@ export class AutoPlanner implements BlockPlanner {
       }
       const ratio = result.tokens.length / predicted;
       const old = this.#correction.get(key) ?? 1;
-      this.#correction.set(key, old + 0.05 * (ratio - old));
+      this.#correction.set(key, old + 0.1 * (ratio - old));
     }
     if (k > 1 && L > 0 && outcome.scored.rows === 1) {
       const share = (outcome.scored.tokens - outcome.pendingTokens) / (k * L);

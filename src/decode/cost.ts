@@ -24,7 +24,8 @@ export interface ForwardTimings {
  * linear in rows between measured row counts (and beyond the last, extrapolated from the last two),
  * times two online corrections, both exponentially weighted means of measured / predicted starting
  * at 1: one shared by every shape (the machine got busier or quieter) and one per row count (a
- * higher rate: a row count may run rarely). Each observed ratio is clamped to [1/3, 3] so that one
+ * higher rate: a row count may run rarely), replaced for a shape already observed by that shape's
+ * own. Each observed ratio is clamped to [1/3, 3] so that one
  * stall cannot swing the model. Measured times are cleaned first, since a stall only ever adds
  * time: a shape never costs more than a larger one (more rows or tokens) nor more than running its
  * rows·tokens tokens one by one, t(r, T) ≤ r·T·t(1, 1).
@@ -42,6 +43,7 @@ export class ForwardCost {
   readonly #curves = new Map<number, { tokens: number[]; ms: number[] }>();
   readonly #rows: number[];
   readonly #correction = new Map<number, number>();
+  readonly #shapeCorrection = new Map<string, number>();
   #shared = 1;
   /** Weight of one new observation in the shared online correction. */
   readonly rate: number;
@@ -84,7 +86,8 @@ export class ForwardCost {
   /** Predicted ms of one forward of `rows × tokens`. */
   predict(rows: number, tokens: number): number {
     const base = this.#base(rows, tokens);
-    return base * this.#shared * (this.#correction.get(rows) ?? 1);
+    const own = this.#shapeCorrection.get(`${rows}×${tokens}`) ?? this.#correction.get(rows) ?? 1;
+    return base * this.#shared * own;
   }
 
   /** Feeds one measured forward: moves the row count's correction towards measured / predicted. */
@@ -94,6 +97,10 @@ export class ForwardCost {
     this.#shared *= ratio ** this.rate;
     const own = this.#correction.get(rows) ?? 1;
     this.#correction.set(rows, own * ratio ** Math.min(1, 3 * this.rate));
+    // The exact shape, once seen, is corrected on its own (the calibrated curve may be off there).
+    const key = `${rows}×${tokens}`;
+    const shape = this.#shapeCorrection.get(key) ?? own;
+    this.#shapeCorrection.set(key, shape * ratio ** Math.min(1, 3 * this.rate));
   }
 
   #base(rows: number, tokens: number): number {
@@ -158,7 +165,8 @@ export interface MeasureOptions {
    */
   past?: number;
   /**
-   * Repetitions per shape (the fastest is kept: stalls only ever add time).
+   * Repetitions per shape at least (the fastest is kept: stalls only ever add time); more rounds,
+   * up to 8, run while a whole round still fits in the budget.
    * @default {2}
    */
   repeats?: number;
@@ -186,6 +194,8 @@ export interface MeasureOptions {
  */
 export async function measureForwards(model: CausalModel, options: MeasureOptions): Promise<ForwardTimings> {
   const { rows, tokens, repeats = 2, budgetMs = 2000 } = options;
+  // Cheap models get more rounds (up to 8) within the budget: their forwards are short and noisy.
+  const maxRounds = Math.max(repeats, 8);
   const maxTokens = Math.max(...tokens);
   const past = Math.max(1, Math.min(options.past ?? 32, model.maxLength - maxTokens));
   const id = (i: number) => (i + 1) % model.vocabSize;
@@ -196,8 +206,11 @@ export async function measureForwards(model: CausalModel, options: MeasureOption
     await model.append([Array.from({ length: past }, (_, i) => id(i))], 1);
     await model.append([[id(past)]], 1); // warm-up
     model.select(0, past);
+    let roundMs = 0;
     outer:
-    for (let rep = 0; rep < repeats; rep++) {
+    for (let rep = 0; rep < maxRounds; rep++) {
+      const roundStart = performance.now();
+      if (rep >= repeats && roundStart - start + roundMs > budgetMs) break;
       for (const r of rows) {
         for (const t of tokens) {
           if (samples.size > 0 && performance.now() - start > budgetMs) break outer;
@@ -217,6 +230,7 @@ export async function measureForwards(model: CausalModel, options: MeasureOption
           list.push(ms);
         }
       }
+      roundMs = performance.now() - roundStart;
     }
   } finally {
     model.reset();
