@@ -33,6 +33,7 @@
 
 import assert from "node:assert/strict";
 import { gTest } from "./_stats.ts";
+import { sequenceProbabilities } from "./_chain_oracle.ts";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import type { Kernel, WarpOptions } from "../src/kernel/types.ts";
 import { Random } from "../src/random.ts";
@@ -74,40 +75,6 @@ function chainOrder2(): Chain {
   const vocab = 3;
   const table = randomMarkovTable(vocab, 2, 43, { scale: 1.5, maskProbability: 0.2 });
   return { name: "order-2 V=3", order: 2, vocab, table, prompt: [0, 0, 1, 0, 2, 1, 1, 2, 2, 0] };
-}
-
-/** Plain softmax with temperature and top-k (ties at the boundary kept), written for this test. */
-function warpedRow(logits: ArrayLike<number>, warp: WarpOptions): number[] {
-  const t = warp.temperature ?? 1;
-  const z = Array.from(logits, (x) => x / t);
-  const topK = warp.topK ?? 0;
-  if (topK > 0 && topK < z.length) {
-    const threshold = [...z].sort((a, b) => b - a)[topK - 1];
-    for (let i = 0; i < z.length; i++) if (z[i] < threshold) z[i] = -Infinity;
-  }
-  const max = Math.max(...z);
-  const e = z.map((x) => Math.exp(x - max));
-  const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / sum);
-}
-
-/** Exact probabilities of every length-4 continuation of the prompt under the warped target chain. */
-function sequenceProbabilities(chain: Chain, warp: WarpOptions): Float64Array {
-  const { vocab, order, table } = chain;
-  const out = new Float64Array(vocab ** LENGTH);
-  for (let s = 0; s < out.length; s++) {
-    const seq = [...chain.prompt];
-    let prob = 1;
-    for (let i = 0; i < LENGTH; i++) {
-      const x = Math.floor(s / vocab ** (LENGTH - 1 - i)) % vocab;
-      const n = seq.length;
-      const row = order === 1 ? seq[n - 1] : seq[n - 2] * vocab + seq[n - 1];
-      prob *= warpedRow(table.subarray(row * vocab, row * vocab + vocab), warp)[x];
-      seq.push(x);
-    }
-    out[s] = prob;
-  }
-  return out;
 }
 
 /** A verifier that keeps every draft token, then draws a bonus token from p: wrong on purpose. */
@@ -234,7 +201,7 @@ async function run(c: Config): Promise<Outcome> {
     accepted += stats.acceptedPerDepth.reduce((a, b) => a + b, 0);
     reached += stats.reachedPerDepth.reduce((a, b) => a + b, 0);
   }
-  const fit = gTest(counts, sequenceProbabilities(chain, c.warp));
+  const fit = gTest(counts, sequenceProbabilities(chain, c.warp, LENGTH));
   return {
     pValue: fit.pValue,
     impossible: fit.impossible,

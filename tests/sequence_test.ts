@@ -26,6 +26,7 @@
 
 import assert from "node:assert/strict";
 import { gTest } from "./_stats.ts";
+import { sequenceProbabilities } from "./_chain_oracle.ts";
 import {
   blockFirstStop,
   blockPlainResidual,
@@ -89,40 +90,6 @@ function chainOrder1Wide(): Chain {
   const target = randomMarkovTable(vocab, 1, 31, { scale: 1.2 });
   const draft = randomMarkovTable(vocab, 1, 32, { scale: 1.2 });
   return { name: "order-1 V=5", order: 1, vocab, target, draft, prompt: [2] };
-}
-
-/** Plain softmax with temperature and top-k (ties at the boundary kept), written for this test. */
-function warpedRow(logits: ArrayLike<number>, warp: WarpOptions): number[] {
-  const t = warp.temperature ?? 1;
-  const z = Array.from(logits, (x) => x / t);
-  const topK = warp.topK ?? 0;
-  if (topK > 0 && topK < z.length) {
-    const threshold = [...z].sort((a, b) => b - a)[topK - 1];
-    for (let i = 0; i < z.length; i++) if (z[i] < threshold) z[i] = -Infinity;
-  }
-  const max = Math.max(...z);
-  const e = z.map((x) => Math.exp(x - max));
-  const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / sum);
-}
-
-/** Exact probabilities of every length-3 continuation of the prompt under the warped target chain. */
-function sequenceProbabilities(chain: Chain, warp: WarpOptions): Float64Array {
-  const { vocab, order, target } = chain;
-  const out = new Float64Array(vocab ** LENGTH);
-  for (let s = 0; s < out.length; s++) {
-    const seq = [...chain.prompt];
-    let prob = 1;
-    for (let i = 0; i < LENGTH; i++) {
-      const x = Math.floor(s / vocab ** (LENGTH - 1 - i)) % vocab;
-      const n = seq.length;
-      const row = order === 1 ? seq[n - 1] : seq[n - 2] * vocab + seq[n - 1];
-      prob *= warpedRow(target.subarray(row * vocab, row * vocab + vocab), warp)[x];
-      seq.push(x);
-    }
-    out[s] = prob;
-  }
-  return out;
 }
 
 /** One exactness (or power) configuration. */
@@ -192,7 +159,10 @@ async function exactnessPValue(
       plans.set(key, (plans.get(key) ?? 0) + p.blocks);
     }
   }
-  return { ...gTest(counts, sequenceProbabilities(c.chain, c.warp)), plans };
+  return {
+    ...gTest(counts, sequenceProbabilities({ ...c.chain, table: c.chain.target }, c.warp, LENGTH)),
+    plans,
+  };
 }
 
 /**
