@@ -14,6 +14,7 @@
  * @module
  */
 
+import { RunTotals } from "./_totals.ts";
 import { parseArgs } from "node:util";
 import {
   type BackendName,
@@ -103,7 +104,7 @@ async function measureCell(
   await generator.generate(prompts[0], { maxNewTokens: 8, method: "auto", seed: 99 });
   await generator.generate(prompts[0], { maxNewTokens: 8, method: "spectr", k: 4, seed: 99 });
   for (const temperature of TEMPERATURES) {
-    const totals = configs.map(() => ({ tokens: 0, ms: 0, blocks: 0, plans: new Map<string, number>() }));
+    const totals = configs.map(() => new RunTotals());
     for (const [p, prompt] of prompts.entries()) {
       const ids = idsOf(prompt);
       for (const [i, c] of configs.entries()) {
@@ -131,13 +132,7 @@ async function measureCell(
             maxNewTokens,
             seed,
           });
-        totals[i].tokens += stats.tokens;
-        totals[i].ms += stats.totalMs;
-        totals[i].blocks += stats.blocks;
-        for (const plan of stats.plans) {
-          const key = plan.draftLength === 0 ? "AR" : `${plan.method} k=${plan.k} L=${plan.draftLength}`;
-          totals[i].plans.set(key, (totals[i].plans.get(key) ?? 0) + plan.blocks);
-        }
+        totals[i].add(stats);
       }
     }
     for (const [i, c] of configs.entries()) {
@@ -147,13 +142,9 @@ async function measureCell(
         dtype,
         temperature,
         label: c.label,
-        tokensPerSecond: (totals[i].tokens * 1000) / totals[i].ms,
-        blockEfficiency: totals[i].tokens / totals[i].blocks,
-        ...(c.method === "auto"
-          ? {
-            plans: [...totals[i].plans].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(", "),
-          }
-          : {}),
+        tokensPerSecond: totals[i].tokensPerSecond,
+        blockEfficiency: totals[i].blockEfficiency,
+        ...(c.method === "auto" ? { plans: totals[i].plans } : {}),
       });
     }
   }

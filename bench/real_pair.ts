@@ -20,6 +20,7 @@
  * @module
  */
 
+import { RunTotals } from "./_totals.ts";
 import { parseArgs } from "node:util";
 import { type BackendName, type GenerationMethod, type ModelDtype, SpeculativeGenerator } from "../mod.ts";
 import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
@@ -84,7 +85,7 @@ async function measure(
     seed: 9,
   });
   for (const temperature of TEMPERATURES) {
-    const totals = CONFIGS.map(() => ({ tokens: 0, ms: 0, blocks: 0, plans: new Map<string, number>() }));
+    const totals = CONFIGS.map(() => new RunTotals());
     // Interleave: prompt by prompt, every configuration, so that machine noise spreads evenly.
     for (const [p, content] of prompts.entries()) {
       for (const [i, c] of CONFIGS.entries()) {
@@ -96,13 +97,7 @@ async function measure(
           maxNewTokens,
           seed: p + 1,
         });
-        totals[i].tokens += stats.tokens;
-        totals[i].ms += stats.totalMs;
-        totals[i].blocks += stats.blocks;
-        for (const plan of stats.plans) {
-          const key = plan.draftLength === 0 ? "AR" : `${plan.method} k=${plan.k} L=${plan.draftLength}`;
-          totals[i].plans.set(key, (totals[i].plans.get(key) ?? 0) + plan.blocks);
-        }
+        totals[i].add(stats);
       }
     }
     for (const [i, c] of CONFIGS.entries()) {
@@ -111,13 +106,9 @@ async function measure(
         dtype,
         backend,
         temperature,
-        tokensPerSecond: (totals[i].tokens * 1000) / totals[i].ms,
-        blockEfficiency: totals[i].tokens / totals[i].blocks,
-        ...(c.method === "auto"
-          ? {
-            plans: [...totals[i].plans].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(", "),
-          }
-          : {}),
+        tokensPerSecond: totals[i].tokensPerSecond,
+        blockEfficiency: totals[i].blockEfficiency,
+        ...(c.method === "auto" ? { plans: totals[i].plans } : {}),
       });
     }
   }
