@@ -196,8 +196,7 @@ export class AutoPlanner implements BlockPlanner {
   readonly #verifyMs = new Map<string, number>();
   #draftFactor = 1;
   /** Per-block time outside the target, draft and verifier (event-loop turns, bookkeeping), ms. */
-  #overheadMs = 0;
-  #overheadSeen = false;
+  #overheadMs: number | undefined;
   #arStreak = 0;
   #observed = 0;
   #planned = 0;
@@ -256,26 +255,20 @@ export class AutoPlanner implements BlockPlanner {
   /** Every candidate with its prediction, best first. */
   candidates(): AutoCandidate[] {
     const out: AutoCandidate[] = [];
-    const { target, draft } = this.cost;
+    const { target } = this.cost;
     const verifyMs = (name: string, k: number, L: number) =>
       (this.#verifyMs.get(`${name}:${k}`) ?? 0) * (L + 1);
-    const overhead = this.#overheadMs;
+    const overhead = this.#overheadMs ?? 0;
     out.push({
       plan: { verifier: this.#autoregressive, k: 1, draftLength: 0 },
       tokens: 1,
       ms: target.predict(1, 1) + verifyMs(this.#autoregressive.name, 0, 0) + overhead,
     });
-    const survival = Number.isNaN(this.#survival) ? this.#request.get(1, 0) : this.#survival;
     for (const k of this.#ks) {
       const verifier = k === 1 ? this.single : this.multi;
       for (let L = 1; L <= this.#maxL; L++) {
-        let tokens = 1, alive = 1;
-        for (let t = 0; t < L; t++) {
-          alive *= this.#request.get(1 + (k - 1) * survival ** t, t);
-          tokens += alive;
-        }
-        tokens *= this.#correction.get(`${verifier.name}:${k}`) ?? 1;
-        const draftMs = (draft.predict(1, 2) + (L - 1) * draft.predict(k, 1)) * this.#draftFactor;
+        const tokens = this.#modelTokens(k, L) * (this.#correction.get(`${verifier.name}:${k}`) ?? 1);
+        const draftMs = this.#modelDraftMs(k, L) * this.#draftFactor;
         const targetMs = k > 1 && this.#treeScoring
           ? target.predict(1, 1 + Math.max(L, (this.#uniqueShare.get(k) ?? 1) * k * L))
           : target.predict(k, 1 + L);
@@ -342,17 +335,6 @@ export class AutoPlanner implements BlockPlanner {
     const L = proposal.draftLength;
     const k = proposal.k;
     this.#observed++;
-    if (this.#learnCost && outcome.pendingTokens <= 2 && outcome.blockMs > 0) {
-      // The plan as planned (a lookup proposal may come back shorter: it is the plan's outcome).
-      const key = planKey(plan);
-      const measured = result.tokens.length / outcome.blockMs;
-      const seen = this.#measured.get(key);
-      if (!seen) this.#measured.set(key, { rate: measured, n: 1 });
-      else {
-        seen.n++;
-        seen.rate += Math.max(0.1, 1 / seen.n) * (measured - seen.rate);
-      }
-    }
     // Acceptance at every depth the verifier reached, from the rows it read.
     let survivors: number[] = [];
     for (let r = 0; r < k; r++) survivors.push(r);
@@ -374,13 +356,7 @@ export class AutoPlanner implements BlockPlanner {
     // The method's correction: measured tokens over the acceptance model's prediction.
     if (L > 0) {
       const key = `${plan.verifier.name}:${k}`;
-      let predicted = 1, alive = 1;
-      const survival = Number.isNaN(this.#survival) ? this.#request.get(1, 0) : this.#survival;
-      for (let t = 0; t < L; t++) {
-        alive *= this.#request.get(1 + (k - 1) * survival ** t, t);
-        predicted += alive;
-      }
-      const ratio = result.tokens.length / predicted;
+      const ratio = result.tokens.length / this.#modelTokens(k, L);
       const old = this.#correction.get(key) ?? 1;
       this.#correction.set(key, old + 0.1 * (ratio - old));
     }
@@ -390,11 +366,20 @@ export class AutoPlanner implements BlockPlanner {
       this.#uniqueShare.set(k, old === undefined ? share : old + rate * (share - old));
     }
     if (this.#learnCost && outcome.pendingTokens <= 2) {
+      if (outcome.blockMs > 0) {
+        // The plan as planned (a lookup proposal may come back shorter: it is the plan's outcome).
+        const key = planKey(plan);
+        const measured = result.tokens.length / outcome.blockMs;
+        const seen = this.#measured.get(key);
+        if (!seen) this.#measured.set(key, { rate: measured, n: 1 });
+        else {
+          seen.n++;
+          seen.rate += Math.max(0.1, 1 / seen.n) * (measured - seen.rate);
+        }
+      }
       this.cost.target.observe(outcome.scored.rows, outcome.scored.tokens, outcome.targetMs);
       if (L > 0) {
-        const { draft } = this.cost;
-        const predictedDraft = draft.predict(1, 2) + (L - 1) * draft.predict(k, 1);
-        const ratio = outcome.draftMs / predictedDraft;
+        const ratio = outcome.draftMs / this.#modelDraftMs(k, L);
         if (Number.isFinite(ratio) && ratio > 0) this.#draftFactor += 0.1 * (ratio - this.#draftFactor);
       }
       // Verification time per depth it could read (L + 1 rows), per verifier and k (L = 0: k = 0).
@@ -403,16 +388,35 @@ export class AutoPlanner implements BlockPlanner {
       const old = this.#verifyMs.get(vkey);
       this.#verifyMs.set(vkey, old === undefined ? perDepth : old + 0.1 * (perDepth - old));
       const overhead = Math.max(0, outcome.blockMs - outcome.targetMs - outcome.draftMs - outcome.verifyMs);
-      this.#overheadMs = this.#overheadSeen
-        ? this.#overheadMs + 0.1 * (overhead - this.#overheadMs)
-        : overhead;
-      this.#overheadSeen = true;
+      this.#overheadMs = this.#overheadMs === undefined
+        ? overhead
+        : this.#overheadMs + 0.1 * (overhead - this.#overheadMs);
     }
   }
 
   /** The last choice and its prediction. */
   get last(): AutoCandidate | undefined {
     return this.#last;
+  }
+
+  /**
+   * The acceptance model's tokens per block for k drafts of L tokens (before the method's
+   * correction): 1 + Σ_{j=1..L} Π_{t<j} a(t), with 1 + (k − 1)·sᵗ drafts alive at depth t.
+   */
+  #modelTokens(k: number, L: number): number {
+    const survival = Number.isNaN(this.#survival) ? this.#request.get(1, 0) : this.#survival;
+    let tokens = 1, alive = 1;
+    for (let t = 0; t < L; t++) {
+      alive *= this.#request.get(1 + (k - 1) * survival ** t, t);
+      tokens += alive;
+    }
+    return tokens;
+  }
+
+  /** The cost model's draft time of a block (before the online factor): the pending call, then L − 1 k-row steps. */
+  #modelDraftMs(k: number, L: number): number {
+    const { draft } = this.cost;
+    return draft.predict(1, 2) + (L - 1) * draft.predict(k, 1);
   }
 
   #record(kernel: Kernel, p: Probs, q: Probs, depth: number, multi: boolean): void {
