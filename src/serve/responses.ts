@@ -104,12 +104,12 @@ function _usage(result: GenerationResult) {
 
 function _extension(job: Job, result: GenerationResult) {
   const s = result.stats;
+  // A fixed speculative method reports its k and L; autoregressive has none, auto's are in plans.
+  const fixed = job.method !== "autoregressive" && job.method !== "auto";
   return {
     method: job.method,
-    k: job.method === "autoregressive" || job.method === "auto"
-      ? null
-      : Math.min(job.k, getVerifier(job.method).maxCandidates),
-    draft_length: job.method === "autoregressive" || job.method === "auto" ? null : job.draftLength,
+    k: fixed ? Math.min(job.k, getVerifier(job.method).maxCandidates) : null,
+    draft_length: fixed ? job.draftLength : null,
     plans: s.plans.map((p) => ({
       method: p.method,
       k: p.k,
