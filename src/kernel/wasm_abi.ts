@@ -98,6 +98,41 @@ export interface KernelExports {
   ): number;
   /** The bench floor: Σ exp(x − max) over both rows into `out[sum]`. */
   spectr_floor(a: number, b: number, n: number, out: number): number;
+  /** `out[m×n] = x[m×k] · w[k×n] (+ bias[n] unless bias is 0)`: the kernel backend's linear layer. */
+  spectr_lm_linear(x: number, m: number, k: number, w: number, n: number, bias: number, out: number): number;
+  /** `out[m×n] = x[m×k] · wᵀ` for `w[n×k]` (a tied embedding as output head). */
+  spectr_lm_linear_t(x: number, m: number, k: number, w: number, n: number, out: number): number;
+  /** Layer norm of the rows of `x[m×n]`. */
+  spectr_lm_layer_norm(
+    x: number,
+    m: number,
+    n: number,
+    w: number,
+    b: number,
+    eps: number,
+    out: number,
+  ): number;
+  /** RMS norm of the rows of `x[m×n]`. */
+  spectr_lm_rms_norm(x: number, m: number, n: number, w: number, eps: number, out: number): number;
+  /** In place tanh GELU of `x[n]`. */
+  spectr_lm_gelu_tanh(x: number, n: number): number;
+  /** In place `gate[n] ← gate · σ(gate) · up[n]`. */
+  spectr_lm_silu_mul(gate: number, up: number, n: number): number;
+  /** Masked attention of one row over a KV cache (`wasm/src/lm.rs`). */
+  spectr_lm_attention(
+    q: number,
+    k: number,
+    v: number,
+    mask: number,
+    t: number,
+    total: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    scale: number,
+    scores: number,
+    out: number,
+  ): number;
 }
 
 /** The name of an exported function. */
@@ -124,6 +159,13 @@ export const EXPORT_ARITY = {
   spectr_specinfer_select: 9,
   spectr_sample: 8,
   spectr_floor: 4,
+  spectr_lm_linear: 7,
+  spectr_lm_linear_t: 6,
+  spectr_lm_layer_norm: 7,
+  spectr_lm_rms_norm: 6,
+  spectr_lm_gelu_tanh: 2,
+  spectr_lm_silu_mul: 3,
+  spectr_lm_attention: 12,
 } as const satisfies { [K in ExportName]: Parameters<KernelExports[K]>["length"] };
 
 /**

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod kseq;
 pub mod layout;
+pub mod lm;
 pub mod rho;
 pub mod sample;
 pub mod select;
@@ -376,5 +377,115 @@ pub unsafe extern "C" fn spectr_floor(a: *const f32, b: *const f32, n: u32, out:
     let (a, b) = (read(a, n), read(b, n));
     let s = simd::exp_sum(a, simd::max(a), 1.0) + simd::exp_sum(b, simd::max(b), 1.0);
     write(out, 8)[OUT_SUM] = s;
+    0
+}
+
+/// `out[m×n] = x[m×k] · w[k×n]`, plus `bias[n]` unless `bias` is 0 (the `kernel` model backend's
+/// linear layer; see [`lm::linear`]). Always 0.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `out` must not overlap the inputs.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_linear(x: *const f32, m: u32, k: u32, w: *const f32, n: u32, bias: *const f32, out: *mut f32) -> i32 {
+    let (m, k, n) = (m as usize, k as usize, n as usize);
+    let bias = if bias.is_null() { None } else { Some(read(bias, n)) };
+    lm::linear(read(x, m * k), m, k, read(w, k * n), n, bias, write(out, m * n));
+    0
+}
+
+/// `out[m×n] = x[m×k] · wᵀ` for `w[n×k]` (a tied embedding as the output head). Always 0.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `out` must not overlap the inputs.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_linear_t(x: *const f32, m: u32, k: u32, w: *const f32, n: u32, out: *mut f32) -> i32 {
+    let (m, k, n) = (m as usize, k as usize, n as usize);
+    lm::linear_t(read(x, m * k), m, k, read(w, n * k), n, write(out, m * n));
+    0
+}
+
+/// Layer norm of the rows of `x[m×n]` with weight `w[n]`, bias `b[n]`. Always 0.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `out` must not overlap the inputs.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_layer_norm(x: *const f32, m: u32, n: u32, w: *const f32, b: *const f32, eps: f32, out: *mut f32) -> i32 {
+    let (m, n) = (m as usize, n as usize);
+    lm::layer_norm(read(x, m * n), m, n, read(w, n), read(b, n), eps, write(out, m * n));
+    0
+}
+
+/// RMS norm of the rows of `x[m×n]` with weight `w[n]`. Always 0.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `out` must not overlap the inputs.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_rms_norm(x: *const f32, m: u32, n: u32, w: *const f32, eps: f32, out: *mut f32) -> i32 {
+    let (m, n) = (m as usize, n as usize);
+    lm::rms_norm(read(x, m * n), m, n, read(w, n), eps, write(out, m * n));
+    0
+}
+
+/// In place: tanh GELU of `x[n]`. Always 0.
+///
+/// # Safety
+/// `x` must be valid for `n` f32.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_gelu_tanh(x: *mut f32, n: u32) -> i32 {
+    lm::gelu_tanh(write(x, n as usize));
+    0
+}
+
+/// In place: `gate[n] ← gate · σ(gate) · up[n]`. Always 0.
+///
+/// # Safety
+/// Pointers must be valid for `n` f32 and not overlap.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_silu_mul(gate: *mut f32, up: *const f32, n: u32) -> i32 {
+    let n = n as usize;
+    lm::silu_mul(write(gate, n), read(up, n));
+    0
+}
+
+/// Masked attention of one row (see [`lm::attention`]): `q[t×heads·hd]`, `k`, `v`
+/// `[kv_heads×total×hd]`, `mask[t×total]` bytes, `scores[total]` scratch, `out[t×heads·hd]`.
+/// Always 0.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `out` and `scores` must not overlap the inputs.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_attention(
+    q: *const f32,
+    k: *const f32,
+    v: *const f32,
+    mask: *const u8,
+    t: u32,
+    total: u32,
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    scale: f32,
+    scores: *mut f32,
+    out: *mut f32,
+) -> i32 {
+    let s = lm::AttentionShape {
+        t: t as usize,
+        total: total as usize,
+        heads: heads as usize,
+        kv_heads: kv_heads as usize,
+        head_dim: head_dim as usize,
+    };
+    let width = s.heads * s.head_dim;
+    let cache = s.kv_heads * s.total * s.head_dim;
+    lm::attention(
+        read(q, s.t * width),
+        read(k, cache),
+        read(v, cache),
+        read(mask, s.t * s.total),
+        s,
+        scale,
+        write(scores, s.total),
+        write(out, s.t * width),
+    );
     0
 }
