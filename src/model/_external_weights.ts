@@ -14,8 +14,7 @@
  * @module
  */
 
-/** Protobuf wire types. */
-const VARINT = 0, I64 = 1, LEN = 2, I32 = 5;
+import { fields, LEN, readVarint, VARINT } from "./_protobuf.ts";
 
 /** Field numbers (onnx.proto3). */
 const MODEL_GRAPH = 7;
@@ -34,51 +33,6 @@ export interface ReferencedWeights {
   location: string;
   /** How many initializers were moved, and their bytes. */
   moved: { tensors: number; bytes: number };
-}
-
-/** A protobuf field: its number, wire type, where its key starts, its payload, where it ends. */
-interface Field {
-  number: number;
-  wire: number;
-  start: number;
-  payloadStart: number;
-  end: number;
-}
-
-function readVarint(bytes: Uint8Array, at: number): [value: number, next: number] {
-  let value = 0, scale = 1;
-  for (let i = 0; i < 10; i++) {
-    if (at >= bytes.length) throw new RangeError("a varint runs past the end of the message");
-    const b = bytes[at++];
-    value += (b & 0x7f) * scale;
-    if ((b & 0x80) === 0) return [value, at];
-    scale *= 128;
-  }
-  throw new RangeError("a varint is longer than 10 bytes");
-}
-
-/** The fields of the message `bytes[start, end)`, in order. */
-function fields(bytes: Uint8Array, start: number, end: number): Field[] {
-  const out: Field[] = [];
-  let at = start;
-  while (at < end) {
-    const fieldStart = at;
-    const [key, afterKey] = readVarint(bytes, at);
-    const number = Math.floor(key / 8), wire = key % 8;
-    let payloadStart = afterKey, next: number;
-    if (wire === VARINT) next = readVarint(bytes, afterKey)[1];
-    else if (wire === I64) next = afterKey + 8;
-    else if (wire === I32) next = afterKey + 4;
-    else if (wire === LEN) {
-      const [length, afterLength] = readVarint(bytes, afterKey);
-      payloadStart = afterLength;
-      next = afterLength + length;
-    } else throw new RangeError(`wire type ${wire} (field ${number}) is not supported`);
-    if (number === 0 || next > end) throw new RangeError(`field ${number} runs past the end of its message`);
-    out.push({ number, wire, start: fieldStart, payloadStart, end: next });
-    at = next;
-  }
-  return out;
 }
 
 function varint(value: number): number[] {

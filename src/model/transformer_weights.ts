@@ -1,0 +1,966 @@
+/**
+ * Which initializer of an ONNX decoder graph is which weight of a GPT-2 or Llama-family model,
+ * worked out from the graph's data flow (not from initializer names, which torch exports leave
+ * anonymous for the projections: `onnx::MatMul_962`), checked against the config, and returned
+ * as float32 copies in one layout: every linear layer `[in, out]` row-major (`y = x · W`).
+ *
+ * What is read from where:
+ * - projections: the MatMul / Gemm nodes whose weight is a rank-2 float tensor of the graph
+ *   (possibly through a Transpose, or Gemm `transB`), in node order; fused projections (one MatMul
+ *   then a Split, as ../convert/llama_onnx.ts writes q|k|v and gate|up) are split by the Split's
+ *   sizes. Llama's q / k / v are told apart by where their outputs go (`present.N.key`,
+ *   `present.N.value`, neither), gate / up by which output reaches a Sigmoid (SiLU);
+ * - norms: the LayerNormalization (GPT-2) or the `x · rsqrt(mean(x²) + eps) · w` Mul (Llama)
+ *   feeding each projection, with its epsilon;
+ * - biases: the Add of a rank-1 tensor right after a projection (Gemm: its C input);
+ * - embeddings: the Gather of `input_ids` (and, GPT-2, the other Gather: positions); the LM head:
+ *   the last projection, tied when its weight is the embedding tensor itself;
+ * - RoPE: its style from the rotation the graph applies to q and k (a `rotate_half` Split / Neg /
+ *   Concat or Slice, a constant signed-permutation MatMul, or a RotaryEmbedding node) and its
+ *   frequencies from the constant feeding the Cos table.
+ *
+ * @module
+ */
+
+import type { ModelConfig } from "./config.ts";
+import { InvalidModelError } from "./errors.ts";
+import type { OnnxGraph, OnnxInitializer, OnnxNode } from "./onnx_graph.ts";
+
+/** An LM head weight: `[vocab, hidden]` ("vocab-major", logits = x · Wᵀ) or `[hidden, vocab]` ("in-out"). */
+export interface HeadWeight {
+  /** The weight; for a tied head the very embedding array (same object, no copy). */
+  weight: Float32Array;
+  /** "vocab-major": `[vocab, hidden]` row-major; "in-out": `[hidden, vocab]` row-major. */
+  layout: "vocab-major" | "in-out";
+  /** Whether the head is the token embedding (tied weights). */
+  tied: boolean;
+}
+
+/** A weight with a bias: `weight` `[in, out]` (or `[n]` for a norm) and `bias` `[out]`. */
+export interface WeightAndBias {
+  /** Weight: `[in, out]` row-major for a linear layer, `[n]` for a LayerNorm scale. */
+  weight: Float32Array;
+  /** Bias `[out]` (`[n]` for a LayerNorm shift). */
+  bias: Float32Array;
+}
+
+/** One GPT-2 block (hidden d, MLP width n). */
+export interface Gpt2LayerWeights {
+  /** LayerNorm before attention: `[d]`, `[d]`. */
+  ln1: WeightAndBias;
+  /** Fused query|key|value projection (`c_attn`): `[d, 3d]`, bias `[3d]`, columns q then k then v. */
+  qkv: WeightAndBias;
+  /** Attention output projection: `[d, d]`, `[d]`. */
+  proj: WeightAndBias;
+  /** LayerNorm before the MLP: `[d]`, `[d]`. */
+  ln2: WeightAndBias;
+  /** MLP up projection (`c_fc`): `[d, n]`, `[n]`. */
+  fc: WeightAndBias;
+  /** MLP down projection (`c_proj`): `[n, d]`, `[d]`. */
+  fcProj: WeightAndBias;
+}
+
+/** The weights of a GPT-2 graph. */
+export interface Gpt2Weights {
+  /** Family tag. */
+  family: "gpt2";
+  /** Token embedding `[vocab, d]`. */
+  wte: Float32Array;
+  /** Position embedding `[maxLength, d]`. */
+  wpe: Float32Array;
+  /** Blocks in order. */
+  layers: Gpt2LayerWeights[];
+  /** Final LayerNorm `[d]`, `[d]`. */
+  lnf: WeightAndBias;
+  /** LM head (tied: `wte` itself, "vocab-major"). */
+  head: HeadWeight;
+  /** LayerNorm epsilon (the graph's, float32-exact or its shortest decimal form). */
+  eps: number;
+  /** MLP activation the graph computes: tanh-approximated GELU (`gelu_new`) or erf GELU. */
+  activation: "gelu_tanh" | "gelu_erf";
+}
+
+/** One Llama block (hidden d, q width H·hd, k/v width Hkv·hd, MLP width n). */
+export interface LlamaLayerWeights {
+  /** RMSNorm before attention `[d]`. */
+  inputNorm: Float32Array;
+  /** Query projection `[d, H·hd]` (head-major columns, RoPE pairs as {@linkcode LlamaWeights.rope}). */
+  q: Float32Array;
+  /** Key projection `[d, Hkv·hd]`. */
+  k: Float32Array;
+  /** Value projection `[d, Hkv·hd]`. */
+  v: Float32Array;
+  /** Query bias `[H·hd]` (Qwen2-style graphs). */
+  qBias?: Float32Array;
+  /** Key bias `[Hkv·hd]`. */
+  kBias?: Float32Array;
+  /** Value bias `[Hkv·hd]`. */
+  vBias?: Float32Array;
+  /** Attention output projection `[H·hd, d]`. */
+  o: Float32Array;
+  /** RMSNorm before the MLP `[d]`. */
+  postNorm: Float32Array;
+  /** SwiGLU gate `[d, n]` (the one through SiLU). */
+  gate: Float32Array;
+  /** SwiGLU up `[d, n]`. */
+  up: Float32Array;
+  /** MLP down projection `[n, d]`. */
+  down: Float32Array;
+}
+
+/** The weights of a Llama-family graph. */
+export interface LlamaWeights {
+  /** Family tag. */
+  family: "llama";
+  /** Token embedding `[vocab, d]`. */
+  embed: Float32Array;
+  /** Blocks in order. */
+  layers: LlamaLayerWeights[];
+  /** Final RMSNorm `[d]`. */
+  norm: Float32Array;
+  /** LM head (tied: `embed` itself, "vocab-major"). */
+  head: HeadWeight;
+  /** RMSNorm epsilon (the graph's, float32-exact or its shortest decimal form). */
+  eps: number;
+  /** RoPE base θ, derived from {@linkcode LlamaWeights.ropeInvFreq} (θ = invFreq[1]^(−hd/2)). */
+  ropeTheta: number;
+  /** The graph's RoPE inverse frequencies `[hd / 2]` (pair j rotates by position · invFreq[j]). */
+  ropeInvFreq: Float32Array;
+  /** "half": HF `rotate_half`, pairs (i, i + hd/2); "interleaved": pairs (2i, 2i + 1). */
+  rope: "half" | "interleaved";
+}
+
+/** The weights of a supported decoder graph. */
+export type TransformerWeights = Gpt2Weights | LlamaWeights;
+
+/** What {@linkcode transformerWeights} checks beyond the config. */
+export interface TransformerWeightsOptions {
+  /**
+   * The MLP width (`n_inner` / `intermediate_size`) the config declares, when known: checked
+   * against the graph. Without it the graph's width is taken, consistent across layers.
+   */
+  intermediateSize?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph index and tensor helpers
+
+/** Op types a value passes through unchanged in meaning (looking up or down for a norm, ids). */
+const PASS_THROUGH = new Set(["Reshape", "Cast", "Identity", "Squeeze", "Unsqueeze", "Flatten"]);
+/** Ops of quantized projections this reader does not dequantize. */
+const QUANTIZED = new Set([
+  "MatMulNBits",
+  "MatMulInteger",
+  "QLinearMatMul",
+  "DequantizeLinear",
+  "DynamicQuantizeLinear",
+  "GatherBlockQuantized",
+  "MatMulIntegerToFloat",
+  "DynamicQuantizeMatMul",
+]);
+const SILU = new Set(["Sigmoid", "Silu", "Swish"]);
+
+/** A projection node: `y = x · W (+ b)` with `W` a float tensor of the graph. */
+interface Linear {
+  node: OnnxNode;
+  /** The activation input. */
+  input: string;
+  /** The output value (before any bias Add). */
+  output: string;
+  /** The stored weight tensor. */
+  init: OnnxInitializer;
+  /** The stored tensor is `[out, in]` (Gemm transB, or a Transpose in between). */
+  transposed: boolean;
+  in: number;
+  out: number;
+}
+
+interface Index {
+  graph: OnnxGraph;
+  producer: Map<string, OnnxNode>;
+  consumers: Map<string, OnnxNode[]>;
+  linears: Linear[];
+  linearNodes: Set<OnnxNode>;
+  config: ModelConfig;
+}
+
+function fail(config: ModelConfig, message: string): never {
+  throw new InvalidModelError(`Cannot map the ONNX graph to ${config.family} weights: ${message}`);
+}
+
+function tensor(ix: Index, name: string): OnnxInitializer | undefined {
+  return ix.graph.initializers.get(name) ?? ix.graph.constants.get(name);
+}
+
+function count(dims: number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+function isFloat(t: OnnxInitializer): boolean {
+  return t.dataType === 1 || t.dataType === 10;
+}
+
+function shape(dims: number[]): string {
+  return `[${dims.join(", ")}]`;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** The tensor as a fresh float32 array (4-byte aligned, its own buffer) in its stored layout. */
+function floats(ix: Index, t: OnnxInitializer, what: string): Float32Array {
+  const n = count(t.dims);
+  let out: Float32Array;
+  if (t.dataType === 1) {
+    if (t.raw.length !== 4 * n) {
+      fail(ix.config, `${what} "${t.name}" ${shape(t.dims)} holds ${t.raw.length} bytes, expected ${4 * n}`);
+    }
+    out = new Float32Array(own(t.raw));
+  } else if (t.dataType === 10) {
+    if (t.raw.length !== 2 * n) {
+      fail(ix.config, `${what} "${t.name}" ${shape(t.dims)} holds ${t.raw.length} bytes, expected ${2 * n}`);
+    }
+    const bits = new Uint16Array(own(t.raw));
+    out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = halfToFloat(bits[i]);
+  } else {
+    fail(
+      ix.config,
+      `${what} "${t.name}" has data type ${t.dataType}; only fp32/fp16 MatMul graphs are supported (1 = float32, 10 = float16)`,
+    );
+  }
+  return out;
+}
+
+/** A copy of `bytes` in an ArrayBuffer of its own (aligned; `slice` of a Node Buffer is a view). */
+function own(bytes: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy.buffer;
+}
+
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c];
+  return out;
+}
+
+/** Columns `[from, from + n)` of the row-major `[rows, cols]` matrix. */
+function columns(w: Float32Array, rows: number, cols: number, from: number, n: number): Float32Array {
+  const out = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols + from, r * cols + from + n), r * n);
+  return out;
+}
+
+/** The projection's weight as `[in, out]`. */
+function linearWeight(ix: Index, l: Linear, what: string): Float32Array {
+  const w = floats(ix, l.init, what);
+  return l.transposed ? transpose(w, l.out, l.in) : w;
+}
+
+/** A float32 value read as float32 and shown in its shortest decimal form when that is exact. */
+function tidy(x: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const r = Number(x.toPrecision(p));
+    if (Math.fround(r) === Math.fround(x)) return r;
+  }
+  return x;
+}
+
+/** Whether the square tensor is a signed permutation (exactly one ±1 per row): a RoPE rotation. */
+function signedPermutation(ix: Index, t: OnnxInitializer): Float32Array | undefined {
+  if (t.dims.length !== 2 || t.dims[0] !== t.dims[1] || !isFloat(t) || t.dims[0] > 1024) return undefined;
+  const n = t.dims[0], m = floats(ix, t, "rotation");
+  for (let r = 0; r < n; r++) {
+    let nonzero = 0;
+    for (let c = 0; c < n; c++) {
+      const v = m[r * n + c];
+      if (v === 0) continue;
+      if (v !== 1 && v !== -1) return undefined;
+      nonzero++;
+    }
+    if (nonzero !== 1) return undefined;
+  }
+  return m;
+}
+
+function buildIndex(graph: OnnxGraph, config: ModelConfig): Index {
+  const ix: Index = {
+    graph,
+    producer: new Map(),
+    consumers: new Map(),
+    linears: [],
+    linearNodes: new Set(),
+    config,
+  };
+  for (const node of graph.nodes) {
+    for (const o of node.outputs) ix.producer.set(o, node);
+    for (const i of node.inputs) {
+      if (i === "") continue;
+      const list = ix.consumers.get(i);
+      if (list) list.push(node);
+      else ix.consumers.set(i, [node]);
+    }
+  }
+  for (const node of graph.nodes) {
+    if (QUANTIZED.has(node.opType)) {
+      const weight = node.inputs.find((i) => graph.initializers.has(i)) ?? node.inputs[1] ?? "";
+      fail(
+        config,
+        `node "${node.name}" is ${node.opType} (weight "${weight}"); only fp32/fp16 MatMul graphs are supported`,
+      );
+    }
+    const l = asLinear(ix, node);
+    if (l) {
+      ix.linears.push(l);
+      ix.linearNodes.add(node);
+    }
+  }
+  return ix;
+}
+
+function asLinear(ix: Index, node: OnnxNode): Linear | undefined {
+  if ((node.opType !== "MatMul" && node.opType !== "Gemm") || node.domain !== "" || node.inputs.length < 2) {
+    return undefined;
+  }
+  let name = node.inputs[1], transposed = false;
+  let init = tensor(ix, name);
+  if (!init) {
+    const t = ix.producer.get(name);
+    if (t?.opType !== "Transpose") return undefined;
+    const perm = t.attributes.perm;
+    if (perm !== undefined && !(Array.isArray(perm) && perm.join() === "1,0")) return undefined;
+    name = t.inputs[0];
+    init = tensor(ix, name);
+    transposed = true;
+  }
+  if (!init || init.dims.length !== 2) return undefined;
+  if (node.opType === "Gemm") {
+    const { transA = 0, transB = 0, alpha = 1, beta = 1 } = node.attributes as Record<string, number>;
+    if (transA !== 0 || alpha !== 1 || (node.inputs[2] && beta !== 1)) {
+      fail(
+        ix.config,
+        `Gemm "${node.name}" has transA ${transA}, alpha ${alpha}, beta ${beta}; only transA 0, alpha 1, beta 1 is supported`,
+      );
+    }
+    if (transB) transposed = !transposed;
+  }
+  if (!isFloat(init)) {
+    fail(
+      ix.config,
+      `${node.opType} "${node.name}" multiplies by "${init.name}" of data type ${init.dataType}; only fp32/fp16 MatMul graphs are supported`,
+    );
+  }
+  if (node.opType === "MatMul" && !transposed && signedPermutation(ix, init)) return undefined; // RoPE rotation
+  const [a, b] = init.dims;
+  return {
+    node,
+    input: node.inputs[0],
+    output: node.outputs[0],
+    init,
+    transposed,
+    in: transposed ? b : a,
+    out: transposed ? a : b,
+  };
+}
+
+/** Nodes and values reachable from `from`, not going past projections or a Softmax. */
+function downstream(ix: Index, from: string[]): { nodes: Set<OnnxNode>; values: Set<string> } {
+  const values = new Set(from), nodes = new Set<OnnxNode>(), queue = [...from];
+  while (queue.length > 0 && nodes.size < 20000) {
+    const v = queue.pop()!;
+    for (const c of ix.consumers.get(v) ?? []) {
+      if (nodes.has(c)) continue;
+      nodes.add(c);
+      if (ix.linearNodes.has(c) || c.opType === "Softmax") continue;
+      for (const o of c.outputs) {
+        if (!values.has(o)) {
+          values.add(o);
+          queue.push(o);
+        }
+      }
+    }
+  }
+  return { nodes, values };
+}
+
+/** The node producing `value`, looking through reshapes and casts. */
+function sourceOf(ix: Index, value: string): OnnxNode | undefined {
+  let node = ix.producer.get(value);
+  for (let i = 0; i < 8 && node && PASS_THROUGH.has(node.opType); i++) node = ix.producer.get(node.inputs[0]);
+  return node;
+}
+
+/** The rank-1 float vector of `n` elements among the node's other inputs, if any. */
+function vectorInput(ix: Index, node: OnnxNode, n: number, skip: string): string | undefined {
+  return node.inputs.find((i) => {
+    if (i === skip) return false;
+    const t = tensor(ix, i);
+    return t !== undefined && isFloat(t) && count(t.dims) === n && t.dims.filter((d) => d !== 1).length <= 1;
+  });
+}
+
+/** The bias of a projection: Gemm's C, or a vector Add on its output. Returns [name, output after]. */
+function biasOf(ix: Index, l: Linear): { name: string; output: string } | undefined {
+  if (l.node.opType === "Gemm" && l.node.inputs[2]) return { name: l.node.inputs[2], output: l.output };
+  const consumers = ix.consumers.get(l.output) ?? [];
+  if (consumers.length !== 1 || consumers[0].opType !== "Add") return undefined;
+  const name = vectorInput(ix, consumers[0], l.out, l.output);
+  return name ? { name, output: consumers[0].outputs[0] } : undefined;
+}
+
+function vector(ix: Index, name: string, n: number, what: string): Float32Array {
+  const t = tensor(ix, name)!;
+  if (count(t.dims) !== n) fail(ix.config, `${what} "${name}" is ${shape(t.dims)}, expected [${n}]`);
+  return floats(ix, t, what);
+}
+
+function expectLinear(ix: Index, l: Linear | undefined, inDim: number, outDim: number, what: string): Linear {
+  if (!l) {
+    fail(ix.config, `the graph has too few projections (MatMul / Gemm by a weight): ${what} is missing`);
+  }
+  if (l.in !== inDim || l.out !== outDim) {
+    fail(
+      ix.config,
+      `${what} weight "${l.init.name}" (${l.node.opType} "${l.node.name}") is [in ${l.in}, out ${l.out}], expected [${inDim}, ${outDim}] from the config`,
+    );
+  }
+  return l;
+}
+
+/** The sizes a Split node cuts its input's last axis into (`total` wide), or undefined. */
+function splitSizes(ix: Index, split: OnnxNode, total: number): number[] | undefined {
+  const n = split.outputs.length;
+  let sizes: number[] | undefined;
+  const given = split.inputs[1] ? tensor(ix, split.inputs[1]) : undefined;
+  if (given && given.dataType === 7) {
+    sizes = Array.from(new BigInt64Array(own(given.raw)), Number);
+  } else if (Array.isArray(split.attributes.split)) sizes = split.attributes.split as number[];
+  else if (split.inputs[1]) return undefined;
+  else if (total % n === 0) sizes = Array(n).fill(total / n);
+  return sizes && sizes.length === n && sizes.reduce((a, b) => a + b, 0) === total ? sizes : undefined;
+}
+
+/** The Split directly on the projection's output (after its bias, if any). */
+function splitAfter(ix: Index, output: string): OnnxNode | undefined {
+  const consumers = ix.consumers.get(output) ?? [];
+  return consumers.length === 1 && consumers[0].opType === "Split" ? consumers[0] : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Norms
+
+interface Norm {
+  weight: string;
+  bias?: string;
+  eps: number;
+}
+
+function normBefore(ix: Index, l: Linear, what: string): Norm {
+  const d = ix.config.hiddenSize;
+  const node = sourceOf(ix, l.input);
+  if (!node) fail(ix.config, `the input of ${what} is not computed by a norm (it is a graph input)`);
+  const eps = (fallback: number) =>
+    typeof node.attributes.epsilon === "number" ? node.attributes.epsilon : fallback;
+  if (node.opType === "LayerNormalization") {
+    if (!node.inputs[2]) fail(ix.config, `the LayerNormalization "${node.name}" before ${what} has no bias`);
+    return { weight: node.inputs[1], bias: node.inputs[2], eps: eps(1e-5) };
+  }
+  if (
+    ["SimplifiedLayerNormalization", "RMSNormalization", "SkipSimplifiedLayerNormalization"].includes(
+      node.opType,
+    )
+  ) {
+    return { weight: node.inputs[1], eps: eps(1e-5) };
+  }
+  if (node.opType === "Mul") {
+    const weight = vectorInput(ix, node, d, "");
+    if (weight) {
+      const other = node.inputs.find((i) => i !== weight)!;
+      const e = rmsEps(ix, other);
+      if (e !== undefined) return { weight, eps: e };
+    }
+  }
+  fail(
+    ix.config,
+    `the input of ${what} (weight "${l.init.name}") is computed by ${node.opType} "${node.name}", not by a LayerNormalization or an RMSNorm (x · rsqrt(mean(x²) + eps) · w with w [${d}])`,
+  );
+}
+
+/** The epsilon of the RMSNorm computing `value`: the scalar added to a ReduceMean, nearest first. */
+function rmsEps(ix: Index, value: string): number | undefined {
+  let frontier = [value];
+  const seen = new Set<string>();
+  for (let depth = 0; depth < 6 && frontier.length > 0; depth++) {
+    const next: string[] = [];
+    for (const v of frontier) {
+      const node = ix.producer.get(v);
+      if (!node || seen.has(v)) continue;
+      seen.add(v);
+      if (node.opType === "Add") {
+        const mean = node.inputs.find((i) => ix.producer.get(i)?.opType === "ReduceMean");
+        const e = node.inputs.map((i) => tensor(ix, i)).find((t) => t && isFloat(t) && count(t.dims) === 1);
+        if (mean && e) return floats(ix, e, "RMSNorm epsilon")[0];
+      }
+      next.push(...node.inputs.filter((i) => i !== "" && !tensor(ix, i)));
+    }
+    frontier = next;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings and head
+
+function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer } {
+  const gathers = ix.graph.nodes.filter((n) => {
+    const t = n.opType === "Gather" ? tensor(ix, n.inputs[0]) : undefined;
+    return t !== undefined && isFloat(t) && t.dims.length === 2;
+  });
+  const fromIds = (n: OnnxNode) => {
+    let v = n.inputs[1];
+    for (let i = 0; i < 8; i++) {
+      if (v === "input_ids") return true;
+      const p = ix.producer.get(v);
+      if (!p || !PASS_THROUGH.has(p.opType)) return false;
+      v = p.inputs[0];
+    }
+    return false;
+  };
+  const gather = gathers.find(fromIds) ?? gathers[0];
+  if (!gather) fail(ix.config, "no Gather from a rank-2 float tensor (the token embedding) was found");
+  const init = tensor(ix, gather.inputs[0])!;
+  const { vocabSize: v, hiddenSize: d } = ix.config;
+  if (init.dims[0] !== v || init.dims[1] !== d) {
+    fail(ix.config, `the token embedding "${init.name}" is ${shape(init.dims)}, expected [${v}, ${d}]`);
+  }
+  return { gather, init };
+}
+
+function headOf(
+  ix: Index,
+  embed: OnnxInitializer,
+  embedWeight: Float32Array,
+): { head: HeadWeight; linear: Linear } {
+  const { vocabSize: v, hiddenSize: d } = ix.config;
+  const last = ix.linears[ix.linears.length - 1];
+  const linear = expectLinear(ix, last, d, v, "the LM head (the last projection)");
+  const tied = linear.init.name === embed.name;
+  const weight = tied ? embedWeight : floats(ix, linear.init, "LM head");
+  return { head: { weight, layout: linear.transposed ? "vocab-major" : "in-out", tied }, linear };
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPT-2
+
+function gpt2(ix: Index, options: TransformerWeightsOptions): Gpt2Weights {
+  const { config } = ix;
+  const d = config.hiddenSize, L = config.numLayers;
+  const { gather, init: wteInit } = tokenEmbedding(ix);
+  const wte = floats(ix, wteInit, "token embedding");
+  const positions = ix.graph.nodes.filter((n) => {
+    const t = n !== gather && n.opType === "Gather" ? tensor(ix, n.inputs[0]) : undefined;
+    return t !== undefined && isFloat(t) && t.dims.length === 2 && t.name !== wteInit.name;
+  });
+  if (positions.length !== 1) {
+    fail(
+      config,
+      `expected one position-embedding Gather besides the token embedding, got ${positions.length}`,
+    );
+  }
+  const wpeInit = tensor(ix, positions[0].inputs[0])!;
+  if (wpeInit.dims[0] !== config.maxLength || wpeInit.dims[1] !== d) {
+    fail(
+      config,
+      `the position embedding "${wpeInit.name}" is ${
+        shape(wpeInit.dims)
+      }, expected [${config.maxLength}, ${d}] (n_positions, n_embd)`,
+    );
+  }
+  const { head, linear: headLinear } = headOf(ix, wteInit, wte);
+  const body = ix.linears.slice(0, -1);
+  if (body.length !== 4 * L) {
+    fail(
+      config,
+      `expected ${4 * L} projections before the head (4 per layer × ${L} layers), got ${body.length}`,
+    );
+  }
+  const inner = options.intermediateSize ?? body[2].out;
+  let eps: number | undefined;
+  let activation: Gpt2Weights["activation"] | undefined;
+  const ln = (l: Linear, what: string): WeightAndBias => {
+    const n = normBefore(ix, l, what);
+    if (n.bias === undefined) fail(config, `the norm before ${what} has no bias: not a GPT-2 LayerNorm`);
+    if (eps === undefined) eps = n.eps;
+    else if (Math.fround(eps) !== Math.fround(n.eps)) {
+      fail(config, `the norm before ${what} has epsilon ${n.eps}, the others ${eps}`);
+    }
+    return {
+      weight: vector(ix, n.weight, d, `${what} norm weight`),
+      bias: vector(ix, n.bias, d, `${what} norm bias`),
+    };
+  };
+  const withBias = (l: Linear, what: string): WeightAndBias => {
+    const b = biasOf(ix, l);
+    if (!b) fail(config, `${what} (weight "${l.init.name}") has no bias Add after it`);
+    return { weight: linearWeight(ix, l, `${what} weight`), bias: vector(ix, b.name, l.out, `${what} bias`) };
+  };
+  const layers: Gpt2LayerWeights[] = [];
+  for (let i = 0; i < L; i++) {
+    const at = (j: number) => body[4 * i + j];
+    const p = `layer ${i}`;
+    const cAttn = expectLinear(ix, at(0), d, 3 * d, `${p} c_attn (q|k|v)`);
+    const proj = expectLinear(ix, at(1), d, d, `${p} attention output projection`);
+    const fc = expectLinear(ix, at(2), d, inner, `${p} c_fc`);
+    const fcProj = expectLinear(ix, at(3), inner, d, `${p} mlp projection`);
+    const act = downstream(ix, [fc.output]).nodes;
+    const kind = [...act].some((n) =>
+        n.opType === "Erf" || (n.opType === "Gelu" && n.attributes.approximate !== "tanh")
+      )
+      ? "gelu_erf"
+      : [...act].some((n) => n.opType === "Tanh" || n.opType === "FastGelu" || n.opType === "Gelu")
+      ? "gelu_tanh"
+      : undefined;
+    if (!kind) fail(config, `${p}: no GELU (Tanh or Erf) found between c_fc and the mlp projection`);
+    if (activation !== undefined && activation !== kind) {
+      fail(
+        config,
+        `${p} uses ${kind}, earlier layers ${activation}`,
+      );
+    }
+    activation = kind;
+    layers.push({
+      ln1: ln(cAttn, `${p} c_attn`),
+      qkv: withBias(cAttn, `${p} c_attn`),
+      proj: withBias(proj, `${p} attention output projection`),
+      ln2: ln(fc, `${p} c_fc`),
+      fc: withBias(fc, `${p} c_fc`),
+      fcProj: withBias(fcProj, `${p} mlp projection`),
+    });
+  }
+  const lnf = ln(headLinear, "the LM head");
+  if (biasOf(ix, headLinear)) fail(config, "the LM head has a bias, which GPT-2 does not");
+  return {
+    family: "gpt2",
+    wte,
+    wpe: floats(ix, wpeInit, "position embedding"),
+    layers,
+    lnf,
+    head,
+    eps: tidy(eps!),
+    activation: activation!,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Llama
+
+/** A projection output (or a part of a fused one): the value and the columns it holds. */
+interface Part {
+  linear: Linear;
+  /** Where the part's values are (a Split output, or the projection's output). */
+  value: string;
+  from: number;
+  width: number;
+  bias?: string;
+}
+
+/** The parts of one fused or unfused group of projections on the same input. */
+function group(ix: Index, body: Linear[], at: number, widths: number[], what: string): [Part[], number] {
+  const d = ix.config.hiddenSize, total = widths.reduce((a, b) => a + b, 0);
+  const first = body[at];
+  if (first && first.in === d && first.out === total && widths.length > 1) {
+    const b = biasOf(ix, first);
+    const split = splitAfter(ix, b ? b.output : first.output);
+    const sizes = split && splitSizes(ix, split, total);
+    if (split && sizes && sizes.join() === widths.join()) {
+      let from = 0;
+      const parts = sizes.map((width, j) => {
+        const part = { linear: first, value: split.outputs[j], from, width, bias: b?.name };
+        from += width;
+        return part;
+      });
+      return [parts, at + 1];
+    }
+    if (split) {
+      fail(
+        ix.config,
+        `${what}: the fused projection "${first.init.name}" is split into [${
+          sizes ?? "?"
+        }], expected [${widths}]`,
+      );
+    }
+  }
+  const parts = widths.map((width, j) => {
+    const l = expectLinear(ix, body[at + j], d, width, `${what} projection ${j + 1} of ${widths.length}`);
+    const b = biasOf(ix, l);
+    return { linear: l, value: b ? b.output : l.output, from: 0, width, bias: b?.name };
+  });
+  if (parts.some((p) => p.linear.input !== parts[0].linear.input)) {
+    fail(ix.config, `${what}: the ${widths.length} projections do not read the same input`);
+  }
+  return [parts, at + widths.length];
+}
+
+function partWeight(ix: Index, p: Part, what: string): Float32Array {
+  const w = linearWeight(ix, p.linear, what);
+  return p.width === p.linear.out ? w : columns(w, p.linear.in, p.linear.out, p.from, p.width);
+}
+
+function partBias(ix: Index, p: Part, what: string): Float32Array | undefined {
+  if (!p.bias) return undefined;
+  return vector(ix, p.bias, p.linear.out, what).slice(p.from, p.from + p.width);
+}
+
+/** Orders the three attention parts as q, k, v by where they go (present.N.key / .value / neither). */
+function qkvRoles(ix: Index, parts: Part[], layer: number): [Part, Part, Part] {
+  const key = `present.${layer}.key`, value = `present.${layer}.value`;
+  if (!ix.graph.outputs.includes(key) || !ix.graph.outputs.includes(value)) {
+    return parts as [Part, Part, Part]; // no KV-cache outputs to tell them apart: the export's order
+  }
+  const reach = parts.map((p) => downstream(ix, [p.value]).values);
+  const find = (test: (r: Set<string>) => boolean, role: string) => {
+    const found = parts.filter((_, j) => test(reach[j]));
+    if (found.length !== 1) {
+      fail(ix.config, `layer ${layer}: ${found.length} of the attention projections look like the ${role}`);
+    }
+    return found[0];
+  };
+  return [
+    find((r) => !r.has(key) && !r.has(value), "query (reaching neither present key nor value)"),
+    find((r) => r.has(key) && !r.has(value), `key (reaching ${key})`),
+    find((r) => r.has(value) && !r.has(key), `value (reaching ${value})`),
+  ];
+}
+
+/** Orders the two MLP input parts as gate (its output goes through SiLU's Sigmoid), up. */
+function gateUpRoles(ix: Index, parts: Part[], layer: number): [Part, Part] {
+  const silu = parts.map((p) => [...downstream(ix, [p.value]).nodes].some((n) => SILU.has(n.opType)));
+  if (silu.filter(Boolean).length !== 1) {
+    fail(
+      ix.config,
+      `layer ${layer}: expected exactly one of the two MLP input projections to go through a Sigmoid (SiLU), got ${
+        silu.filter(Boolean).length
+      }`,
+    );
+  }
+  return silu[0] ? [parts[0], parts[1]] : [parts[1], parts[0]];
+}
+
+type RopeEvidence = { style: "half" | "interleaved"; how: string };
+
+/** The RoPE style the graph applies to `value` (a q or k projection output). */
+function ropeStyle(ix: Index, value: string, hd: number): RopeEvidence | undefined {
+  const { nodes } = downstream(ix, [value]);
+  for (const n of nodes) {
+    if (n.opType === "RotaryEmbedding") {
+      return { style: n.attributes.interleaved ? "interleaved" : "half", how: "RotaryEmbedding.interleaved" };
+    }
+    if (n.opType === "MatMul" && !ix.linearNodes.has(n)) {
+      const t = tensor(ix, n.inputs[1]);
+      const m = t && t.dims[0] === hd ? signedPermutation(ix, t) : undefined;
+      if (!m) continue;
+      // x · R = rotate(x): "half" has R[j + hd/2][j] = −1, R[j][j + hd/2] = 1; "interleaved"
+      // has R[2i + 1][2i] = −1, R[2i][2i + 1] = 1.
+      const at = (r: number, c: number) => m[r * hd + c];
+      let half = true, inter = true;
+      for (let j = 0; j < hd / 2; j++) {
+        half &&= at(j + hd / 2, j) === -1 && at(j, j + hd / 2) === 1;
+        inter &&= at(2 * j + 1, 2 * j) === -1 && at(2 * j, 2 * j + 1) === 1;
+      }
+      if (half) return { style: "half", how: `rotation MatMul by "${t!.name}" pairing (j, j + hd/2)` };
+      if (inter) return { style: "interleaved", how: `rotation MatMul by "${t!.name}" pairing (2i, 2i + 1)` };
+    }
+    if (n.opType === "Neg") {
+      const src = ix.producer.get(n.inputs[0]);
+      if (src?.opType === "Split" && src.outputs.length === 2 && src.outputs[1] === n.inputs[0]) {
+        const x = src.inputs[0];
+        const sizes = src.inputs[1] ? splitSizes(ix, src, hd) : [hd / 2, hd / 2];
+        const withCos = (ix.consumers.get(x) ?? []).some((c) => c.opType === "Mul");
+        if (sizes && sizes[0] === sizes[1] && withCos && [-1, 3].includes(src.attributes.axis as number)) {
+          return { style: "half", how: "Split of the head in halves, Neg of the second half (rotate_half)" };
+        }
+      }
+      if (src?.opType === "Slice") {
+        const int = (i: number) => {
+          const t = src.inputs[i] ? tensor(ix, src.inputs[i]) : undefined;
+          return t && t.dataType === 7 ? Number(new BigInt64Array(own(t.raw))[0]) : undefined;
+        };
+        const start = int(1), step = int(4) ?? 1;
+        if (step === 2) return { style: "interleaved", how: "Slice with step 2 before Neg" };
+        if (step === 1 && start === hd / 2) {
+          return { style: "half", how: "Slice [hd/2:] before Neg (rotate_half)" };
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The RoPE inverse frequencies: the `hd / 2` float constant upstream of the Cos table. */
+function ropeFrequencies(ix: Index, hd: number): Float32Array {
+  const cos = ix.graph.nodes.find((n) => n.opType === "Cos");
+  if (!cos) fail(ix.config, "no Cos node (RoPE table) was found");
+  let frontier = [cos.inputs[0]];
+  const seen = new Set<string>();
+  for (let depth = 0; depth < 8 && frontier.length > 0; depth++) {
+    const next: string[] = [];
+    for (const v of frontier) {
+      if (seen.has(v)) continue;
+      seen.add(v);
+      const t = tensor(ix, v);
+      if (t && isFloat(t) && count(t.dims) === hd / 2) return floats(ix, t, "RoPE inverse frequencies");
+      const p = ix.producer.get(v);
+      if (p) next.push(...p.inputs.filter((i) => i !== ""));
+    }
+    frontier = next;
+  }
+  fail(
+    ix.config,
+    `no ${hd / 2}-element float constant (RoPE inverse frequencies) feeds the Cos node "${cos.name}"`,
+  );
+}
+
+function ropeThetaOf(ix: Index, inv: Float32Array, hd: number): number {
+  if (Math.abs(inv[0] - 1) > 1e-6 || inv.length < 2) {
+    fail(ix.config, `the RoPE inverse frequencies start with ${inv[0]}, expected 1 (θ^0)`);
+  }
+  const theta = inv[1] ** (-hd / 2);
+  // the shortest decimal θ whose table matches the graph's to float32 rounding (10000, not 10000.006)
+  for (let p = 1; p <= 9; p++) {
+    const r = Number(theta.toPrecision(p));
+    if (inv.every((f, j) => Math.abs(r ** ((-2 * j) / hd) - f) <= 1e-6 * f)) return r;
+  }
+  return theta;
+}
+
+function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
+  const { config } = ix;
+  const d = config.hiddenSize, L = config.numLayers, hd = config.headDim;
+  const Q = config.numHeads * hd, KV = config.numKvHeads * hd;
+  const { init: embedInit } = tokenEmbedding(ix);
+  const embed = floats(ix, embedInit, "token embedding");
+  const { head, linear: headLinear } = headOf(ix, embedInit, embed);
+  if (biasOf(ix, headLinear)) {
+    fail(config, "the LM head has a bias, which this Llama reader does not support");
+  }
+  const body = ix.linears.slice(0, -1);
+  let at = 0, eps: number | undefined;
+  let inner = options.intermediateSize;
+  const evidence: RopeEvidence[] = [];
+  const norm = (l: Linear, what: string): Float32Array => {
+    const n = normBefore(ix, l, what);
+    if (n.bias !== undefined) fail(config, `the norm before ${what} has a bias: a LayerNorm, not an RMSNorm`);
+    if (eps === undefined) eps = n.eps;
+    else if (Math.fround(eps) !== Math.fround(n.eps)) {
+      fail(config, `the norm before ${what} has epsilon ${n.eps}, the others ${eps}`);
+    }
+    return vector(ix, n.weight, d, `${what} norm weight`);
+  };
+  const noBias = (l: Linear, what: string) => {
+    const b = biasOf(ix, l);
+    if (b) fail(config, `${what} has a bias ("${b.name}"), which this Llama reader does not support`);
+  };
+  const layers: LlamaLayerWeights[] = [];
+  for (let i = 0; i < L; i++) {
+    const p = `layer ${i}`;
+    const [attnParts, afterAttn] = group(ix, body, at, [Q, KV, KV], `${p} attention q|k|v`);
+    const [q, k, v] = qkvRoles(ix, attnParts, i);
+    const o = expectLinear(ix, body[afterAttn], Q, d, `${p} attention output projection`);
+    noBias(o, `${p} attention output projection`);
+    // MLP width: the config's, else the fused gate|up's half or the gate's width
+    const next = body[afterAttn + 1];
+    if (inner === undefined) {
+      const fused = next && splitAfter(ix, next.output)?.outputs.length === 2;
+      inner = next ? (fused ? next.out / 2 : next.out) : 0;
+    }
+    const [mlpParts, afterMlp] = group(ix, body, afterAttn + 1, [inner, inner], `${p} MLP gate|up`);
+    const [gate, up] = gateUpRoles(ix, mlpParts, i);
+    for (const part of mlpParts) {
+      if (part.bias) fail(config, `${p} MLP has a bias ("${part.bias}"), not supported`);
+    }
+    const down = expectLinear(ix, body[afterMlp], inner, d, `${p} MLP down projection`);
+    noBias(down, `${p} MLP down projection`);
+    at = afterMlp + 1;
+    if (i === 0) {
+      for (const [part, name] of [[q, "query"], [k, "key"]] as const) {
+        const e = ropeStyle(ix, part.value, hd);
+        if (!e) fail(config, `layer 0: cannot tell the RoPE style applied to the ${name} from the graph`);
+        evidence.push(e);
+      }
+      if (evidence[0].style !== evidence[1].style) {
+        fail(config, `layer 0: the query uses ${evidence[0].style} RoPE, the key ${evidence[1].style}`);
+      }
+    }
+    layers.push({
+      inputNorm: norm(q.linear, `${p} attention`),
+      q: partWeight(ix, q, `${p} q weight`),
+      k: partWeight(ix, k, `${p} k weight`),
+      v: partWeight(ix, v, `${p} v weight`),
+      ...(q.bias ? { qBias: partBias(ix, q, `${p} q bias`) } : {}),
+      ...(k.bias ? { kBias: partBias(ix, k, `${p} k bias`) } : {}),
+      ...(v.bias ? { vBias: partBias(ix, v, `${p} v bias`) } : {}),
+      o: linearWeight(ix, o, `${p} o weight`),
+      postNorm: norm(gate.linear, `${p} MLP`),
+      gate: partWeight(ix, gate, `${p} gate weight`),
+      up: partWeight(ix, up, `${p} up weight`),
+      down: linearWeight(ix, down, `${p} down weight`),
+    });
+  }
+  if (at !== body.length) {
+    fail(
+      config,
+      `${body.length - at} projections are left over after ${L} layers (num_hidden_layers is ${L})`,
+    );
+  }
+  const finalNorm = norm(headLinear, "the LM head");
+  const ropeInvFreq = ropeFrequencies(ix, hd);
+  return {
+    family: "llama",
+    embed,
+    layers,
+    norm: finalNorm,
+    head,
+    eps: tidy(eps!),
+    ropeTheta: ropeThetaOf(ix, ropeInvFreq, hd),
+    ropeInvFreq,
+    rope: evidence[0].style,
+  };
+}
+
+/**
+ * Finds every weight of a GPT-2 or Llama-family decoder graph by data flow (see the module doc),
+ * checks its shape against `config`, and returns float32 copies (fp16 converted), linear layers
+ * `[in, out]` (transposed when the graph stores `[out, in]`).
+ *
+ * @param graph The graph ({@linkcode readOnnxGraph}).
+ * @param config The model's config; its family picks the reader.
+ * @param options Extra sizes to check (the MLP width).
+ * @returns The weights; a tied head shares the embedding's array.
+ * @throws {InvalidModelError} a quantized graph (MatMulNBits, DequantizeLinear, integer weights:
+ *   "only fp32/fp16 MatMul graphs are supported"), a weight whose shape disagrees with the config,
+ *   a missing or extra projection, or a structure this reader does not recognise (no norm before a
+ *   projection, no SiLU, no RoPE frequencies, ...), named with the values got.
+ * @example
+ * ```ts ignore
+ * import { readOnnxGraph } from "./onnx_graph.ts";
+ * import { transformerWeights } from "./transformer_weights.ts";
+ * import { parseModelConfig } from "./config.ts";
+ * const graph = readOnnxGraph(await Deno.readFile("models/draft/onnx/model.onnx"));
+ * const config = parseModelConfig(JSON.parse(await Deno.readTextFile("models/draft/config.json")));
+ * const w = transformerWeights(graph, config);
+ * if (w.family === "llama") console.log(w.rope, w.layers[0].q.length);
+ * ```
+ */
+export function transformerWeights(
+  graph: OnnxGraph,
+  config: ModelConfig,
+  options: TransformerWeightsOptions = {},
+): TransformerWeights {
+  const ix = buildIndex(graph, config);
+  return config.family === "gpt2" ? gpt2(ix, options) : llama(ix, options);
+}
