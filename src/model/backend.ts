@@ -6,7 +6,9 @@
  * Backends: `"wasm"` (onnxruntime-web, WebAssembly CPU; works everywhere), `"webgpu"`
  * (onnxruntime-web's WebGPU build; needs `navigator.gpu` with an adapter), `"cpu"`
  * (onnxruntime-node, a native addon; imported lazily so edge runtimes never touch it), `"auto"`
- * (cpu where onnxruntime-node loads, else wasm).
+ * (cpu where onnxruntime-node loads, else wasm), and `"kernel"`: no onnxruntime at all, the forward pass of
+ * a GPT-2 or Llama graph on spectr's own WebAssembly kernel (`src/model/kernel_session.ts`; fp32 and
+ * fp16 MatMul graphs), the backend that fits an edge function's memory.
  *
  * @module
  */
@@ -17,6 +19,8 @@ import { runThenYield } from "../event_loop.ts";
 import { externalDataFiles } from "./external_data.ts";
 import { referenceWeights } from "./_external_weights.ts";
 import type { FromWorker, ToWorker, WireEnv, WireTensor } from "./_worker_protocol.ts";
+import { KernelSession, KernelTensor } from "./kernel_session.ts";
+import { readModelConfig } from "./config.ts";
 
 /** The onnxruntime API shared by onnxruntime-web and onnxruntime-node (onnxruntime-common). */
 export type Ort = typeof OrtWeb;
@@ -26,7 +30,7 @@ export type OrtTensor = OrtWeb.Tensor;
 export type OrtTensorType = "float32" | "float16" | "int64" | "bool";
 
 /** A backend name as accepted in options. */
-export type BackendName = "wasm" | "webgpu" | "cpu" | "auto";
+export type BackendName = "wasm" | "webgpu" | "cpu" | "kernel" | "auto";
 /** A backend a session actually runs on. */
 export type ResolvedBackend = Exclude<BackendName, "auto">;
 /**
@@ -38,7 +42,7 @@ export type ResolvedBackend = Exclude<BackendName, "auto">;
 export type ModelDtype = "fp32" | "fp16" | "q8" | "quantized" | "int8" | "uint8" | "q4" | "q4f16" | "bnb4";
 
 /** The backend names accepted in options. */
-export const BACKENDS: readonly BackendName[] = ["wasm", "webgpu", "cpu", "auto"];
+export const BACKENDS: readonly BackendName[] = ["wasm", "webgpu", "cpu", "kernel", "auto"];
 /** The dtypes accepted in options. */
 export const DTYPES: readonly ModelDtype[] = [
   "fp32",
@@ -67,7 +71,8 @@ const SUFFIX: Record<ModelDtype, string> = {
 /** Options choosing the runtime and the ONNX file. */
 export interface BackendOptions {
   /**
-   * Where the session runs: "wasm" | "webgpu" | "cpu" | "auto".
+   * Where the session runs: "wasm" | "webgpu" | "cpu" | "kernel" | "auto" ("kernel": spectr's own
+   * WebAssembly forward pass, no onnxruntime; GPT-2 / Llama fp32 or fp16 graphs; single-threaded).
    * @default {"auto"}
    */
   backend?: BackendName;
@@ -199,6 +204,11 @@ export async function loadOrt(backend: BackendName): Promise<{ ort: Ort; backend
       `Cannot load onnxruntime: backend must be one of ${BACKENDS.join(", ")}, got ${
         JSON.stringify(backend)
       }`,
+    );
+  }
+  if (backend === "kernel") {
+    throw new RangeError(
+      'Cannot load onnxruntime for backend "kernel": that backend runs without onnxruntime (createOnnxSession handles it)',
     );
   }
   if (backend === "auto") {
@@ -485,6 +495,7 @@ export async function createOnnxSession(
     throw new TypeError(`Cannot create a session: worker must be a boolean, got ${JSON.stringify(worker)}`);
   }
   if (worker) checkWorkerOption(options.backend);
+  if (options.backend === "kernel") return await createKernelSession(folder, options);
   const { ort, backend } = await loadOrt(options.backend ?? "auto");
   const file = await pickFile(folder, options);
   const bytes = await folder.readBytes(file);
@@ -529,6 +540,19 @@ export async function createOnnxSession(
     throw createError(String((cause as Error)?.message ?? cause), cause, backend, file, bytes, folder);
   }
   return new OnnxSession(ort, session, backend, file, plan.moved);
+}
+
+/** The stand-in for onnxruntime's module on the kernel backend: only tensors are made with it. */
+const KERNEL_ORT = { Tensor: KernelTensor } as unknown as Ort;
+
+/** A session on the kernel backend: the folder's config and ONNX file, no onnxruntime. */
+async function createKernelSession(folder: ModelLoader, options: BackendOptions): Promise<OnnxSession> {
+  const file = await pickFile(folder, options);
+  const config = await readModelConfig(folder);
+  const raw = await folder.readJson("config.json") as Record<string, unknown>;
+  const bytes = await folder.readBytes(file);
+  const session = await KernelSession.create(bytes, config, file, raw);
+  return new OnnxSession(KERNEL_ORT, session as unknown as SessionLike, "kernel", file);
 }
 
 /** How a file is handed to onnxruntime: the graph, its external data, the weights moved by reference. */

@@ -1,0 +1,586 @@
+/**
+ * The `kernel` backend: a session that runs a GPT-2 or Llama ONNX graph's forward pass on spectr's
+ * own WebAssembly kernel (`wasm/src/lm.rs`) instead of onnxruntime. It reads the weights out of
+ * the ONNX file ({@linkcode readOnnxGraph}, {@linkcode transformerWeights}), copies them once into
+ * a WebAssembly memory of its own, and answers `run` with the same inputs and outputs the graph
+ * has (`input_ids`, `attention_mask` 2D or 4D, `position_ids`, `past_key_values.*` → `logits`,
+ * `present.*`), so {@linkcode OnnxCausalLM} drives it unchanged, tree attention included.
+ *
+ * Why: onnxruntime-web's 14 MB runtime module costs 130–300 MiB of compiled code and compiler
+ * memory in a V8 process, which alone breaks an edge function's 256 MB budget; this backend's
+ * module is 64 KB. It supports what our models use: fp32 (and fp16, widened) `MatMul` weights of
+ * the two families; other graphs (quantized MatMulNBits, other architectures) get an
+ * InvalidModelError naming what is missing.
+ *
+ * @module
+ */
+import type { ModelConfig } from "./config.ts";
+import { InvalidModelError } from "./errors.ts";
+import { readOnnxGraph } from "./onnx_graph.ts";
+import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
+import { readBytes } from "../kernel/wasm_load.ts";
+import { bindExports, type KernelExports } from "../kernel/wasm_abi.ts";
+
+/** A CPU tensor with the fields the model layer reads (onnxruntime-common's shape of one). */
+export class KernelTensor {
+  /** Always "cpu". */
+  readonly location = "cpu";
+  /** Element type. */
+  readonly type: string;
+  /** The elements. */
+  readonly data: Float32Array | BigInt64Array | Uint8Array | Uint16Array;
+  /** Dims. */
+  readonly dims: readonly number[];
+  /** A tensor over `data` (not copied). */
+  constructor(
+    type: string,
+    data: Float32Array | BigInt64Array | Uint8Array | Uint16Array,
+    dims: readonly number[],
+  ) {
+    this.type = type;
+    this.data = data;
+    this.dims = [...dims];
+  }
+  /** Element count. */
+  get size(): number {
+    return this.data.length;
+  }
+  /** Nothing to release (the data is a JS array). */
+  dispose(): void {}
+}
+
+let modulePromise: Promise<WebAssembly.Module> | undefined;
+
+function kernelModule(): Promise<WebAssembly.Module> {
+  if (modulePromise === undefined) {
+    modulePromise = readBytes(new URL("../kernel/spectr_kernel.wasm", import.meta.url)).then((b) =>
+      WebAssembly.compile(b)
+    );
+    modulePromise.catch(() => (modulePromise = undefined));
+  }
+  return modulePromise;
+}
+
+/** A WebAssembly memory with a bump allocator: weights first (kept), then per-call scratch. */
+class LinearMemory {
+  readonly x: KernelExports;
+  #top: number;
+  #mark = 0;
+  #f32!: Float32Array;
+  #u8!: Uint8Array;
+
+  constructor(x: KernelExports) {
+    this.x = x;
+    this.#top = (x.spectr_heap_base() + 15) & ~15;
+    this.#views();
+  }
+
+  #views(): void {
+    this.#f32 = new Float32Array(this.x.memory.buffer);
+    this.#u8 = new Uint8Array(this.x.memory.buffer);
+  }
+
+  /** `bytes` bytes, 16-aligned, growing the memory when needed; returns the byte offset. */
+  alloc(bytes: number): number {
+    const at = this.#top;
+    const end = at + ((bytes + 15) & ~15);
+    const have = this.x.memory.buffer.byteLength;
+    if (end > have) {
+      if (end > 2 ** 32 - 65536) {
+        throw new RangeError(`Cannot allocate ${bytes} bytes in the kernel's memory: it holds at most 4 GiB`);
+      }
+      this.x.memory.grow(Math.ceil((end - have) / 65536));
+      this.#views();
+    }
+    this.#top = end;
+    return at;
+  }
+
+  /** A copy of `data` in the memory; returns its byte offset. */
+  put(data: Float32Array): number {
+    const at = this.alloc(data.length * 4);
+    this.f32.set(data, at >> 2);
+    return at;
+  }
+
+  /** Everything allocated so far is kept; {@linkcode LinearMemory.release} frees what comes after. */
+  keep(): void {
+    this.#mark = this.#top;
+  }
+
+  /** Frees everything allocated since {@linkcode LinearMemory.keep}. */
+  release(): void {
+    this.#top = this.#mark;
+  }
+
+  /** The memory as f32 (refreshed after a grow). */
+  get f32(): Float32Array {
+    if (this.#f32.buffer !== this.x.memory.buffer) this.#views();
+    return this.#f32;
+  }
+
+  /** The memory as bytes (refreshed after a grow). */
+  get u8(): Uint8Array {
+    if (this.#u8.buffer !== this.x.memory.buffer) this.#views();
+    return this.#u8;
+  }
+}
+
+/** Byte offsets of one layer's weights in the kernel's memory (0 = absent). */
+interface LayerAt {
+  norm1: number;
+  norm1Bias: number;
+  norm2: number;
+  norm2Bias: number;
+  /** GPT-2: fused q|k|v [d, 3d]; Llama: q [d, H·hd]. */
+  q: number;
+  qBias: number;
+  k: number;
+  kBias: number;
+  v: number;
+  vBias: number;
+  o: number;
+  oBias: number;
+  /** GPT-2: c_fc; Llama: gate. */
+  fc: number;
+  fcBias: number;
+  up: number;
+  down: number;
+  downBias: number;
+}
+
+/** The architecture numbers a forward needs. */
+interface Shape {
+  family: "gpt2" | "llama";
+  layers: number;
+  d: number;
+  heads: number;
+  kvHeads: number;
+  hd: number;
+  inner: number;
+  vocab: number;
+  eps: number;
+  ropeTheta: number;
+  rope: "half" | "interleaved";
+  /** RoPE inverse frequencies [hd / 2] as the graph computes them (Llama). */
+  ropeInvFreq?: Float32Array;
+  maxPositions: number;
+}
+
+/**
+ * A session over spectr's kernel for one GPT-2 or Llama ONNX file (see the module doc).
+ *
+ * @example The bundled draft on the kernel backend
+ * ```ts
+ * import { KernelSession } from "./kernel_session.ts";
+ * import { readModelConfig } from "./config.ts";
+ * import { openModelFolder } from "./loader.ts";
+ * const folder = await openModelFolder(new URL("../../models/draft", import.meta.url));
+ * const session = await KernelSession.create(await folder.readBytes("onnx/model.onnx"), await readModelConfig(folder), "onnx/model.onnx");
+ * console.assert(session.outputNames[0] === "logits");
+ * await session.release();
+ * ```
+ */
+export class KernelSession {
+  /** Graph input names, in order. */
+  readonly inputNames: readonly string[];
+  /** Graph output names, in order. */
+  readonly outputNames: readonly string[];
+  /** Input metadata: `attention_mask` is declared without a shape (2D or 4D, tree attention). */
+  readonly inputMetadata: readonly { name: string; type: string; shape?: (number | string)[] }[];
+  /** Output metadata. */
+  readonly outputMetadata: readonly { name: string; type: string; shape?: (number | string)[] }[];
+  /** Bytes of weights held in the kernel's memory. */
+  readonly weightBytes: number;
+  readonly #mem: LinearMemory;
+  readonly #s: Shape;
+  readonly #embed: number;
+  readonly #positions: number;
+  readonly #layers: LayerAt[];
+  readonly #normF: number;
+  readonly #normFBias: number;
+  readonly #head: { at: number; vocabMajor: boolean };
+  #released = false;
+
+  private constructor(mem: LinearMemory, s: Shape, w: Gpt2Weights | LlamaWeights) {
+    this.#mem = mem;
+    this.#s = s;
+    const put = (x: Float32Array | undefined) => (x === undefined ? 0 : mem.put(x));
+    const start = mem.alloc(0);
+    if (w.family === "gpt2") {
+      this.#embed = put(w.wte);
+      this.#positions = put(w.wpe);
+      this.#layers = w.layers.map((l) => ({
+        norm1: put(l.ln1.weight),
+        norm1Bias: put(l.ln1.bias),
+        norm2: put(l.ln2.weight),
+        norm2Bias: put(l.ln2.bias),
+        q: put(l.qkv.weight),
+        qBias: put(l.qkv.bias),
+        k: 0,
+        kBias: 0,
+        v: 0,
+        vBias: 0,
+        o: put(l.proj.weight),
+        oBias: put(l.proj.bias),
+        fc: put(l.fc.weight),
+        fcBias: put(l.fc.bias),
+        up: 0,
+        down: put(l.fcProj.weight),
+        downBias: put(l.fcProj.bias),
+      }));
+      this.#normF = put(w.lnf.weight);
+      this.#normFBias = put(w.lnf.bias);
+      this.#head = w.head.weight === w.wte
+        ? { at: this.#embed, vocabMajor: true }
+        : { at: put(w.head.weight), vocabMajor: w.head.layout === "vocab-major" };
+    } else {
+      this.#embed = put(w.embed);
+      this.#positions = 0;
+      this.#layers = w.layers.map((l) => ({
+        norm1: put(l.inputNorm),
+        norm1Bias: 0,
+        norm2: put(l.postNorm),
+        norm2Bias: 0,
+        q: put(l.q),
+        qBias: put(l.qBias),
+        k: put(l.k),
+        kBias: put(l.kBias),
+        v: put(l.v),
+        vBias: put(l.vBias),
+        o: put(l.o),
+        oBias: 0,
+        fc: put(l.gate),
+        fcBias: 0,
+        up: put(l.up),
+        down: put(l.down),
+        downBias: 0,
+      }));
+      this.#normF = put(w.norm);
+      this.#normFBias = 0;
+      this.#head = w.head.weight === w.embed
+        ? { at: this.#embed, vocabMajor: true }
+        : { at: put(w.head.weight), vocabMajor: w.head.layout === "vocab-major" };
+    }
+    this.weightBytes = mem.alloc(0) - start;
+    mem.keep();
+    const names: string[] = [];
+    for (let i = 0; i < s.layers; i++) names.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
+    this.inputNames = ["input_ids", "attention_mask", "position_ids", ...names];
+    this.outputNames = ["logits", ...names.map((n) => n.replace("past_key_values", "present"))];
+    const kv = (name: string) => ({
+      name,
+      type: "float32",
+      shape: ["batch_size", s.kvHeads, "past_sequence_length", s.hd],
+    });
+    this.inputMetadata = [
+      { name: "input_ids", type: "int64", shape: ["batch_size", "sequence_length"] },
+      { name: "attention_mask", type: "int64", shape: [] },
+      { name: "position_ids", type: "int64", shape: ["batch_size", "sequence_length"] },
+      ...names.map(kv),
+    ];
+    this.outputMetadata = [
+      { name: "logits", type: "float32", shape: ["batch_size", "sequence_length", s.vocab] },
+      ...this.outputNames.slice(1).map(kv),
+    ];
+  }
+
+  /**
+   * Reads the weights of an ONNX file and copies them into a new kernel instance.
+   *
+   * @param bytes The ONNX file.
+   * @param config The model's config (family and sizes).
+   * @param file The file's name, for messages.
+   * @param raw The raw config.json (for norm epsilon and RoPE base when the graph does not say).
+   * @throws {InvalidModelError} the graph is not a supported GPT-2 / Llama graph.
+   */
+  static async create(
+    bytes: Uint8Array,
+    config: ModelConfig,
+    file: string,
+    raw: Record<string, unknown> = {},
+  ): Promise<KernelSession> {
+    let weights: Gpt2Weights | LlamaWeights;
+    try {
+      weights = transformerWeights(readOnnxGraph(bytes), config);
+    } catch (cause) {
+      if (cause instanceof InvalidModelError) {
+        throw new InvalidModelError(`Cannot load ${file} on the kernel backend: ${cause.message}`, { cause });
+      }
+      throw cause;
+    }
+    const num = (
+      key: string,
+      fallback: number,
+    ) => (typeof raw[key] === "number" ? raw[key] as number : fallback);
+    const d = config.hiddenSize;
+    const inner = weights.family === "gpt2"
+      ? weights.layers[0].fc.weight.length / d
+      : weights.layers[0].gate.length / d;
+    const s: Shape = {
+      family: weights.family,
+      layers: config.numLayers,
+      d,
+      heads: config.numHeads,
+      kvHeads: config.numKvHeads,
+      hd: config.headDim,
+      inner,
+      vocab: config.vocabSize,
+      eps: weights.eps ?? num(weights.family === "gpt2" ? "layer_norm_epsilon" : "rms_norm_eps", 1e-5),
+      ropeTheta: weights.family === "llama" ? weights.ropeTheta ?? num("rope_theta", 10000) : 0,
+      rope: weights.family === "llama" ? weights.rope : "half",
+      ropeInvFreq: weights.family === "llama" ? weights.ropeInvFreq : undefined,
+      maxPositions: weights.family === "gpt2" ? weights.wpe.length / d : Infinity,
+    };
+    if (weights.family === "gpt2" && weights.activation !== "gelu_tanh") {
+      throw new InvalidModelError(
+        `Cannot load ${file} on the kernel backend: only GPT-2's tanh GELU is implemented, got ${weights.activation}`,
+      );
+    }
+    const instance = await WebAssembly.instantiate(await kernelModule(), {});
+    return new KernelSession(new LinearMemory(bindExports(instance)), s, weights);
+  }
+
+  /**
+   * One forward: `feeds` as onnxruntime would take them; returns `logits [rows, t, vocab]` and
+   * `present.*` `[rows, kvHeads, past + t, headDim]`.
+   *
+   * @throws {Error} the session was released.
+   * @throws {RangeError} feeds missing or shaped inconsistently.
+   */
+  run(feeds: Record<string, KernelTensor>): Promise<Record<string, KernelTensor>> {
+    try {
+      return Promise.resolve(this.#forward(feeds));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Drops the weights (the instance and its memory become garbage). */
+  release(): Promise<void> {
+    this.#released = true;
+    return Promise.resolve();
+  }
+
+  #forward(feeds: Record<string, KernelTensor>): Record<string, KernelTensor> {
+    if (this.#released) throw new Error("Cannot run the model: the kernel session was released");
+    const s = this.#s, mem = this.#mem, x = mem.x;
+    const ids = feeds.input_ids, mask = feeds.attention_mask, positions = feeds.position_ids;
+    if (!ids || !mask) {
+      throw new RangeError("Cannot run the model: input_ids and attention_mask are required");
+    }
+    const [rows, t] = ids.dims;
+    const past = feeds["past_key_values.0.key"]?.dims[2] ?? 0;
+    const total = past + t, m = rows * t, d = s.d, hd = s.hd;
+    const qWidth = s.heads * hd, kvWidth = s.kvHeads * hd;
+    const is4d = mask.dims.length === 4;
+    if (is4d ? mask.dims.join() !== [rows, 1, t, total].join() : mask.dims.join() !== [rows, total].join()) {
+      throw new RangeError(
+        `Cannot run the model: attention_mask must be [${rows}, ${total}] or [${rows}, 1, ${t}, ${total}], got [${mask.dims}]`,
+      );
+    }
+    const idData = ids.data as BigInt64Array;
+    const posData = positions ? positions.data as BigInt64Array : undefined;
+    const pos = new Int32Array(m);
+    for (let i = 0; i < m; i++) pos[i] = posData ? Number(posData[i]) : past + (i % t);
+    mem.release();
+    try {
+      const a = (n: number) => mem.alloc(n * 4);
+      const hidden = a(m * d), normed = a(m * d), attnOut = a(m * qWidth), proj = a(m * d);
+      const qkv = s.family === "gpt2" ? a(m * 3 * d) : 0;
+      const q = s.family === "gpt2" ? 0 : a(m * qWidth);
+      const kNew = s.family === "gpt2" ? 0 : a(m * kvWidth), vNew = s.family === "gpt2" ? 0 : a(m * kvWidth);
+      const fc = a(m * s.inner), up = s.family === "llama" ? a(m * s.inner) : 0;
+      const cacheLen = s.kvHeads * total * hd;
+      const kCache = a(rows * cacheLen), vCache = a(rows * cacheLen);
+      const maskAt = mem.alloc(t * total), scores = a(total);
+      const logits = a(m * s.vocab);
+      // embeddings (+ learned positions)
+      {
+        const f = mem.f32, e = this.#embed >> 2, h = hidden >> 2;
+        for (let i = 0; i < m; i++) {
+          const id = Number(idData[i]);
+          if (!(id >= 0 && id < s.vocab)) {
+            throw new RangeError(
+              `Cannot run the model: input id ${id} is outside the vocabulary [0, ${s.vocab})`,
+            );
+          }
+          f.copyWithin(h + i * d, e + id * d, e + (id + 1) * d);
+          if (this.#positions) {
+            const p = pos[i];
+            if (!(p >= 0 && p < s.maxPositions)) {
+              throw new RangeError(`Cannot run the model: position ${p} is outside [0, ${s.maxPositions})`);
+            }
+            const pe = (this.#positions >> 2) + p * d;
+            for (let j = 0; j < d; j++) f[h + i * d + j] += f[pe + j];
+          }
+        }
+      }
+      const rope = s.family === "llama" ? this.#ropeTables(pos) : undefined;
+      const presents: Record<string, KernelTensor> = {};
+      const scale = 1 / Math.sqrt(hd);
+      for (let layer = 0; layer < s.layers; layer++) {
+        const L = this.#layers[layer];
+        if (s.family === "gpt2") {
+          x.spectr_lm_layer_norm(hidden, m, d, L.norm1, L.norm1Bias, s.eps, normed);
+          x.spectr_lm_linear(normed, m, d, L.q, 3 * d, L.qBias, qkv);
+        } else {
+          x.spectr_lm_rms_norm(hidden, m, d, L.norm1, s.eps, normed);
+          x.spectr_lm_linear(normed, m, d, L.q, qWidth, L.qBias, q);
+          x.spectr_lm_linear(normed, m, d, L.k, kvWidth, L.kBias, kNew);
+          x.spectr_lm_linear(normed, m, d, L.v, kvWidth, L.vBias, vNew);
+          this.#applyRope(q, m, s.heads, rope!);
+          this.#applyRope(kNew, m, s.kvHeads, rope!);
+        }
+        // the new keys / values after each row's past, [rows, kvHeads, total, hd]
+        const f = mem.f32;
+        const pk = feeds[`past_key_values.${layer}.key`]?.data as Float32Array | undefined;
+        const pv = feeds[`past_key_values.${layer}.value`]?.data as Float32Array | undefined;
+        const stride = s.family === "gpt2" ? 3 * d : kvWidth;
+        const kSrc = s.family === "gpt2" ? (qkv >> 2) + d : kNew >> 2;
+        const vSrc = s.family === "gpt2" ? (qkv >> 2) + 2 * d : vNew >> 2;
+        for (let r = 0; r < rows; r++) {
+          for (let h = 0; h < s.kvHeads; h++) {
+            const dst = r * cacheLen + h * total * hd;
+            if (past > 0) {
+              const src = (r * s.kvHeads + h) * past * hd;
+              f.set(pk!.subarray(src, src + past * hd), (kCache >> 2) + dst);
+              f.set(pv!.subarray(src, src + past * hd), (vCache >> 2) + dst);
+            }
+            for (let i = 0; i < t; i++) {
+              const from = (r * t + i) * stride + h * hd, to = dst + (past + i) * hd;
+              f.copyWithin((kCache >> 2) + to, kSrc + from, kSrc + from + hd);
+              f.copyWithin((vCache >> 2) + to, vSrc + from, vSrc + from + hd);
+            }
+          }
+        }
+        for (let r = 0; r < rows; r++) {
+          this.#writeMask(mem.u8, maskAt, mask, r, t, past, total, is4d);
+          const qAt = s.family === "gpt2" ? 0 : q + r * t * qWidth * 4;
+          x.spectr_lm_attention(
+            s.family === "gpt2" ? this.#packQ(qkv, r, t, d) : qAt,
+            kCache + r * cacheLen * 4,
+            vCache + r * cacheLen * 4,
+            maskAt,
+            t,
+            total,
+            s.heads,
+            s.kvHeads,
+            hd,
+            scale,
+            scores,
+            attnOut + r * t * qWidth * 4,
+          );
+        }
+        const f2 = mem.f32;
+        presents[`present.${layer}.key`] = new KernelTensor(
+          "float32",
+          f2.slice(kCache >> 2, (kCache >> 2) + rows * cacheLen),
+          [rows, s.kvHeads, total, hd],
+        );
+        presents[`present.${layer}.value`] = new KernelTensor(
+          "float32",
+          f2.slice(vCache >> 2, (vCache >> 2) + rows * cacheLen),
+          [rows, s.kvHeads, total, hd],
+        );
+        x.spectr_lm_linear(attnOut, m, qWidth, L.o, d, L.oBias, proj);
+        this.#addInto(hidden, proj, m * d);
+        if (s.family === "gpt2") {
+          x.spectr_lm_layer_norm(hidden, m, d, L.norm2, L.norm2Bias, s.eps, normed);
+          x.spectr_lm_linear(normed, m, d, L.fc, s.inner, L.fcBias, fc);
+          x.spectr_lm_gelu_tanh(fc, m * s.inner);
+        } else {
+          x.spectr_lm_rms_norm(hidden, m, d, L.norm2, s.eps, normed);
+          x.spectr_lm_linear(normed, m, d, L.fc, s.inner, 0, fc);
+          x.spectr_lm_linear(normed, m, d, L.up, s.inner, 0, up);
+          x.spectr_lm_silu_mul(fc, up, m * s.inner);
+        }
+        x.spectr_lm_linear(fc, m, s.inner, L.down, d, L.downBias, proj);
+        this.#addInto(hidden, proj, m * d);
+      }
+      if (s.family === "gpt2") {
+        x.spectr_lm_layer_norm(hidden, m, d, this.#normF, this.#normFBias, s.eps, normed);
+      } else x.spectr_lm_rms_norm(hidden, m, d, this.#normF, s.eps, normed);
+      if (this.#head.vocabMajor) x.spectr_lm_linear_t(normed, m, d, this.#head.at, s.vocab, logits);
+      else x.spectr_lm_linear(normed, m, d, this.#head.at, s.vocab, 0, logits);
+      const out = mem.f32.slice(logits >> 2, (logits >> 2) + m * s.vocab);
+      return { logits: new KernelTensor("float32", out, [rows, t, s.vocab]), ...presents };
+    } finally {
+      mem.release();
+    }
+  }
+
+  /** Copies row r's query columns out of the fused q|k|v rows into a scratch [t, d]; returns it. */
+  #packQ(qkv: number, r: number, t: number, d: number): number {
+    const mem = this.#mem;
+    const at = mem.alloc(t * d * 4);
+    const f = mem.f32;
+    for (let i = 0; i < t; i++) {
+      const from = (qkv >> 2) + (r * t + i) * 3 * d;
+      f.copyWithin((at >> 2) + i * d, from, from + d);
+    }
+    return at;
+  }
+
+  /** Row r's visibility `[t, total]` as bytes at `at`: the 4D mask as given, or causal × the 2D mask. */
+  #writeMask(
+    u8: Uint8Array,
+    at: number,
+    mask: KernelTensor,
+    r: number,
+    t: number,
+    past: number,
+    total: number,
+    is4d: boolean,
+  ): void {
+    const data = mask.data as BigInt64Array | Uint8Array;
+    for (let i = 0; i < t; i++) {
+      for (let j = 0; j < total; j++) {
+        const v = is4d ? data[(r * t + i) * total + j] : j <= past + i ? data[r * total + j] : 0;
+        u8[at + i * total + j] = v ? 1 : 0;
+      }
+    }
+  }
+
+  #addInto(dst: number, src: number, n: number): void {
+    const f = this.#mem.f32, a = dst >> 2, b = src >> 2;
+    for (let i = 0; i < n; i++) f[a + i] += f[b + i];
+  }
+
+  /** cos / sin of each position × frequency, float32 as PyTorch computes them. */
+  #ropeTables(pos: Int32Array): { cos: Float32Array; sin: Float32Array } {
+    const half = this.#s.hd / 2, theta = this.#s.ropeTheta;
+    let inv = this.#s.ropeInvFreq;
+    if (inv === undefined || inv.length !== half) {
+      inv = new Float32Array(half);
+      for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(theta ** Math.fround((2 * i) / this.#s.hd));
+    }
+    const cos = new Float32Array(pos.length * half), sin = new Float32Array(pos.length * half);
+    for (let p = 0; p < pos.length; p++) {
+      for (let i = 0; i < half; i++) {
+        const a = Math.fround(pos[p] * inv[i]);
+        cos[p * half + i] = Math.cos(a);
+        sin[p * half + i] = Math.sin(a);
+      }
+    }
+    return { cos, sin };
+  }
+
+  /** Rotates each head of the rows `at[m, heads·hd]` in place. */
+  #applyRope(at: number, m: number, heads: number, tables: { cos: Float32Array; sin: Float32Array }): void {
+    const f = this.#mem.f32, hd = this.#s.hd, half = hd / 2, base = at >> 2;
+    const interleaved = this.#s.rope === "interleaved";
+    for (let i = 0; i < m; i++) {
+      for (let h = 0; h < heads; h++) {
+        const o = base + (i * heads + h) * hd;
+        for (let j = 0; j < half; j++) {
+          const c = tables.cos[i * half + j], sn = tables.sin[i * half + j];
+          const a = interleaved ? o + 2 * j : o + j, b = interleaved ? o + 2 * j + 1 : o + j + half;
+          const x1 = f[a], x2 = f[b];
+          f[a] = x1 * c - x2 * sn;
+          f[b] = x2 * c + x1 * sn;
+        }
+      }
+    }
+  }
+}
