@@ -1,8 +1,9 @@
 /**
- * `deno task measure:memory`: the memory a process needs to load a target + draft pair on the
- * **wasm** backend (onnxruntime-web, the edge backend) and generate with it, one fresh child Deno
- * process per configuration, through the public API (`SpeculativeGenerator.fromPretrained` from
- * mod.ts, `backend: "wasm"`, `numThreads: 1`, then 3 × `generate("Once upon a time", { maxNewTokens:
+ * `deno task measure:memory`: the memory a process needs to load a target + draft pair on an edge
+ * backend — **wasm** (onnxruntime-web) and **kernel** (spectr's own WebAssembly forward pass, no
+ * onnxruntime) — and generate with it, one fresh child Deno process per configuration, through the
+ * public API (`SpeculativeGenerator.fromPretrained` from mod.ts, `backend`, `numThreads: 1`, then 3 ×
+ * `generate("Once upon a time", { maxNewTokens:
  * 64, method: "spectr", k: 4, draftLength: 4, temperature: 1, seed })`, seeds 1, 2, 3).
  *
  * Per configuration it prints, in MiB: RSS after loading, after the first generation and after the
@@ -17,7 +18,8 @@
  * folders have (fp32, fp16, q8), the real pair (models/smollm2-135m-instruct from `deno task
  * model:smollm2`, with models/smollm2-draft) at fp32 and q8 when it is built, and
  * `--pair <target>,<draft>[,<label>]` (repeatable) for other folders. The draft uses the target's
- * dtype when it has that file, else fp32. `--dtypes fp32,q8` limits the dtypes, `--only bundled|real`
+ * dtype when it has that file, else fp32. `--backends wasm,kernel` picks the backends (default both;
+ * the kernel backend runs fp32 and fp16 graphs only), `--dtypes fp32,q8` limits the dtypes, `--only bundled|real`
  * the pairs, `--v8-flags=<flags>` is passed to every child (e.g. `--liftoff-only`, self-hosted Deno
  * only: edge platforms set their own).
  *
@@ -44,6 +46,11 @@ export interface MemoryConfig {
   dtype: ModelDtype;
   /** The draft's dtype (the target's when the draft has that file, else fp32). */
   draftDtype: ModelDtype;
+  /**
+   * The backend.
+   * @default {"wasm"}
+   */
+  backend?: "wasm" | "kernel";
   /**
    * Generations after loading (seeds 1, 2, …).
    * @default {3}
@@ -146,7 +153,7 @@ async function child(config: MemoryConfig): Promise<void> {
   const generator = await SpeculativeGenerator.fromPretrained({
     target: config.target,
     draft: config.draft,
-    backend: "wasm",
+    backend: config.backend ?? "wasm",
     numThreads: 1,
     dtype: config.dtype,
     draftOptions: { dtype: config.draftDtype },
@@ -232,8 +239,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >
  * that configuration's runs (the peak also with its range when there are several).
  */
 export function table(runs: readonly MemoryResult[][], v8Flags?: string): string {
-  const head =
-    "| configuration (wasm, 1 thread) | ONNX files (MB) | RSS loaded | RSS after 1st | RSS after 3rd |" +
+  const head = "| configuration (1 thread) | ONNX files (MB) | RSS loaded | RSS after 1st | RSS after 3rd |" +
     " **RSS peak** | V8 heap + external peak | tokens (3 runs) | load (s) | tokens/s |";
   const rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
   const rows = runs.map((rs) => {
@@ -241,9 +247,9 @@ export function table(runs: readonly MemoryResult[][], v8Flags?: string): string
     const m = (f: (r: MemoryResult) => number) => median(rs.map(f));
     const peaks = rs.map((r) => r.rssPeak);
     const range = rs.length > 1 ? ` (${mib(Math.min(...peaks))}–${mib(Math.max(...peaks))})` : "";
-    const name = `${c.label} ${c.dtype}${c.draftDtype !== c.dtype ? ` (draft ${c.draftDtype})` : ""}${
-      v8Flags ? ` \`--v8-flags=${v8Flags}\`` : ""
-    }`;
+    const name = `${c.backend ?? "wasm"}: ${c.label} ${c.dtype}${
+      c.draftDtype !== c.dtype ? ` (draft ${c.draftDtype})` : ""
+    }${v8Flags ? ` \`--v8-flags=${v8Flags}\`` : ""}`;
     return `| ${name} | ${(rs[0].weightBytes / 1e6).toFixed(1)} | ${mib(m((r) => r.rssLoaded))} | ${
       mib(m((r) => r.rssFirst))
     } | ${mib(m((r) => r.rssLast))} | **${mib(m((r) => r.rssPeak))}**${range} | ${
@@ -261,6 +267,7 @@ if (import.meta.main) {
     options: {
       child: { type: "string" },
       dtypes: { type: "string", default: "fp32,fp16,q8" },
+      backends: { type: "string", default: "wasm,kernel" },
       only: { type: "string" },
       pair: { type: "string", multiple: true, default: [] },
       "v8-flags": { type: "string" },
@@ -274,7 +281,19 @@ if (import.meta.main) {
     if (only !== undefined && only !== "bundled" && only !== "real") {
       throw new RangeError(`--only must be bundled or real, got ${JSON.stringify(only)}`);
     }
-    const configs = configurations(values.dtypes.split(",") as ModelDtype[], only, values.pair);
+    const backends = values.backends.split(",");
+    for (const b of backends) {
+      if (b !== "wasm" && b !== "kernel") {
+        throw new RangeError(`--backends takes wasm and kernel, got ${JSON.stringify(b)}`);
+      }
+    }
+    const configs = backends.flatMap((backend) =>
+      configurations(values.dtypes.split(",") as ModelDtype[], only, values.pair)
+        .filter((c) =>
+          backend === "wasm" || (c.dtype === "fp32" || c.dtype === "fp16") && c.draftDtype !== "q8"
+        )
+        .map((c) => ({ ...c, backend: backend as "wasm" | "kernel" }))
+    );
     if (configs.length === 0) throw new Error("Cannot measure: no configuration has its files here");
     const repeat = Number(values.repeat);
     if (!Number.isInteger(repeat) || repeat < 1) {
@@ -287,9 +306,9 @@ if (import.meta.main) {
         const r = await measure(config, values["v8-flags"]);
         rs.push(r);
         console.error(
-          `${config.label} ${config.dtype} run ${i + 1}/${repeat}: peak RSS ${mib(r.rssPeak)} MiB, after ${
-            mib(r.rssLast)
-          } MiB, V8 heap + external peak ${mib(r.v8Peak)} MiB`,
+          `${config.backend} ${config.label} ${config.dtype} run ${i + 1}/${repeat}: peak RSS ${
+            mib(r.rssPeak)
+          } MiB, after ${mib(r.rssLast)} MiB, V8 heap + external peak ${mib(r.v8Peak)} MiB`,
         );
       }
       runs.push(rs);
