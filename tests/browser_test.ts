@@ -12,6 +12,8 @@
  *   and both equal Deno's greedy autoregressive tokens;
  * - the real pair (SmolLM2-135M-Instruct q8 + models/smollm2-draft), when `deno task model:smollm2`
  *   has built it: a short greedy chat answer in Chromium equals Deno's (ignored when absent);
+ * - the same page on backend "kernel" (spectr's own WebAssembly forward pass, no onnxruntime)
+ *   streams the same greedy story, token for token;
  * - tokens/s in Chromium and in Deno are printed, never asserted;
  * - WebGPU: a second Chromium with a software adapter (SwiftShader) runs the page on backend
  *   "webgpu" (onnxruntime-web's WebGPU build); the outcome is printed (adapter, tokens/s, whether
@@ -313,6 +315,28 @@ Deno.test({
           `  load (both models, page)                  ${(chromium.loaded!.loadMs / 1000).toFixed(2)} s`,
         );
       });
+
+      await t.step(
+        "kernel backend (no onnxruntime) in Chromium: the same greedy story, token for token",
+        async () => {
+          const kernelPage = await open(
+            browser,
+            server!.url + query.replace("backend=wasm", "backend=kernel"),
+            log,
+          );
+          const state = await clickAndWait(kernelPage, "#generate", 120_000);
+          assertNoError(state, log);
+          assert.equal(state.loaded?.resolvedBackend, "kernel");
+          assert.deepEqual(state.story!.tokens, deno.story.tokens);
+          assert.equal(state.story!.text, deno.story.text);
+          console.log(
+            `toy pair, kernel backend, ${TOKENS} greedy tokens (spectr k=${K} L=${L}, first call): Chromium ${
+              tps(state.story!)
+            } tokens/s (wasm backend above: ${tps(chromium.story!)})`,
+          );
+          await kernelPage.close();
+        },
+      );
 
       await t.step({
         name: "real pair (SmolLM2-135M-Instruct q8 + smollm2-draft): greedy chat answer equals Deno's",

@@ -33,7 +33,7 @@ import {
   resolveWarp,
 } from "./validate.ts";
 import { bindExports, type KernelExports, OUT } from "./wasm_abi.ts";
-import { invalidReason, readBytes } from "./wasm_load.ts";
+import { invalidReason, kernelWasmUrl, readBytes } from "./wasm_load.ts";
 import { KernelMemory, type Layout } from "./wasm_memory.ts";
 
 /** Options of {@linkcode loadKernel}. */
@@ -541,7 +541,7 @@ export function createWasmKernel(bytes: BufferSource): WasmKernel {
  */
 export async function loadKernel(options: LoadKernelOptions = {}): Promise<Kernel> {
   const { fallback = true } = options;
-  const bytes = await readBytes(options.wasm ?? new URL("./spectr_kernel.wasm", import.meta.url));
+  const bytes = await readBytes(options.wasm ?? kernelWasmUrl());
   const why = invalidReason(bytes);
   if (why !== undefined) {
     if (!fallback) throw new Error(`Cannot load the WASM kernel: ${why}`);

@@ -41,6 +41,22 @@ const SIMD_PROBE = new Uint8Array([
 ]);
 
 /**
+ * Where the kernel module lies: `spectr_kernel.wasm` beside this file (`src/kernel/`), or beside
+ * the bundle after bundling (tools/bundle.ts copies it there). One place for both users of the
+ * module: `loadKernel` (the verification kernel) and the `kernel` model backend.
+ *
+ * @returns The module's URL.
+ * @example
+ * ```ts
+ * import { kernelWasmUrl } from "./wasm_load.ts";
+ * console.assert(kernelWasmUrl().pathname.endsWith("/spectr_kernel.wasm"));
+ * ```
+ */
+export function kernelWasmUrl(): URL {
+  return new URL("./spectr_kernel.wasm", import.meta.url);
+}
+
+/**
  * The module's bytes: `source` itself, or fetched from a URL (a string is resolved against this
  * folder, `src/kernel/`, or the bundle's URL after bundling).
  *

@@ -18,7 +18,7 @@ import type { ModelConfig } from "./config.ts";
 import { InvalidModelError } from "./errors.ts";
 import { readOnnxGraph } from "./onnx_graph.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
-import { readBytes } from "../kernel/wasm_load.ts";
+import { kernelWasmUrl, readBytes } from "../kernel/wasm_load.ts";
 import { bindExports, type KernelExports } from "../kernel/wasm_abi.ts";
 
 /** A CPU tensor with the fields the model layer reads (onnxruntime-common's shape of one). */
@@ -53,7 +53,7 @@ let modulePromise: Promise<WebAssembly.Module> | undefined;
 
 function kernelModule(): Promise<WebAssembly.Module> {
   if (modulePromise === undefined) {
-    modulePromise = readBytes(new URL("../kernel/spectr_kernel.wasm", import.meta.url)).then((b) =>
+    modulePromise = readBytes(kernelWasmUrl()).then((b) =>
       WebAssembly.compile(b)
     );
     modulePromise.catch(() => (modulePromise = undefined));
