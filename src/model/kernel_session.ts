@@ -53,9 +53,7 @@ let modulePromise: Promise<WebAssembly.Module> | undefined;
 
 function kernelModule(): Promise<WebAssembly.Module> {
   if (modulePromise === undefined) {
-    modulePromise = readBytes(kernelWasmUrl()).then((b) =>
-      WebAssembly.compile(b)
-    );
+    modulePromise = readBytes(kernelWasmUrl()).then((b) => WebAssembly.compile(b));
     modulePromise.catch(() => (modulePromise = undefined));
   }
   return modulePromise;
