@@ -118,6 +118,22 @@ export interface KernelExports {
   spectr_lm_gelu_tanh(x: number, n: number): number;
   /** In place `gate[n] ← gate · σ(gate) · up[n]`. */
   spectr_lm_silu_mul(gate: number, up: number, n: number): number;
+  /** Quantizes the rows of `x[m×k]` per 32-value block to i16 codes, scales and block sums. */
+  spectr_lm_quantize_rows(x: number, m: number, k: number, xq: number, xs: number, xsum: number): number;
+  /** 8-bit block-quantized linear layer over rows quantized by `spectr_lm_quantize_rows`. */
+  spectr_lm_linear_q8(
+    xq: number,
+    xs: number,
+    xsum: number,
+    m: number,
+    k: number,
+    codes: number,
+    scales: number,
+    mins: number,
+    n: number,
+    bias: number,
+    out: number,
+  ): number;
   /** Masked attention of one row over a KV cache (`wasm/src/lm.rs`). */
   spectr_lm_attention(
     q: number,
@@ -166,6 +182,8 @@ export const EXPORT_ARITY = {
   spectr_lm_gelu_tanh: 2,
   spectr_lm_silu_mul: 3,
   spectr_lm_attention: 12,
+  spectr_lm_quantize_rows: 6,
+  spectr_lm_linear_q8: 11,
 } as const satisfies { [K in ExportName]: Parameters<KernelExports[K]>["length"] };
 
 /**

@@ -489,3 +489,55 @@ pub unsafe extern "C" fn spectr_lm_attention(
     );
     0
 }
+
+/// Quantizes the rows of `x[m×k]` per 32-value block (see [`lm::quantize_rows`]): `xq` i16
+/// `[m×k]`, `xs` and `xsum` f32 `[m × k/32]`. Always 0.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes and not overlap.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_quantize_rows(x: *const f32, m: u32, k: u32, xq: *mut i16, xs: *mut f32, xsum: *mut f32) -> i32 {
+    let (m, k) = (m as usize, k as usize);
+    let blocks = k / lm::Q8_BLOCK;
+    lm::quantize_rows(read(x, m * k), m, k, write(xq, m * k), write(xs, m * blocks), write(xsum, m * blocks));
+    0
+}
+
+/// 8-bit block-quantized linear layer (see [`lm::linear_q8`]): `codes` i8 `[n×k]`, `scales`
+/// `[n × k/32]`, `mins` `[n × k/32]` or 0, `bias` `[n]` or 0. Always 0.
+///
+/// # Safety
+/// Pointers must be valid for the documented sizes; `out` must not overlap the inputs.
+#[no_mangle]
+pub unsafe extern "C" fn spectr_lm_linear_q8(
+    xq: *const i16,
+    xs: *const f32,
+    xsum: *const f32,
+    m: u32,
+    k: u32,
+    codes: *const i8,
+    scales: *const f32,
+    mins: *const f32,
+    n: u32,
+    bias: *const f32,
+    out: *mut f32,
+) -> i32 {
+    let (m, k, n) = (m as usize, k as usize, n as usize);
+    let blocks = k / lm::Q8_BLOCK;
+    let mins = if mins.is_null() { None } else { Some(read(mins, n * blocks)) };
+    let bias = if bias.is_null() { None } else { Some(read(bias, n)) };
+    lm::linear_q8(
+        read(xq, m * k),
+        read(xs, m * blocks),
+        read(xsum, m * blocks),
+        m,
+        k,
+        read(codes, n * k),
+        read(scales, n * blocks),
+        mins,
+        n,
+        bias,
+        write(out, m * n),
+    );
+    0
+}

@@ -72,6 +72,95 @@ pub fn linear_t(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f
     }
 }
 
+/// Weights per quantization block of [`linear_q8`] (MatMulNBits' `block_size`).
+pub const Q8_BLOCK: usize = 32;
+
+/// Quantizes each block of [`Q8_BLOCK`] values of the rows of `x[m×k]` to integers in [−127, 127]
+/// (`xq`, as i16 for the SIMD dot product) with a scale per block (`xs`: max |x| / 127) and keeps
+/// each block's exact float sum (`xsum`, for the weights' block minimums). `k` is a multiple of
+/// [`Q8_BLOCK`].
+pub fn quantize_rows(x: &[f32], m: usize, k: usize, xq: &mut [i16], xs: &mut [f32], xsum: &mut [f32]) {
+    let blocks = k / Q8_BLOCK;
+    assert!(k % Q8_BLOCK == 0 && x.len() >= m * k && xq.len() >= m * k && xs.len() >= m * blocks);
+    assert!(xsum.len() >= m * blocks);
+    for b in 0..m * blocks {
+        let v = &x[b * Q8_BLOCK..(b + 1) * Q8_BLOCK];
+        let (mut amax, mut sum) = (0.0f32, 0.0f32);
+        for &a in v {
+            let a_abs = if a < 0.0 { -a } else { a };
+            if a_abs > amax {
+                amax = a_abs;
+            }
+            sum += a;
+        }
+        let scale = amax / 127.0;
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for (i, &a) in v.iter().enumerate() {
+            let t = a * inv;
+            // round half away from zero, then clamp (|t| ≤ 127 up to rounding)
+            let r = if t >= 0.0 { (t + 0.5) as i32 } else { (t - 0.5) as i32 };
+            xq[b * Q8_BLOCK + i] = r.clamp(-127, 127) as i16;
+        }
+        xs[b] = scale;
+        xsum[b] = sum;
+    }
+}
+
+/// `out[m×n] = x · W (+ bias)` for 8-bit block-quantized weights stored output-major: `codes[n×k]`
+/// (signed, the stored unsigned code − 128), `scales[n × k/32]`, and optional block minimums
+/// `mins[n × k/32]` (W[i, j] = scales[j, b]·codes[j, i] + mins[j, b], b = i / 32). `x` comes as
+/// [`quantize_rows`] made it: `y[r, j] = Σ_b scales[j,b]·xs[r,b]·Σ_i codes·xq + Σ_b mins[j,b]·xsum[r,b]`,
+/// integer dot products within a block (what onnxruntime's MatMulNBits does at accuracy level 4).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_q8(
+    xq: &[i16],
+    xs: &[f32],
+    xsum: &[f32],
+    m: usize,
+    k: usize,
+    codes: &[i8],
+    scales: &[f32],
+    mins: Option<&[f32]>,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let blocks = k / Q8_BLOCK;
+    assert!(k % Q8_BLOCK == 0 && xq.len() >= m * k && xs.len() >= m * blocks && xsum.len() >= m * blocks);
+    assert!(codes.len() >= n * k && scales.len() >= n * blocks && out.len() >= m * n);
+    let mut r = 0;
+    while r < m {
+        let rows = (m - r).min(STREAM_ROWS);
+        let (xq_g, xs_g, xsum_g) = (&xq[r * k..(r + rows) * k], &xs[r * blocks..], &xsum[r * blocks..]);
+        let out_g = &mut out[r * n..(r + rows) * n];
+        match rows {
+            1 => imp::q8_rows::<1>(xq_g, xs_g, k, codes, scales, n, out_g),
+            2 => imp::q8_rows::<2>(xq_g, xs_g, k, codes, scales, n, out_g),
+            3 => imp::q8_rows::<3>(xq_g, xs_g, k, codes, scales, n, out_g),
+            4 => imp::q8_rows::<4>(xq_g, xs_g, k, codes, scales, n, out_g),
+            5 => imp::q8_rows::<5>(xq_g, xs_g, k, codes, scales, n, out_g),
+            6 => imp::q8_rows::<6>(xq_g, xs_g, k, codes, scales, n, out_g),
+            7 => imp::q8_rows::<7>(xq_g, xs_g, k, codes, scales, n, out_g),
+            _ => imp::q8_rows::<8>(xq_g, xs_g, k, codes, scales, n, out_g),
+        }
+        for i in 0..rows {
+            let o = &mut out_g[i * n..(i + 1) * n];
+            if let Some(mn) = mins {
+                let srow = &xsum_g[i * blocks..(i + 1) * blocks];
+                for j in 0..n {
+                    o[j] += imp::dot(srow, &mn[j * blocks..(j + 1) * blocks]);
+                }
+            }
+            if let Some(b) = bias {
+                for j in 0..n {
+                    o[j] += b[j];
+                }
+            }
+        }
+        r += rows;
+    }
+}
+
 /// Layer normalisation of each row of `x[m×n]`: `(x − mean) / √(var + eps) · w + b`.
 pub fn layer_norm(x: &[f32], m: usize, n: usize, w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     for r in 0..m {
@@ -326,6 +415,85 @@ mod imp {
         }
     }
 
+    /// `out[r, j] = Σ_b scales[j,b]·xs[r,b]·(codes[j, block b] · xq[r, block b])` for R rows:
+    /// each 32-weight block is widened to i16 once and dotted with every row (i32x4.dot_i16x8_s);
+    /// two output columns at a time share the loads of `xq`.
+    #[inline(always)]
+    pub fn q8_rows<const R: usize>(xq: &[i16], xs: &[f32], k: usize, codes: &[i8], scales: &[f32], n: usize, out: &mut [f32]) {
+        let mut j = 0;
+        while j + 2 <= n {
+            q8_cols::<R, 2>(xq, xs, k, codes, scales, n, out, j);
+            j += 2;
+        }
+        if j < n {
+            q8_cols::<R, 1>(xq, xs, k, codes, scales, n, out, j);
+        }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn q8_cols<const R: usize, const J: usize>(
+        xq: &[i16],
+        xs: &[f32],
+        k: usize,
+        codes: &[i8],
+        scales: &[f32],
+        n: usize,
+        out: &mut [f32],
+        j: usize,
+    ) {
+        let blocks = k / 32;
+        assert!(j + J <= n && xq.len() >= R * k && xs.len() >= R * blocks && codes.len() >= n * k);
+        assert!(scales.len() >= n * blocks && out.len() >= R * n);
+        let (xp, cp, sp, xsp) = (xq.as_ptr(), codes.as_ptr(), scales.as_ptr(), xs.as_ptr());
+        let mut acc = [[f32x4_splat(0.0); J]; R];
+        for b in 0..blocks {
+            // SAFETY: block b of rows j..j+J of codes (32 bytes at (j'·k + 32b)), of each row r < R
+            // of xq (32 i16 at r·k + 32b), scales[j'·blocks + b] and xs[r·blocks + b] lie within
+            // the lengths asserted above.
+            unsafe {
+                let mut w = [[i16x8_splat(0); 4]; J];
+                let mut ws = [0.0f32; J];
+                for jj in 0..J {
+                    let p = cp.add((j + jj) * k + b * 32);
+                    let w0 = v128_load(p as *const v128);
+                    let w1 = v128_load(p.add(16) as *const v128);
+                    w[jj] = [
+                        i16x8_extend_low_i8x16(w0),
+                        i16x8_extend_high_i8x16(w0),
+                        i16x8_extend_low_i8x16(w1),
+                        i16x8_extend_high_i8x16(w1),
+                    ];
+                    ws[jj] = *sp.add((j + jj) * blocks + b);
+                }
+                for r in 0..R {
+                    let x = xp.add(r * k + b * 32);
+                    let xv = [
+                        v128_load(x as *const v128),
+                        v128_load(x.add(8) as *const v128),
+                        v128_load(x.add(16) as *const v128),
+                        v128_load(x.add(24) as *const v128),
+                    ];
+                    let xsc = *xsp.add(r * blocks + b);
+                    for jj in 0..J {
+                        let d = i32x4_add(
+                            i32x4_add(i32x4_dot_i16x8(w[jj][0], xv[0]), i32x4_dot_i16x8(w[jj][1], xv[1])),
+                            i32x4_add(i32x4_dot_i16x8(w[jj][2], xv[2]), i32x4_dot_i16x8(w[jj][3], xv[3])),
+                        );
+                        acc[r][jj] = f32x4_add(acc[r][jj], f32x4_mul(f32x4_convert_i32x4(d), f32x4_splat(ws[jj] * xsc)));
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            for jj in 0..J {
+                let v = acc[r][jj];
+                out[r * n + j + jj] = (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
+                    + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v));
+            }
+        }
+    }
+
     #[inline(always)]
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -392,6 +560,23 @@ mod imp {
         }
     }
 
+    pub fn q8_rows<const R: usize>(xq: &[i16], xs: &[f32], k: usize, codes: &[i8], scales: &[f32], n: usize, out: &mut [f32]) {
+        let blocks = k / 32;
+        for r in 0..R {
+            for j in 0..n {
+                let mut s = 0.0f32;
+                for b in 0..blocks {
+                    let mut d = 0i32;
+                    for i in 0..32 {
+                        d += codes[j * k + b * 32 + i] as i32 * xq[r * k + b * 32 + i] as i32;
+                    }
+                    s += d as f32 * (scales[j * blocks + b] * xs[r * blocks + b]);
+                }
+                out[r * n + j] = s;
+            }
+        }
+    }
+
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
     }
@@ -427,6 +612,43 @@ mod tests {
                     let want: f64 = b[j] as f64 + (0..k).map(|i| x[r * k + i] as f64 * w[i * n + j] as f64).sum::<f64>();
                     assert!((out[r * n + j] as f64 - want).abs() < 1e-4, "{m}x{k}x{n} [{r},{j}]");
                     assert!((t[r * n + j] as f64 + b[j] as f64 - want).abs() < 1e-4);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn q8_linear_is_the_dequantized_product_within_the_activation_rounding() {
+        let mut rng = Rng::new(11);
+        for &(m, k, n) in &[(1, 32, 3), (3, 64, 5), (9, 96, 7)] {
+            let blocks = k / Q8_BLOCK;
+            let x = vec(&mut rng, m * k);
+            let codes: Vec<i8> = (0..n * k).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
+            let scales: Vec<f32> = (0..n * blocks).map(|_| 0.01 + rng.f64() as f32 * 0.02).collect();
+            let mins: Vec<f32> = (0..n * blocks).map(|_| rng.normal() as f32 * 0.1).collect();
+            let bias = vec(&mut rng, n);
+            let (mut xq, mut xs, mut xsum) = (vec![0i16; m * k], vec![0.0; m * blocks], vec![0.0; m * blocks]);
+            quantize_rows(&x, m, k, &mut xq, &mut xs, &mut xsum);
+            let mut out = vec![0.0; m * n];
+            linear_q8(&xq, &xs, &xsum, m, k, &codes, &scales, Some(&mins), n, Some(&bias), &mut out);
+            for r in 0..m {
+                for j in 0..n {
+                    let w = |i: usize| scales[j * blocks + i / 32] as f64 * codes[j * k + i] as f64 + mins[j * blocks + i / 32] as f64;
+                    let exact: f64 = bias[j] as f64 + (0..k).map(|i| x[r * k + i] as f64 * w(i)).sum::<f64>();
+                    // x rounded to 1/254 of each block's max: error ≤ Σ_i |scale·code|·xs/2
+                    let bound: f64 = (0..k).map(|i| (scales[j * blocks + i / 32] as f64 * codes[j * k + i] as f64).abs() * xs[r * blocks + i / 32] as f64 / 2.0).sum::<f64>();
+                    assert!((out[r * n + j] as f64 - exact).abs() <= bound + 1e-4, "{m}x{k}x{n} [{r},{j}]");
+                }
+            }
+            // the integer products themselves: with x already on the grid the result is exact
+            // every block holds a 127, so its scale is exactly 1 and no value is rounded
+            let xi: Vec<f32> = (0..m * k).map(|i| if i % 32 == 0 { 127.0 } else { ((i * 7) % 255) as f32 - 127.0 }).collect();
+            quantize_rows(&xi, m, k, &mut xq, &mut xs, &mut xsum);
+            linear_q8(&xq, &xs, &xsum, m, k, &codes, &scales, None, n, None, &mut out);
+            for r in 0..m {
+                for j in 0..n {
+                    let exact: f64 = (0..k).map(|i| xi[r * k + i] as f64 * scales[j * blocks + i / 32] as f64 * codes[j * k + i] as f64).sum();
+                    assert!((out[r * n + j] as f64 - exact).abs() < 1e-3 * (1.0 + exact.abs()), "integral x {r},{j}");
                 }
             }
         }
