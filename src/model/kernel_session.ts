@@ -19,6 +19,7 @@ import { InvalidModelError } from "./errors.ts";
 import { readOnnxGraph } from "./onnx_graph.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
 import { kernelWasmUrl, readBytes } from "../kernel/wasm_load.ts";
+import { isQ8, type LinearWeight, Q8_BLOCK } from "./q8_weight.ts";
 import { bindExports, type KernelExports } from "../kernel/wasm_abi.ts";
 
 /** A CPU tensor with the fields the model layer reads (onnxruntime-common's shape of one). */
@@ -124,6 +125,16 @@ class LinearMemory {
   }
 }
 
+/** Where a linear weight lies in the kernel's memory: float32 `[k, n]` at `f32`, or 8-bit blocks. */
+interface LinearAt {
+  /** Byte offset of the float32 weight; 0 when quantized. */
+  f32: number;
+  /** Byte offsets of the 8-bit form (0 when float32): codes `[n, k]`, scales and mins `[n, k/32]`. */
+  codes: number;
+  scales: number;
+  mins: number;
+}
+
 /** Byte offsets of one layer's weights in the kernel's memory (0 = absent). */
 interface LayerAt {
   norm1: number;
@@ -131,19 +142,19 @@ interface LayerAt {
   norm2: number;
   norm2Bias: number;
   /** GPT-2: fused q|k|v [d, 3d]; Llama: q [d, H·hd]. */
-  q: number;
+  q: LinearAt;
   qBias: number;
-  k: number;
+  k: LinearAt;
   kBias: number;
-  v: number;
+  v: LinearAt;
   vBias: number;
-  o: number;
+  o: LinearAt;
   oBias: number;
   /** GPT-2: c_fc; Llama: gate. */
-  fc: number;
+  fc: LinearAt;
   fcBias: number;
-  up: number;
-  down: number;
+  up: LinearAt;
+  down: LinearAt;
   downBias: number;
 }
 
@@ -192,73 +203,83 @@ export class KernelSession {
   readonly weightBytes: number;
   readonly #mem: LinearMemory;
   readonly #s: Shape;
-  readonly #embed: number;
+  /** The token embedding `[vocab, d]`: float32, or 8-bit blocks (one output per token). */
+  readonly #embed: LinearAt;
   readonly #positions: number;
   readonly #layers: LayerAt[];
   readonly #normF: number;
   readonly #normFBias: number;
-  readonly #head: { at: number; vocabMajor: boolean };
+  /** The output head: `vocabMajor` float32 `[vocab, d]` (a tied embedding), else `[d, vocab]`; or 8-bit blocks. */
+  readonly #head: { lin: LinearAt; vocabMajor: boolean };
   #released = false;
 
   private constructor(mem: LinearMemory, s: Shape, w: Gpt2Weights | LlamaWeights) {
     this.#mem = mem;
     this.#s = s;
     const put = (x: Float32Array | undefined) => (x === undefined ? 0 : mem.put(x));
+    const none: LinearAt = { f32: 0, codes: 0, scales: 0, mins: 0 };
+    const lin = (x: LinearWeight | undefined): LinearAt => {
+      if (x === undefined) return none;
+      if (!isQ8(x)) return { ...none, f32: mem.put(x) };
+      const codes = mem.alloc(x.codes.length);
+      mem.u8.set(new Uint8Array(x.codes.buffer, x.codes.byteOffset, x.codes.length), codes);
+      return { f32: 0, codes, scales: mem.put(x.scales), mins: x.mins ? mem.put(x.mins) : 0 };
+    };
     const start = mem.alloc(0);
     if (w.family === "gpt2") {
-      this.#embed = put(w.wte);
+      this.#embed = lin(w.wte);
       this.#positions = put(w.wpe);
       this.#layers = w.layers.map((l) => ({
         norm1: put(l.ln1.weight),
         norm1Bias: put(l.ln1.bias),
         norm2: put(l.ln2.weight),
         norm2Bias: put(l.ln2.bias),
-        q: put(l.qkv.weight),
+        q: lin(l.qkv.weight),
         qBias: put(l.qkv.bias),
-        k: 0,
+        k: none,
         kBias: 0,
-        v: 0,
+        v: none,
         vBias: 0,
-        o: put(l.proj.weight),
+        o: lin(l.proj.weight),
         oBias: put(l.proj.bias),
-        fc: put(l.fc.weight),
+        fc: lin(l.fc.weight),
         fcBias: put(l.fc.bias),
-        up: 0,
-        down: put(l.fcProj.weight),
+        up: none,
+        down: lin(l.fcProj.weight),
         downBias: put(l.fcProj.bias),
       }));
       this.#normF = put(w.lnf.weight);
       this.#normFBias = put(w.lnf.bias);
       this.#head = w.head.weight === w.wte
-        ? { at: this.#embed, vocabMajor: true }
-        : { at: put(w.head.weight), vocabMajor: w.head.layout === "vocab-major" };
+        ? { lin: this.#embed, vocabMajor: true }
+        : { lin: lin(w.head.weight), vocabMajor: w.head.layout === "vocab-major" };
     } else {
-      this.#embed = put(w.embed);
+      this.#embed = lin(w.embed as LinearWeight);
       this.#positions = 0;
       this.#layers = w.layers.map((l) => ({
         norm1: put(l.inputNorm),
         norm1Bias: 0,
         norm2: put(l.postNorm),
         norm2Bias: 0,
-        q: put(l.q),
+        q: lin(l.q as LinearWeight),
         qBias: put(l.qBias),
-        k: put(l.k),
+        k: lin(l.k as LinearWeight),
         kBias: put(l.kBias),
-        v: put(l.v),
+        v: lin(l.v as LinearWeight),
         vBias: put(l.vBias),
-        o: put(l.o),
+        o: lin(l.o as LinearWeight),
         oBias: 0,
-        fc: put(l.gate),
+        fc: lin(l.gate as LinearWeight),
         fcBias: 0,
-        up: put(l.up),
-        down: put(l.down),
+        up: lin(l.up as LinearWeight),
+        down: lin(l.down as LinearWeight),
         downBias: 0,
       }));
       this.#normF = put(w.norm);
       this.#normFBias = 0;
-      this.#head = w.head.weight === w.embed
-        ? { at: this.#embed, vocabMajor: true }
-        : { at: put(w.head.weight), vocabMajor: w.head.layout === "vocab-major" };
+      this.#head = (w.head.weight as LinearWeight) === (w.embed as LinearWeight)
+        ? { lin: this.#embed, vocabMajor: true }
+        : { lin: lin(w.head.weight as LinearWeight), vocabMajor: w.head.layout === "vocab-major" };
     }
     this.weightBytes = mem.alloc(0) - start;
     mem.keep();
@@ -312,9 +333,10 @@ export class KernelSession {
       fallback: number,
     ) => (typeof raw[key] === "number" ? raw[key] as number : fallback);
     const d = config.hiddenSize;
-    const inner = weights.family === "gpt2"
-      ? weights.layers[0].fc.weight.length / d
-      : weights.layers[0].gate.length / d;
+    const outputs = (w: LinearWeight) => (isQ8(w) ? w.n : w.length / d);
+    const inner = outputs(
+      weights.family === "gpt2" ? weights.layers[0].fc.weight : weights.layers[0].gate as LinearWeight,
+    );
     const s: Shape = {
       family: weights.family,
       layers: config.numLayers,
@@ -395,7 +417,7 @@ export class KernelSession {
       const logits = a(m * s.vocab);
       // embeddings (+ learned positions)
       {
-        const f = mem.f32, e = this.#embed >> 2, h = hidden >> 2;
+        const f = mem.f32, h = hidden >> 2;
         for (let i = 0; i < m; i++) {
           const id = Number(idData[i]);
           if (!(id >= 0 && id < s.vocab)) {
@@ -403,7 +425,7 @@ export class KernelSession {
               `Cannot run the model: input id ${id} is outside the vocabulary [0, ${s.vocab})`,
             );
           }
-          f.copyWithin(h + i * d, e + id * d, e + (id + 1) * d);
+          this.#embedRow(id, h + i * d);
           if (this.#positions) {
             const p = pos[i];
             if (!(p >= 0 && p < s.maxPositions)) {
@@ -421,12 +443,12 @@ export class KernelSession {
         const L = this.#layers[layer];
         if (s.family === "gpt2") {
           x.spectr_lm_layer_norm(hidden, m, d, L.norm1, L.norm1Bias, s.eps, normed);
-          x.spectr_lm_linear(normed, m, d, L.q, 3 * d, L.qBias, qkv);
+          this.#linear(normed, m, d, L.q, 3 * d, L.qBias, qkv);
         } else {
           x.spectr_lm_rms_norm(hidden, m, d, L.norm1, s.eps, normed);
-          x.spectr_lm_linear(normed, m, d, L.q, qWidth, L.qBias, q);
-          x.spectr_lm_linear(normed, m, d, L.k, kvWidth, L.kBias, kNew);
-          x.spectr_lm_linear(normed, m, d, L.v, kvWidth, L.vBias, vNew);
+          this.#linear(normed, m, d, L.q, qWidth, L.qBias, q);
+          this.#linear(normed, m, d, L.k, kvWidth, L.kBias, kNew);
+          this.#linear(normed, m, d, L.v, kvWidth, L.vBias, vNew);
           this.#applyRope(q, m, s.heads, rope!);
           this.#applyRope(kNew, m, s.kvHeads, rope!);
         }
@@ -481,30 +503,62 @@ export class KernelSession {
           f2.slice(vCache >> 2, (vCache >> 2) + rows * cacheLen),
           [rows, s.kvHeads, total, hd],
         );
-        x.spectr_lm_linear(attnOut, m, qWidth, L.o, d, L.oBias, proj);
+        this.#linear(attnOut, m, qWidth, L.o, d, L.oBias, proj);
         this.#addInto(hidden, proj, m * d);
         if (s.family === "gpt2") {
           x.spectr_lm_layer_norm(hidden, m, d, L.norm2, L.norm2Bias, s.eps, normed);
-          x.spectr_lm_linear(normed, m, d, L.fc, s.inner, L.fcBias, fc);
+          this.#linear(normed, m, d, L.fc, s.inner, L.fcBias, fc);
           x.spectr_lm_gelu_tanh(fc, m * s.inner);
         } else {
           x.spectr_lm_rms_norm(hidden, m, d, L.norm2, s.eps, normed);
-          x.spectr_lm_linear(normed, m, d, L.fc, s.inner, 0, fc);
-          x.spectr_lm_linear(normed, m, d, L.up, s.inner, 0, up);
+          this.#linear(normed, m, d, L.fc, s.inner, 0, fc);
+          this.#linear(normed, m, d, L.up, s.inner, 0, up);
           x.spectr_lm_silu_mul(fc, up, m * s.inner);
         }
-        x.spectr_lm_linear(fc, m, s.inner, L.down, d, L.downBias, proj);
+        this.#linear(fc, m, s.inner, L.down, d, L.downBias, proj);
         this.#addInto(hidden, proj, m * d);
       }
       if (s.family === "gpt2") {
         x.spectr_lm_layer_norm(hidden, m, d, this.#normF, this.#normFBias, s.eps, normed);
       } else x.spectr_lm_rms_norm(hidden, m, d, this.#normF, s.eps, normed);
-      if (this.#head.vocabMajor) x.spectr_lm_linear_t(normed, m, d, this.#head.at, s.vocab, logits);
-      else x.spectr_lm_linear(normed, m, d, this.#head.at, s.vocab, 0, logits);
+      const head = this.#head;
+      if (head.lin.f32 === 0 || !head.vocabMajor) this.#linear(normed, m, d, head.lin, s.vocab, 0, logits);
+      else x.spectr_lm_linear_t(normed, m, d, head.lin.f32, s.vocab, logits);
       const out = mem.f32.slice(logits >> 2, (logits >> 2) + m * s.vocab);
       return { logits: new KernelTensor("float32", out, [rows, t, s.vocab]), ...presents };
     } finally {
       mem.release();
+    }
+  }
+
+  /** `out[m×n] = x[m×k] · W (+ bias)`: float32 weights directly, 8-bit ones after quantizing x's rows. */
+  #linear(x: number, m: number, k: number, w: LinearAt, n: number, bias: number, out: number): void {
+    const e = this.#mem.x;
+    if (w.f32 !== 0) {
+      e.spectr_lm_linear(x, m, k, w.f32, n, bias, out);
+      return;
+    }
+    const blocks = k / Q8_BLOCK;
+    const xq = this.#mem.alloc(m * k * 2),
+      xs = this.#mem.alloc(m * blocks * 4),
+      xsum = this.#mem.alloc(m * blocks * 4);
+    e.spectr_lm_quantize_rows(x, m, k, xq, xs, xsum);
+    e.spectr_lm_linear_q8(xq, xs, xsum, m, k, w.codes, w.scales, w.mins, n, bias, out);
+  }
+
+  /** Token `id`'s embedding into the f32 slots from `at` (float index): copied, or dequantized. */
+  #embedRow(id: number, at: number): void {
+    const mem = this.#mem, d = this.#s.d, e = this.#embed, f = mem.f32;
+    if (e.f32 !== 0) {
+      f.copyWithin(at, (e.f32 >> 2) + id * d, (e.f32 >> 2) + (id + 1) * d);
+      return;
+    }
+    const blocks = d / Q8_BLOCK;
+    const codes = new Int8Array(mem.u8.buffer, e.codes + id * d, d);
+    for (let b = 0; b < blocks; b++) {
+      const scale = f[(e.scales >> 2) + id * blocks + b],
+        min = e.mins ? f[(e.mins >> 2) + id * blocks + b] : 0;
+      for (let i = 0; i < Q8_BLOCK; i++) f[at + b * Q8_BLOCK + i] = scale * codes[b * Q8_BLOCK + i] + min;
     }
   }
 
