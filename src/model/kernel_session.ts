@@ -17,6 +17,8 @@
 import type { ModelConfig } from "./config.ts";
 import { InvalidModelError } from "./errors.ts";
 import { readOnnxGraph } from "./onnx_graph.ts";
+import { converterQ8Weights, isConverterQ8Graph } from "./q8_graph_weights.ts";
+import { type VocabSubset, vocabSubset, withoutZeroGemmBias } from "./vocab_subset.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
 import { kernelWasmUrl, readBytes } from "../kernel/wasm_load.ts";
 import { isQ8, type LinearWeight, Q8_BLOCK } from "./q8_weight.ts";
@@ -168,6 +170,8 @@ interface Shape {
   hd: number;
   inner: number;
   vocab: number;
+  /** A vocabulary subset (embedding rows and head rows ≠ token ids), or undefined. */
+  subset?: VocabSubset;
   eps: number;
   ropeTheta: number;
   rope: "half" | "interleaved";
@@ -320,8 +324,21 @@ export class KernelSession {
     raw: Record<string, unknown> = {},
   ): Promise<KernelSession> {
     let weights: Gpt2Weights | LlamaWeights;
+    let subset: VocabSubset | undefined;
     try {
-      weights = transformerWeights(readOnnxGraph(bytes), config);
+      let graph = readOnnxGraph(bytes);
+      try {
+        subset = vocabSubset(graph, bytes, config.vocabSize);
+      } catch (cause) {
+        throw new InvalidModelError(`the vocabulary subset is inconsistent: ${(cause as Error).message}`, {
+          cause,
+        });
+      }
+      if (subset) graph = withoutZeroGemmBias(graph);
+      const mapped = subset ? { ...config, vocabSize: subset.rows } : config;
+      weights = isConverterQ8Graph(graph)
+        ? converterQ8Weights(graph, mapped) as unknown as LlamaWeights // Q8Weight where LlamaWeights has Float32Array
+        : transformerWeights(graph, mapped);
     } catch (cause) {
       if (cause instanceof InvalidModelError) {
         throw new InvalidModelError(`Cannot load ${file} on the kernel backend: ${cause.message}`, { cause });
@@ -346,6 +363,7 @@ export class KernelSession {
       hd: config.headDim,
       inner,
       vocab: config.vocabSize,
+      subset,
       eps: weights.eps ?? num(weights.family === "gpt2" ? "layer_norm_epsilon" : "rms_norm_eps", 1e-5),
       ropeTheta: weights.family === "llama" ? weights.ropeTheta ?? num("rope_theta", 10000) : 0,
       rope: weights.family === "llama" ? weights.rope : "half",
@@ -425,7 +443,7 @@ export class KernelSession {
               `Cannot run the model: input id ${id} is outside the vocabulary [0, ${s.vocab})`,
             );
           }
-          this.#embedRow(id, h + i * d);
+          this.#embedRow(s.subset ? s.subset.inMap[id] : id, h + i * d);
           if (this.#positions) {
             const p = pos[i];
             if (!(p >= 0 && p < s.maxPositions)) {
@@ -522,9 +540,19 @@ export class KernelSession {
         x.spectr_lm_layer_norm(hidden, m, d, this.#normF, this.#normFBias, s.eps, normed);
       } else x.spectr_lm_rms_norm(hidden, m, d, this.#normF, s.eps, normed);
       const head = this.#head;
-      if (head.lin.f32 === 0 || !head.vocabMajor) this.#linear(normed, m, d, head.lin, s.vocab, 0, logits);
-      else x.spectr_lm_linear_t(normed, m, d, head.lin.f32, s.vocab, logits);
-      const out = mem.f32.slice(logits >> 2, (logits >> 2) + m * s.vocab);
+      const n = s.subset ? s.subset.headIds.length : s.vocab; // head rows
+      if (head.lin.f32 === 0 || !head.vocabMajor) this.#linear(normed, m, d, head.lin, n, 0, logits);
+      else x.spectr_lm_linear_t(normed, m, d, head.lin.f32, n, logits);
+      let out: Float32Array;
+      if (s.subset) {
+        const { headIds, fill } = s.subset, f = mem.f32, at = logits >> 2;
+        out = new Float32Array(m * s.vocab).fill(fill);
+        for (let r = 0; r < m; r++) {
+          for (let i = 0; i < n; i++) out[r * s.vocab + headIds[i]] = f[at + r * n + i];
+        }
+      } else {
+        out = mem.f32.slice(logits >> 2, (logits >> 2) + m * s.vocab);
+      }
       return { logits: new KernelTensor("float32", out, [rows, t, s.vocab]), ...presents };
     } finally {
       mem.release();
