@@ -19,7 +19,7 @@
  * model:smollm2`, with models/smollm2-draft) at fp32 and q8 when it is built, and
  * `--pair <target>,<draft>[,<label>]` (repeatable) for other folders. The draft uses the target's
  * dtype when it has that file, else fp32. `--backends wasm,kernel` picks the backends (default both;
- * the kernel backend runs fp32 and fp16 graphs only), `--dtypes fp32,q8` limits the dtypes, `--only bundled|real`
+ * the kernel backend runs fp32 / fp16 graphs and our converter's q8 graphs), `--dtypes fp32,q8` limits the dtypes, `--only bundled|real`
  * the pairs, `--v8-flags=<flags>` is passed to every child (e.g. `--liftoff-only`, self-hosted Deno
  * only: edge platforms set their own).
  *
@@ -289,9 +289,6 @@ if (import.meta.main) {
     }
     const configs = backends.flatMap((backend) =>
       configurations(values.dtypes.split(",") as ModelDtype[], only, values.pair)
-        .filter((c) =>
-          backend === "wasm" || (c.dtype === "fp32" || c.dtype === "fp16") && c.draftDtype !== "q8"
-        )
         .map((c) => ({ ...c, backend: backend as "wasm" | "kernel" }))
     );
     if (configs.length === 0) throw new Error("Cannot measure: no configuration has its files here");

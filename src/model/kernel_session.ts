@@ -226,7 +226,8 @@ export class KernelSession {
       if (x === undefined) return none;
       if (!isQ8(x)) return { ...none, f32: mem.put(x) };
       const codes = mem.alloc(x.codes.length);
-      mem.u8.set(new Uint8Array(x.codes.buffer, x.codes.byteOffset, x.codes.length), codes);
+      const u8 = mem.u8, src = x.codes;
+      for (let i = 0; i < src.length; i++) u8[codes + i] = src[i] ^ 0x80; // code − 128 as int8
       return { f32: 0, codes, scales: mem.put(x.scales), mins: x.mins ? mem.put(x.mins) : 0 };
     };
     const start = mem.alloc(0);

@@ -105,8 +105,7 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
       );
     }
     const n = q.dims[0], blocks = k / Q8_BLOCK;
-    const codes = new Int8Array(n * k);
-    for (let i = 0; i < codes.length; i++) codes[i] = q.raw[i] ^ 0x80; // code − 128, as int8
+    const codes = q.raw.subarray(0, n * k); // a view: the backend re-centres while copying
     const scales = floats(init(`${base}.scales`));
     if (scales.length !== n * blocks) {
       fail(`${base}.scales has ${scales.length} values, expected ${n * blocks}`);
@@ -128,7 +127,7 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
       kind: "q8",
       k: w.k,
       n: count,
-      codes: w.codes.slice(from * w.k, (from + count) * w.k),
+      codes: w.codes.subarray(from * w.k, (from + count) * w.k),
       scales: w.scales.slice(from * blocks, (from + count) * blocks),
       mins: w.mins?.slice(from * blocks, (from + count) * blocks),
     };

@@ -21,7 +21,8 @@ function dense(w: Q8Weight): Float64Array {
   for (let j = 0; j < w.n; j++) {
     for (let i = 0; i < w.k; i++) {
       const b = Math.floor(i / 32);
-      out[i * w.n + j] = w.scales[j * blocks + b] * w.codes[j * w.k + i] + (w.mins?.[j * blocks + b] ?? 0);
+      out[i * w.n + j] = w.scales[j * blocks + b] * (w.codes[j * w.k + i] - 128) +
+        (w.mins?.[j * blocks + b] ?? 0);
     }
   }
   return out;

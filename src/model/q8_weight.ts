@@ -1,7 +1,8 @@
 /**
  * The 8-bit block-quantized weight the `kernel` backend multiplies with (`spectr_lm_linear_q8` in
  * `wasm/src/lm.rs`): onnxruntime's `MatMulNBits` with `bits: 8`, `block_size: 32`, kept in its own
- * output-major layout, with the stored codes made signed.
+ * output-major layout, codes as stored (unsigned, zero point 128): the backend re-centres them while
+ * copying them into its memory, so mapping a file needs no copy of its codes.
  *
  * @module
  */
@@ -11,10 +12,10 @@ export const Q8_BLOCK = 32;
 
 /**
  * A `[k, n]` linear weight (y = x · W) quantized per block of 32 inputs of each output:
- * `W[i, j] = scales[j·k/32 + b] · codes[j·k + i] + (mins?.[j·k/32 + b] ?? 0)` with `b = ⌊i / 32⌋`.
- * `codes` holds MatMulNBits' unsigned code minus its zero point (128 unless the graph gives
- * `zero_points`), so it is signed. An embedding stored this way has one output per token (`n` =
- * vocabulary, `k` = hidden size).
+ * `W[i, j] = scales[j·k/32 + b] · (codes[j·k + i] − 128) + (mins?.[j·k/32 + b] ?? 0)` with
+ * `b = ⌊i / 32⌋`: `codes` are MatMulNBits' unsigned 8-bit codes with its default zero point 128
+ * (graphs with explicit `zero_points` are not read into this form). An embedding stored this way
+ * has one output per token (`n` = vocabulary, `k` = hidden size).
  */
 export interface Q8Weight {
   /** Marks the quantized form (a plain weight is a Float32Array). */
@@ -23,8 +24,8 @@ export interface Q8Weight {
   readonly k: number;
   /** Outputs. */
   readonly n: number;
-  /** `[n, k]` signed codes. */
-  readonly codes: Int8Array;
+  /** `[n, k]` unsigned codes (zero point 128); may be a view into the model file. */
+  readonly codes: Uint8Array;
   /** `[n, k / 32]` block scales. */
   readonly scales: Float32Array;
   /** `[n, k / 32]` block offsets (a GGUF `Q4_1`-style minimum), when the weight has them. */
@@ -56,7 +57,7 @@ export function isQ8(w: LinearWeight | undefined): w is Q8Weight {
  * @example
  * ```ts
  * import { dequantizeRow, type Q8Weight } from "./q8_weight.ts";
- * const w: Q8Weight = { kind: "q8", k: 32, n: 1, codes: new Int8Array(32).fill(2), scales: new Float32Array([0.5]) };
+ * const w: Q8Weight = { kind: "q8", k: 32, n: 1, codes: new Uint8Array(32).fill(130), scales: new Float32Array([0.5]) };
  * const out = new Float32Array(32);
  * dequantizeRow(w, 0, out);
  * console.assert(out[0] === 1);
@@ -66,6 +67,8 @@ export function dequantizeRow(w: Q8Weight, j: number, out: Float32Array): void {
   const blocks = w.k / Q8_BLOCK;
   for (let b = 0; b < blocks; b++) {
     const s = w.scales[j * blocks + b], m = w.mins?.[j * blocks + b] ?? 0;
-    for (let i = 0; i < Q8_BLOCK; i++) out[b * Q8_BLOCK + i] = s * w.codes[j * w.k + b * Q8_BLOCK + i] + m;
+    for (let i = 0; i < Q8_BLOCK; i++) {
+      out[b * Q8_BLOCK + i] = s * (w.codes[j * w.k + b * Q8_BLOCK + i] - 128) + m;
+    }
   }
 }
