@@ -60,9 +60,14 @@ export interface OnnxNode {
   outputs: string[];
   /**
    * Attributes: INT / FLOAT as a number, INTS / FLOATS as a number[], STRING as a string. Tensor
-   * and graph attributes are left out (a `Constant` node's tensor is in {@linkcode OnnxGraph.constants}).
+   * attributes are in {@linkcode OnnxNode.tensorAttributes}; graph attributes are left out.
    */
   attributes: Record<string, number | number[] | string>;
+  /**
+   * TENSOR attributes by name (e.g. ConstantOfShape's `value`), present only when the node has one
+   * this reader can read (inline data). A `Constant` node's is also in {@linkcode OnnxGraph.constants}.
+   */
+  tensorAttributes?: Record<string, OnnxInitializer>;
 }
 
 /** A graph input: name, element type and dims (numbers, or symbolic names; "" when unknown). */
@@ -247,7 +252,16 @@ function readNode(bytes: Uint8Array, start: number, end: number, constants: Map<
     else if (one(ATTR_S).length > 0) node.attributes[name] = text(bytes, one(ATTR_S)[0]);
     else if (one(ATTR_INTS).length > 0) node.attributes[name] = int64s(bytes, one(ATTR_INTS));
     else if (one(ATTR_FLOATS).length > 0) node.attributes[name] = float32s(bytes, one(ATTR_FLOATS));
-    else if (one(ATTR_T).length === 0) {
+    else if (one(ATTR_T).length > 0) {
+      const t = one(ATTR_T)[0];
+      try {
+        const value = readTensor(bytes, t.payloadStart, t.end);
+        node.tensorAttributes = { ...node.tensorAttributes, [name]: value };
+      } catch (error) {
+        // external data or an unreadable type: left out, as before tensor attributes were read
+        if (!(error instanceof InvalidModelError)) throw error;
+      }
+    } else {
       // An INT / FLOAT attribute equal to 0 is written as its type alone.
       const type = a.find((f) => f.number === 20);
       const t = type ? varintField(bytes, type) : 0;

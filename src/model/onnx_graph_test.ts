@@ -114,6 +114,48 @@ Deno.test("readOnnxGraph: typed tensor fields become raw bytes; Constant values"
   assert.deepEqual([...new BigInt64Array(g.constants.get("c_ints")!.raw.slice().buffer)], [-1n, 5n]);
 });
 
+Deno.test("readOnnxGraph: tensor attributes (ConstantOfShape value) are kept per node", () => {
+  const g = readOnnxGraph(model({
+    node: [
+      {
+        opType: "ConstantOfShape",
+        input: ["shape"],
+        output: ["filled"],
+        attribute: [
+          { name: "value", type: A.TENSOR, t: { dims: [1], dataType: 1, rawData: f32([-Infinity]) } },
+        ],
+      },
+      { opType: "ConstantOfShape", input: ["shape"], output: ["zeros"] },
+      {
+        opType: "Constant",
+        output: ["c"],
+        attribute: [{ name: "value", type: A.TENSOR, t: { dims: [2], dataType: 7, int64Data: [3, -4] } }],
+      },
+      {
+        opType: "Op",
+        output: ["e"],
+        attribute: [{
+          name: "ext",
+          type: A.TENSOR,
+          t: { dims: [1], dataType: 1, externalData: [{ key: "location", value: "w.bin" }], dataLocation: 1 },
+        }, { name: "k", type: A.INT, i: 2 }],
+      },
+    ],
+  }));
+  const [filled, zeros, c, e] = g.nodes;
+  const value = filled.tensorAttributes!.value;
+  assert.deepEqual(value.dims, [1]);
+  assert.equal(value.dataType, 1);
+  assert.deepEqual(new Float32Array(value.raw.slice().buffer), new Float32Array([-Infinity]));
+  assert.deepEqual(filled.attributes, {}, "a tensor attribute is not among the plain attributes");
+  assert.equal(zeros.tensorAttributes, undefined, "no tensor attribute: no field");
+  assert.deepEqual([...new BigInt64Array(c.tensorAttributes!.value.raw.slice().buffer)], [3n, -4n]);
+  assert.deepEqual([...new BigInt64Array(g.constants.get("c")!.raw.slice().buffer)], [3n, -4n]);
+  // an external-data tensor attribute is left out (reading the graph does not fail, as before)
+  assert.equal(e.tensorAttributes, undefined);
+  assert.equal(e.attributes.k, 2);
+});
+
 Deno.test("readOnnxGraph: packed dims and unpacked ints (both protobuf forms)", () => {
   // TensorProto { dims: [2, 3] packed, data_type: 1, name: "p", raw_data: 24 bytes }
   const raw = new Uint8Array(24).fill(1);

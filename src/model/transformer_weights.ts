@@ -15,6 +15,10 @@
  * - biases: the Add of a rank-1 tensor right after a projection (Gemm: its C input);
  * - embeddings: the Gather of `input_ids` (and, GPT-2, the other Gather: positions); the LM head:
  *   the last projection, tied when its weight is the embedding tensor itself;
+ * - a vocabulary subset (Llama): the embedding Gather indexed by `Gather(map, input_ids)` with
+ *   `map` a `[vocab]` int tensor (token id → one of R embedding rows); the tied head then scores
+ *   all R rows, a `Slice` keeps the first H, and a `ScatterElements` writes them at the token ids
+ *   of an int tensor into a `[…, vocab]` `ConstantOfShape` row (its `value` fills the rest);
  * - RoPE: its style from the rotation the graph applies to q and k (a `rotate_half` Split / Neg /
  *   Concat or Slice, a constant signed-permutation MatMul, or a RotaryEmbedding node) and its
  *   frequencies from the constant feeding the Cos table.
@@ -112,14 +116,29 @@ export interface LlamaLayerWeights {
 export interface LlamaWeights {
   /** Family tag. */
   family: "llama";
-  /** Token embedding `[vocab, d]`. */
+  /** Token embedding `[vocab, d]`; with {@linkcode LlamaWeights.vocabSubset}: `[rows, d]`. */
   embed: Float32Array;
   /** Blocks in order. */
   layers: LlamaLayerWeights[];
   /** Final RMSNorm `[d]`. */
   norm: Float32Array;
-  /** LM head (tied: `embed` itself, "vocab-major"). */
+  /**
+   * LM head (tied: `embed` itself, "vocab-major"). With {@linkcode LlamaWeights.vocabSubset}
+   * always tied to the `[rows, d]` embedding; only its first `headIds.length` rows are logits.
+   */
   head: HeadWeight;
+  /**
+   * A vocabulary subset: token id → embedding row, and the head's rows → token ids (others get
+   * `fill`). Logits: `logit[headIds[i]] = x · embed[i]` for i < headIds.length, `fill` elsewhere.
+   */
+  vocabSubset?: {
+    /** `[vocab]` the embedding row of each token id (rows = max + 1). */
+    inMap: Int32Array;
+    /** `[headRows]` the token id of head row i (rows 0 … headRows − 1 of the embedding); distinct. */
+    headIds: Int32Array;
+    /** The logit of every token not in `headIds` (the graph's ConstantOfShape value, e.g. −∞). */
+    fill: number;
+  };
   /** RMSNorm epsilon (the graph's, float32-exact or its shortest decimal form). */
   eps: number;
   /** RoPE base θ, derived from {@linkcode LlamaWeights.ropeInvFreq} (θ = invFreq[1]^(−hd/2)). */
@@ -516,29 +535,84 @@ function rmsEps(ix: Index, value: string): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // Embeddings and head
 
-function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer } {
+/** The value `v` is a copy of, looking up through reshapes and casts. */
+function upThrough(ix: Index, v: string, ops: Set<string> = PASS_THROUGH): string {
+  for (let i = 0; i < 8; i++) {
+    const p = ix.producer.get(v);
+    if (!p || !ops.has(p.opType)) return v;
+    v = p.inputs[0];
+  }
+  return v;
+}
+
+/** The one consumer of `v` that is not a Shape (exporters read shapes off every value), if one. */
+function onlyUse(ix: Index, v: string): OnnxNode | undefined {
+  const uses = (ix.consumers.get(v) ?? []).filter((n) => n.opType !== "Shape");
+  return uses.length === 1 ? uses[0] : undefined;
+}
+
+/** An int32 / int64 tensor's values (undefined: another type, or bytes that do not fit its dims). */
+function intValues(t: OnnxInitializer | undefined): number[] | undefined {
+  if (!t) return undefined;
+  const n = count(t.dims);
+  if (t.dataType === 6 && t.raw.length === 4 * n) return Array.from(new Int32Array(own(t.raw)));
+  if (t.dataType === 7 && t.raw.length === 8 * n) return Array.from(new BigInt64Array(own(t.raw)), Number);
+  return undefined;
+}
+
+/** The rank-1 int tensor `m` of `Gather(m, input_ids)` feeding the embedding Gather `gather`, if any. */
+function tokenMap(ix: Index, gather: OnnxNode): OnnxInitializer | undefined {
+  const src = ix.producer.get(upThrough(ix, gather.inputs[1]));
+  if (src?.opType !== "Gather" || upThrough(ix, src.inputs[1]) !== "input_ids") return undefined;
+  const t = tensor(ix, src.inputs[0]);
+  return t && (t.dataType === 6 || t.dataType === 7) && t.dims.length === 1 ? t : undefined;
+}
+
+function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer; inMap?: Int32Array } {
   const gathers = ix.graph.nodes.filter((n) => {
     const t = n.opType === "Gather" ? tensor(ix, n.inputs[0]) : undefined;
     return t !== undefined && isFloat(t) && t.dims.length === 2;
   });
-  const fromIds = (n: OnnxNode) => {
-    let v = n.inputs[1];
-    for (let i = 0; i < 8; i++) {
-      if (v === "input_ids") return true;
-      const p = ix.producer.get(v);
-      if (!p || !PASS_THROUGH.has(p.opType)) return false;
-      v = p.inputs[0];
-    }
-    return false;
-  };
+  const fromIds = (n: OnnxNode) =>
+    upThrough(ix, n.inputs[1]) === "input_ids" || tokenMap(ix, n) !== undefined;
   const gather = gathers.find(fromIds) ?? gathers[0];
   if (!gather) fail(ix.config, "no Gather from a rank-2 float tensor (the token embedding) was found");
   const init = tensor(ix, gather.inputs[0])!;
   const { vocabSize: v, hiddenSize: d } = ix.config;
-  if (init.dims[0] !== v || init.dims[1] !== d) {
-    fail(ix.config, `the token embedding "${init.name}" is ${shape(init.dims)}, expected [${v}, ${d}]`);
+  const map = tokenMap(ix, gather);
+  if (!map) {
+    if (init.dims[0] !== v || init.dims[1] !== d) {
+      fail(ix.config, `the token embedding "${init.name}" is ${shape(init.dims)}, expected [${v}, ${d}]`);
+    }
+    return { gather, init };
   }
-  return { gather, init };
+  // a vocabulary subset: token id → embedding row
+  const rows = intValues(map);
+  if (!rows || rows.length !== v) {
+    fail(
+      ix.config,
+      `the token map "${map.name}" feeding the embedding Gather is ${
+        shape(map.dims)
+      } of data type ${map.dataType}${
+        rows ? "" : " (bytes not matching its dims)"
+      }, expected [${v}] (vocab_size) int32/int64`,
+    );
+  }
+  let min = Infinity, max = -Infinity;
+  for (const r of rows) {
+    if (r < min) min = r;
+    if (r > max) max = r;
+  }
+  if (min < 0) fail(ix.config, `the token map "${map.name}" holds the row ${min}, expected rows ≥ 0`);
+  if (init.dims.length !== 2 || init.dims[0] !== max + 1 || init.dims[1] !== d) {
+    fail(
+      ix.config,
+      `the token embedding "${init.name}" is ${shape(init.dims)}, expected [${
+        max + 1
+      }, ${d}] (rows: 1 + the largest row of the token map "${map.name}")`,
+    );
+  }
+  return { gather, init, inMap: Int32Array.from(rows) };
 }
 
 function headOf(
@@ -554,13 +628,168 @@ function headOf(
   return { head: { weight, layout: linear.transposed ? "vocab-major" : "in-out", tied }, linear };
 }
 
+/** Whether `axis` is the last axis of the head's output (Gemm: rank 2). */
+function lastAxis(l: Linear, axis: number | undefined): boolean {
+  return axis === -1 || (l.node.opType === "Gemm" && axis === 1);
+}
+
+/**
+ * The LM head of a vocabulary-subset graph: the tied head over all `rows` embedding rows, a Slice
+ * to the first H, ScatterElements of them at H token ids into a ConstantOfShape `[…, vocab]` row,
+ * reaching a graph output through reshapes.
+ */
+function subsetHead(
+  ix: Index,
+  embed: OnnxInitializer,
+  embedWeight: Float32Array,
+  rows: number,
+): { head: HeadWeight; linear: Linear; headIds: Int32Array; fill: number } {
+  const { config } = ix;
+  const { vocabSize: v, hiddenSize: d } = config;
+  const what = "the vocabulary-subset head";
+  const linear = expectLinear(
+    ix,
+    ix.linears[ix.linears.length - 1],
+    d,
+    rows,
+    `${what} (the last projection)`,
+  );
+  if (linear.init.name !== embed.name || !linear.transposed) {
+    fail(
+      config,
+      `${what} multiplies by "${linear.init.name}"${
+        linear.transposed ? "" : " untransposed"
+      }, expected the token embedding "${embed.name}" itself (tied, x · Eᵀ)`,
+    );
+  }
+  const bias = biasOf(ix, linear);
+  if (bias && floats(ix, tensor(ix, bias.name)!, "LM head bias").some((x) => x !== 0)) {
+    fail(config, `${what} has a nonzero bias ("${bias.name}"), which this Llama reader does not support`);
+  }
+  const scores = bias ? bias.output : linear.output;
+  // Slice [0, H) of the last axis
+  const slice = onlyUse(ix, scores);
+  if (slice?.opType !== "Slice") {
+    fail(config, `${what}'s logits go to ${slice?.opType ?? "several nodes"}, expected one Slice`);
+  }
+  const [starts, ends, axes, steps] = [1, 2, 3, 4].map((i) =>
+    slice.inputs[i] ? intValues(tensor(ix, slice.inputs[i])) : undefined
+  );
+  const headRows = ends && ends.length === 1 ? Math.min(ends[0], rows) : 0;
+  if (
+    starts?.join() !== "0" || !(headRows > 0) || axes?.length !== 1 || !lastAxis(linear, axes[0]) ||
+    (steps !== undefined && steps.join() !== "1")
+  ) {
+    fail(
+      config,
+      `the Slice "${slice.name}" after ${what} has starts [${starts ?? "?"}], ends [${ends ?? "?"}], axes [${
+        axes ?? "?"
+      }], steps [${steps ?? "1"}], expected [0], [H ≤ ${rows}], the last axis, [1] (constants)`,
+    );
+  }
+  // ScatterElements(ConstantOfShape, token ids, the H logits) along the last axis
+  const scatter = onlyUse(ix, slice.outputs[0]);
+  const axis = scatter?.attributes.axis as number | undefined ?? 0;
+  if (
+    scatter?.opType !== "ScatterElements" || scatter.inputs[2] !== slice.outputs[0] ||
+    !lastAxis(linear, axis) || (scatter.attributes.reduction ?? "none") !== "none"
+  ) {
+    fail(
+      config,
+      `the head's ${headRows} logits go to ${scatter?.opType ?? "several nodes"}${
+        scatter?.opType === "ScatterElements"
+          ? ` (axis ${axis}, reduction ${scatter.attributes.reduction})`
+          : ""
+      }, expected a ScatterElements of them along the last axis, reduction none`,
+    );
+  }
+  const filled = ix.producer.get(upThrough(ix, scatter.inputs[0]));
+  if (filled?.opType !== "ConstantOfShape") {
+    fail(
+      config,
+      `the ScatterElements "${scatter.name}" writes into ${
+        filled?.opType ?? "a graph input"
+      }, expected a ConstantOfShape`,
+    );
+  }
+  const shapeSrc = ix.producer.get(filled.inputs[0]);
+  const shapeTail = intValues(tensor(ix, filled.inputs[0])) ??
+    (shapeSrc?.opType === "Concat"
+      ? intValues(tensor(ix, shapeSrc.inputs[shapeSrc.inputs.length - 1]))
+      : undefined);
+  if (shapeTail !== undefined && shapeTail[shapeTail.length - 1] !== v) {
+    fail(
+      config,
+      `the ConstantOfShape "${filled.name}" logits row is ${
+        shapeTail[shapeTail.length - 1]
+      } wide, expected ${v} (vocab_size)`,
+    );
+  }
+  const value = filled.tensorAttributes?.value;
+  if (value && (!isFloat(value) || count(value.dims) !== 1)) {
+    fail(
+      config,
+      `the ConstantOfShape "${filled.name}" value is ${
+        shape(value.dims)
+      } of data type ${value.dataType}, expected one float`,
+    );
+  }
+  const fill = value ? floats(ix, value, "ConstantOfShape value")[0] : 0; // the operator's default: 0
+  const idsInit = tensor(ix, upThrough(ix, scatter.inputs[1], new Set([...PASS_THROUGH, "Expand"])));
+  const ids = intValues(idsInit);
+  if (!ids || ids.length !== headRows) {
+    fail(
+      config,
+      `the ScatterElements "${scatter.name}" indices ${
+        idsInit
+          ? `"${idsInit.name}" ${shape(idsInit.dims)} of data type ${idsInit.dataType}`
+          : "are not a constant"
+      }, expected ${headRows} int32/int64 token ids (one per head row)`,
+    );
+  }
+  const seen = new Set<number>();
+  ids.forEach((id, i) => {
+    if (!(Number.isInteger(id) && id >= 0 && id < v) || seen.has(id)) {
+      fail(
+        config,
+        `head row ${i} goes to token id ${id}, ${
+          seen.has(id) ? "already taken by another row" : `outside [0, ${v})`
+        }`,
+      );
+    }
+    seen.add(id);
+  });
+  let out = scatter.outputs[0];
+  for (let use = onlyUse(ix, out); use && PASS_THROUGH.has(use.opType); use = onlyUse(ix, out)) {
+    out = use.outputs[0];
+  }
+  if (!ix.graph.outputs.includes(out)) {
+    fail(
+      config,
+      `the ScatterElements "${scatter.name}" output does not reach a graph output (through reshapes)`,
+    );
+  }
+  return {
+    head: { weight: embedWeight, layout: "vocab-major", tied: true },
+    linear,
+    headIds: Int32Array.from(ids),
+    fill,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // GPT-2
 
 function gpt2(ix: Index, options: TransformerWeightsOptions): Gpt2Weights {
   const { config } = ix;
   const d = config.hiddenSize, L = config.numLayers;
-  const { gather, init: wteInit } = tokenEmbedding(ix);
+  const { gather, init: wteInit, inMap } = tokenEmbedding(ix);
+  if (inMap) {
+    fail(
+      config,
+      "the token embedding is indexed through a token map: a vocabulary subset is only read for Llama graphs",
+    );
+  }
   const wte = floats(ix, wteInit, "token embedding");
   const positions = ix.graph.nodes.filter((n) => {
     const t = n !== gather && n.opType === "Gather" ? tensor(ix, n.inputs[0]) : undefined;
@@ -842,10 +1071,11 @@ function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
   const { config } = ix;
   const d = config.hiddenSize, L = config.numLayers, hd = config.headDim;
   const Q = config.numHeads * hd, KV = config.numKvHeads * hd;
-  const { init: embedInit } = tokenEmbedding(ix);
+  const { init: embedInit, inMap } = tokenEmbedding(ix);
   const embed = floats(ix, embedInit, "token embedding");
-  const { head, linear: headLinear } = headOf(ix, embedInit, embed);
-  if (biasOf(ix, headLinear)) {
+  const subset = inMap && subsetHead(ix, embedInit, embed, embedInit.dims[0]);
+  const { head, linear: headLinear } = subset ?? headOf(ix, embedInit, embed);
+  if (!subset && biasOf(ix, headLinear)) {
     fail(config, "the LM head has a bias, which this Llama reader does not support");
   }
   const body = ix.linears.slice(0, -1);
@@ -925,6 +1155,7 @@ function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
     layers,
     norm: finalNorm,
     head,
+    ...(subset ? { vocabSubset: { inMap: inMap!, headIds: subset.headIds, fill: subset.fill } } : {}),
     eps: tidy(eps!),
     ropeTheta: ropeThetaOf(ix, ropeInvFreq, hd),
     ropeInvFreq,

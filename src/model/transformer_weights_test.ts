@@ -562,3 +562,170 @@ Deno.test({
     assert.equal(qkv.length, d * 960);
   },
 });
+
+// ---------------------------------------------------------------------------------------------
+// SmolLM2 vocabulary-subset draft (torch export), when present
+
+const SUBSET = `${MODELS_DIR}smollm2-draft`;
+const haveSubset = existsSync(`${SUBSET}/onnx/model.onnx`) && existsSync(`${SUBSET}/config.json`);
+if (!haveSubset) console.warn(`SKIP: ${SUBSET}/onnx/model.onnx is missing; its tests are ignored`);
+
+function loadSubset() {
+  const graph = readOnnxGraph(Deno.readFileSync(`${SUBSET}/onnx/model.onnx`));
+  const json = JSON.parse(Deno.readTextFileSync(`${SUBSET}/config.json`));
+  return { graph, json, config: parseModelConfig(json) };
+}
+
+/** An int32 / int64 initializer's values, read with a DataView. */
+function intInit(graph: OnnxGraph, name: string): number[] {
+  const t = graph.initializers.get(name);
+  assert.ok(t, `initializer ${name}`);
+  const view = new DataView(t.raw.buffer, t.raw.byteOffset, t.raw.byteLength);
+  if (t.dataType === 6) return Array.from({ length: t.raw.length / 4 }, (_, i) => view.getInt32(4 * i, true));
+  assert.equal(t.dataType, 7);
+  return Array.from({ length: t.raw.length / 8 }, (_, i) => Number(view.getBigInt64(8 * i, true)));
+}
+
+/** The int initializer behind the ScatterElements' indices (the export's name: onnx::Expand_404). */
+function scatterIndices(graph: OnnxGraph): string {
+  const scatter = graph.nodes.find((n) => n.opType === "ScatterElements")!;
+  const expand = nodeByOutput(graph, scatter.inputs[1]);
+  assert.equal(expand.opType, "Expand");
+  assert.ok(graph.initializers.has(expand.inputs[0]));
+  return expand.inputs[0];
+}
+
+Deno.test({
+  name: "transformerWeights: smollm2 vocabulary-subset draft: token map, head ids, fill",
+  ignore: !haveSubset,
+  fn() {
+    const { graph, json, config } = loadSubset();
+    const V = json.vocab_size, H = json.spectr_head_tokens, d = json.hidden_size;
+    assert.equal(V, 49152);
+    assert.equal(H, 6144);
+    const w = transformerWeights(graph, config, { intermediateSize: json.intermediate_size }) as LlamaWeights;
+    assert.equal(w.family, "llama");
+    const s = w.vocabSubset;
+    assert.ok(s, "the subset is detected");
+    // the embedding (and the tied head) have H + 1 rows
+    llamaShapes(w, { ...config, vocabSize: H + 1 }, json.intermediate_size);
+    assert.equal(w.embed.length, (H + 1) * d);
+    assert.equal(w.head.weight, w.embed, "the head is the embedding array itself");
+    assert.equal(w.head.layout, "vocab-major");
+    assert.equal(w.head.tied, true);
+    assert.deepEqual(w.embed, init(graph, "m.embed_tokens.weight"));
+    assert.equal(w.rope, "half");
+    assert.equal(w.ropeTheta, json.rope_theta);
+    assert.equal(w.eps, json.rms_norm_eps);
+    // inMap: V entries, every one a row in [0, H + 1), equal to the export's m.in_map
+    assert.ok(s.inMap instanceof Int32Array);
+    assert.equal(s.inMap.length, V);
+    assert.ok(s.inMap.every((r) => r >= 0 && r < H + 1));
+    assert.deepEqual(Array.from(s.inMap), intInit(graph, "m.in_map"));
+    // headIds: H distinct token ids in [0, V), equal to the ScatterElements' indices initializer
+    assert.ok(s.headIds instanceof Int32Array);
+    assert.equal(s.headIds.length, H);
+    assert.equal(new Set(s.headIds).size, H);
+    assert.ok(s.headIds.every((id) => id >= 0 && id < V));
+    assert.deepEqual(Array.from(s.headIds), intInit(graph, scatterIndices(graph)));
+    // Found on this file: the round trip holds for every head row (inMap[headIds[i]] === i for all
+    // 6,144 rows), and the other 49,152 − 6,144 = 43,008 token ids all map to the shared row 6144,
+    // which the head never scores (the Slice keeps rows 0 … 6143).
+    for (let i = 0; i < H; i++) assert.equal(s.inMap[s.headIds[i]], i, `head row ${i}`);
+    assert.equal(s.inMap.filter((r) => r === H).length, V - H);
+    // fill: the ConstantOfShape's value attribute, −∞ in this file
+    const cos = graph.nodes.find((n) => n.opType === "ConstantOfShape")!;
+    const value = cos.tensorAttributes!.value;
+    assert.equal(value.dataType, 1);
+    assert.equal(new DataView(value.raw.buffer, value.raw.byteOffset).getFloat32(0, true), -Infinity);
+    assert.equal(s.fill, -Infinity);
+    // renamed initializers change nothing (data flow, not names)
+    const rename = (
+      x: string,
+    ) => (graph.initializers.has(x) ? `w${[...graph.initializers.keys()].indexOf(x)}` : x);
+    const renamed: OnnxGraph = {
+      ...graph,
+      initializers: new Map([...graph.initializers].map(([k, v]) => [rename(k), { ...v, name: rename(k) }])),
+      nodes: graph.nodes.map((n) => ({ ...n, inputs: n.inputs.map(rename) })),
+    };
+    assert.deepEqual(transformerWeights(renamed, config), w);
+  },
+});
+
+Deno.test({
+  name: "transformerWeights: smollm2 vocabulary-subset draft: a broken subset structure throws",
+  ignore: !haveSubset,
+  fn() {
+    const { graph, config } = loadSubset();
+    const ids = scatterIndices(graph);
+    const withInit = (name: string, edit: (t: OnnxInitializer) => OnnxInitializer) => {
+      const g = editable(graph);
+      g.initializers.set(name, edit(g.initializers.get(name)!));
+      return g;
+    };
+    const throwsWith = (g: OnnxGraph, pattern: RegExp, what: string) =>
+      assert.throws(
+        () => transformerWeights(g, config),
+        (e) => e instanceof InvalidModelError && pattern.test(e.message),
+        what,
+      );
+    // the ScatterElements indices shortened by one id: 6143 ids for 6144 head rows
+    throwsWith(
+      withInit(ids, (t) => ({ ...t, dims: [1, 6143], raw: t.raw.slice(0, 6143 * 8) })),
+      /indices.*6143.*expected 6144/,
+      "shortened indices",
+    );
+    // a head id repeated
+    throwsWith(
+      withInit(ids, (t) => {
+        const raw = t.raw.slice();
+        raw.set(raw.subarray(0, 8), 8); // id of row 1 := id of row 0
+        return { ...t, raw };
+      }),
+      /head row 1 .*already taken/,
+      "repeated id",
+    );
+    // a head id outside the vocabulary
+    throwsWith(
+      withInit(ids, (t) => {
+        const raw = t.raw.slice();
+        new DataView(raw.buffer).setBigInt64(8 * 5, 49152n, true);
+        return { ...t, raw };
+      }),
+      /head row 5 .*49152.*outside/,
+      "id out of range",
+    );
+    // a token map row past the embedding: rows = max + 1 disagrees with the embedding's 6145
+    throwsWith(
+      withInit("m.in_map", (t) => {
+        const raw = t.raw.slice();
+        new DataView(raw.buffer).setInt32(4 * 7, 6145, true);
+        return { ...t, raw };
+      }),
+      /token embedding .*\[6145, 256\], expected \[6146, 256\]/,
+      "map row past the embedding",
+    );
+    // a token map of the wrong length
+    throwsWith(
+      withInit("m.in_map", (t) => ({ ...t, dims: [49151], raw: t.raw.slice(0, 49151 * 4) })),
+      /token map .*\[49151\].*expected \[49152\]/,
+      "short map",
+    );
+    // a nonzero head bias
+    const gemm = graph.nodes.find((n) => n.opType === "Gemm")!;
+    throwsWith(
+      withInit(gemm.inputs[2], (t) => {
+        const raw = t.raw.slice();
+        new DataView(raw.buffer).setFloat32(0, 0.5, true);
+        return { ...t, raw };
+      }),
+      /nonzero bias/,
+      "head bias",
+    );
+    // the ConstantOfShape without its value attribute fills with the operator's default, 0
+    const g = editable(graph);
+    const cos = g.nodes.find((n) => n.opType === "ConstantOfShape")!;
+    delete cos.tensorAttributes;
+    assert.equal((transformerWeights(g, config) as LlamaWeights).vocabSubset!.fill, 0);
+  },
+});
