@@ -18,7 +18,6 @@ import type { ModelConfig } from "./config.ts";
 import { InvalidModelError } from "./errors.ts";
 import { readOnnxGraph } from "./onnx_graph.ts";
 import { converterQ8Weights, isConverterQ8Graph } from "./q8_graph_weights.ts";
-import { type VocabSubset, vocabSubset, withoutZeroGemmBias } from "./vocab_subset.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
 import { kernelWasmUrl, readBytes } from "../kernel/wasm_load.ts";
 import { isQ8, type LinearWeight, Q8_BLOCK } from "./q8_weight.ts";
@@ -171,7 +170,7 @@ interface Shape {
   inner: number;
   vocab: number;
   /** A vocabulary subset (embedding rows and head rows ≠ token ids), or undefined. */
-  subset?: VocabSubset;
+  subset?: LlamaWeights["vocabSubset"];
   eps: number;
   ropeTheta: number;
   rope: "half" | "interleaved";
@@ -325,21 +324,13 @@ export class KernelSession {
     raw: Record<string, unknown> = {},
   ): Promise<KernelSession> {
     let weights: Gpt2Weights | LlamaWeights;
-    let subset: VocabSubset | undefined;
+    let subset: LlamaWeights["vocabSubset"];
     try {
-      let graph = readOnnxGraph(bytes);
-      try {
-        subset = vocabSubset(graph, bytes, config.vocabSize);
-      } catch (cause) {
-        throw new InvalidModelError(`the vocabulary subset is inconsistent: ${(cause as Error).message}`, {
-          cause,
-        });
-      }
-      if (subset) graph = withoutZeroGemmBias(graph);
-      const mapped = subset ? { ...config, vocabSize: subset.rows } : config;
+      const graph = readOnnxGraph(bytes);
       weights = isConverterQ8Graph(graph)
-        ? converterQ8Weights(graph, mapped) as unknown as LlamaWeights // Q8Weight where LlamaWeights has Float32Array
-        : transformerWeights(graph, mapped);
+        ? converterQ8Weights(graph, config) as unknown as LlamaWeights // Q8Weight where LlamaWeights has Float32Array
+        : transformerWeights(graph, config);
+      subset = weights.family === "llama" ? weights.vocabSubset : undefined;
     } catch (cause) {
       if (cause instanceof InvalidModelError) {
         throw new InvalidModelError(`Cannot load ${file} on the kernel backend: ${cause.message}`, { cause });
