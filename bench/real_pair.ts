@@ -14,7 +14,7 @@
  * `{"machine", "rows": [{method, k, L, dtype, backend, temperature, tokensPerSecond, blockEfficiency}…],
  * "peers": [{name, dtype, backend, temperature, tokensPerSecond}…]}`.
  *
- * Options: `--quick` (2 prompts, 48 tokens: a smoke run), `--backends cpu,wasm`, `--dtypes fp32,q8`,
+ * Options: `--quick` (2 prompts, 48 tokens: a smoke run), `--backends cpu,wasm[,kernel]`, `--dtypes fp32,q8`,
  * `--wasm-q8` (q8 on wasm is skipped by default: it dequantizes every weight on every call there).
  *
  * @module
@@ -217,7 +217,7 @@ function goals(rows: BenchRow[], peers: PeerResult[]): void {
   console.log("\nGoals (T = 1 and 0.7):");
   for (const temperature of TEMPERATURES) {
     for (const dtype of ["fp32", "q8"] as const) {
-      for (const backend of ["cpu", "wasm"]) {
+      for (const backend of ["cpu", "wasm", "kernel"]) {
         const cell = rows.filter((r) =>
           r.temperature === temperature && r.dtype === dtype && r.backend === backend
         );
