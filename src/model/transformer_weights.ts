@@ -2,7 +2,9 @@
  * Which initializer of an ONNX decoder graph is which weight of a GPT-2 or Llama-family model,
  * worked out from the graph's data flow (not from initializer names, which torch exports leave
  * anonymous for the projections: `onnx::MatMul_962`), checked against the config, and returned
- * as float32 copies in one layout: every linear layer `[in, out]` row-major (`y = x · W`).
+ * as float32 in one layout: every linear layer `[in, out]` row-major (`y = x · W`). A weight
+ * stored that way, 4-byte aligned, is a view of the file's bytes (treat it as read-only); split,
+ * transposed, fp16 or unaligned ones are copies.
  *
  * What is read from where:
  * - projections: the MatMul / Gemm nodes whose weight is a rank-2 float tensor of the graph
@@ -238,7 +240,10 @@ function floats(ix: Index, t: OnnxInitializer, what: string): Float32Array {
     if (t.raw.length !== 4 * n) {
       fail(ix.config, `${what} "${t.name}" ${shape(t.dims)} holds ${t.raw.length} bytes, expected ${4 * n}`);
     }
-    out = new Float32Array(own(t.raw));
+    // a view of the file's bytes when they are 4-aligned (no copy of a 538 MB model); else a copy
+    out = t.raw.byteOffset % 4 === 0
+      ? new Float32Array(t.raw.buffer, t.raw.byteOffset, n)
+      : new Float32Array(own(t.raw));
   } else if (t.dataType === 10) {
     if (t.raw.length !== 2 * n) {
       fail(ix.config, `${what} "${t.name}" ${shape(t.dims)} holds ${t.raw.length} bytes, expected ${2 * n}`);
