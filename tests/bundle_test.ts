@@ -141,6 +141,53 @@ console.log(JSON.stringify(out));
       const edge = JSON.parse(dec.decode(child.stdout).trim().split("\n").at(-1)!);
       assert.deepEqual(edge.wasm, fromSource.greedy.tokens);
       assert.deepEqual(edge.auto, fromSource.greedy.tokens);
+
+      // Backend "kernel" needs none of onnxruntime's runtime files: the same edge-like run with them
+      // deleted from the folder gives the same greedy tokens (and "wasm" then fails, as it must).
+      for (const f of ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs"]) {
+        await Deno.remove(`${outdir}/${f}`);
+      }
+      const kernelScript = `${outdir}/_edge_kernel.ts`;
+      await Deno.writeTextFile(
+        kernelScript,
+        `import { SpeculativeGenerator } from "./spectr.js";
+const [target, draft] = Deno.args;
+const out: Record<string, unknown> = {};
+for (const backend of ["kernel", "wasm"] as const) {
+  try {
+    const g = await SpeculativeGenerator.fromPretrained({ target, draft, backend, numThreads: 1 });
+    out[backend] = (await g.generate(${JSON.stringify(PROMPT)}, { maxNewTokens: 8, temperature: 0 })).tokens;
+    await g.dispose();
+  } catch (e) {
+    out[backend] = String((e as Error).name);
+  }
+}
+console.log(JSON.stringify(out));
+`,
+      );
+      const kernelChild = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-config",
+          "--no-npm",
+          "--no-lock",
+          "--no-remote",
+          `--allow-read=${outdir},${MODELS_DIR}`,
+          kernelScript,
+          modelPath("target"),
+          modelPath("draft"),
+        ],
+        cwd: outdir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(kernelChild.success, `the kernel edge-like run failed:\n${dec.decode(kernelChild.stderr)}`);
+      const kernelEdge = JSON.parse(dec.decode(kernelChild.stdout).trim().split("\n").at(-1)!);
+      assert.deepEqual(kernelEdge.kernel, fromSource.greedy.tokens);
+      assert.ok(
+        typeof kernelEdge.wasm === "string",
+        `wasm ran without its runtime files: ${kernelEdge.wasm}`,
+      );
     } finally {
       await Deno.remove(outdir, { recursive: true });
     }
