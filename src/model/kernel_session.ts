@@ -8,9 +8,12 @@
  *
  * Why: onnxruntime-web's 14 MB runtime module costs 130–300 MiB of compiled code and compiler
  * memory in a V8 process, which alone breaks an edge function's 256 MB budget; this backend's
- * module is 64 KB. It supports what our models use: fp32 (and fp16, widened) `MatMul` weights of
- * the two families; other graphs (quantized MatMulNBits, other architectures) get an
- * InvalidModelError naming what is missing.
+ * module (the kernel, shared with verification) is 122 KB: the bundled pair peaks at 195 MiB RSS on
+ * it, 405–428 on onnxruntime-web (docs/deploy.md). It supports what our models use: fp32 (and fp16,
+ * widened) `MatMul` weights of the two families, a draft's vocabulary subset, and our converter's
+ * 8-bit graphs (`MatMulNBits`, kept 8-bit: `Q8Weight` in q8_weight.ts); other graphs (4-bit, other
+ * architectures) get an InvalidModelError naming what is missing. Single-threaded; each `run`
+ * computes on the calling thread (the session yields to the event loop between forwards, as on wasm).
  *
  * @module
  */
