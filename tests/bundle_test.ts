@@ -105,40 +105,7 @@ Deno.test({
       // Edge-like run: a fresh process with no deno.json (no import map), no npm resolution, no lock
       // file, no remote imports, and read access to the bundle folder and the models only.
       // Backend "auto" must fall back to wasm there (onnxruntime-node is not reachable).
-      const script = `${outdir}/_edge_check.ts`;
-      await Deno.writeTextFile(
-        script,
-        `import { SpeculativeGenerator } from "./spectr.js";
-const [target, draft] = Deno.args;
-const out: Record<string, unknown> = {};
-for (const backend of ["wasm", "auto"] as const) {
-  const g = await SpeculativeGenerator.fromPretrained({ target, draft, backend, numThreads: 1 });
-  const r = await g.generate(${JSON.stringify(PROMPT)}, { maxNewTokens: 8, temperature: 0 });
-  out[backend] = r.tokens;
-  await g.dispose();
-}
-console.log(JSON.stringify(out));
-`,
-      );
-      const child = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--no-config",
-          "--no-npm",
-          "--no-lock",
-          "--no-remote",
-          `--allow-read=${outdir},${MODELS_DIR}`,
-          script,
-          modelPath("target"),
-          modelPath("draft"),
-        ],
-        cwd: outdir,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dec = new TextDecoder();
-      assert.ok(child.success, `the edge-like run failed:\n${dec.decode(child.stderr)}`);
-      const edge = JSON.parse(dec.decode(child.stdout).trim().split("\n").at(-1)!);
+      const edge = await edgeRun(outdir, ["wasm", "auto"]);
       assert.deepEqual(edge.wasm, fromSource.greedy.tokens);
       assert.deepEqual(edge.auto, fromSource.greedy.tokens);
 
@@ -147,42 +114,7 @@ console.log(JSON.stringify(out));
       for (const f of ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs"]) {
         await Deno.remove(`${outdir}/${f}`);
       }
-      const kernelScript = `${outdir}/_edge_kernel.ts`;
-      await Deno.writeTextFile(
-        kernelScript,
-        `import { SpeculativeGenerator } from "./spectr.js";
-const [target, draft] = Deno.args;
-const out: Record<string, unknown> = {};
-for (const backend of ["kernel", "wasm"] as const) {
-  try {
-    const g = await SpeculativeGenerator.fromPretrained({ target, draft, backend, numThreads: 1 });
-    out[backend] = (await g.generate(${JSON.stringify(PROMPT)}, { maxNewTokens: 8, temperature: 0 })).tokens;
-    await g.dispose();
-  } catch (e) {
-    out[backend] = String((e as Error).name);
-  }
-}
-console.log(JSON.stringify(out));
-`,
-      );
-      const kernelChild = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--no-config",
-          "--no-npm",
-          "--no-lock",
-          "--no-remote",
-          `--allow-read=${outdir},${MODELS_DIR}`,
-          kernelScript,
-          modelPath("target"),
-          modelPath("draft"),
-        ],
-        cwd: outdir,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(kernelChild.success, `the kernel edge-like run failed:\n${dec.decode(kernelChild.stderr)}`);
-      const kernelEdge = JSON.parse(dec.decode(kernelChild.stdout).trim().split("\n").at(-1)!);
+      const kernelEdge = await edgeRun(outdir, ["kernel", "wasm"]);
       assert.deepEqual(kernelEdge.kernel, fromSource.greedy.tokens);
       assert.ok(
         typeof kernelEdge.wasm === "string",
@@ -193,3 +125,48 @@ console.log(JSON.stringify(out));
     }
   },
 });
+
+/**
+ * Greedy tokens of the bundle in `outdir` per backend, from a fresh edge-like process (no config,
+ * npm, lock or remote imports; read access to the bundle and the models only); a backend that
+ * fails gives its error's name instead.
+ */
+async function edgeRun(outdir: string, backends: string[]): Promise<Record<string, number[] | string>> {
+  const script = `${outdir}/_edge_${backends.join("_")}.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { SpeculativeGenerator } from "./spectr.js";
+const [target, draft] = Deno.args;
+const out: Record<string, unknown> = {};
+for (const backend of ${JSON.stringify(backends)}) {
+  try {
+    const g = await SpeculativeGenerator.fromPretrained({ target, draft, backend, numThreads: 1 });
+    out[backend] = (await g.generate(${JSON.stringify(PROMPT)}, { maxNewTokens: 8, temperature: 0 })).tokens;
+    await g.dispose();
+  } catch (e) {
+    out[backend] = String((e as Error).name);
+  }
+}
+console.log(JSON.stringify(out));
+`,
+  );
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-config",
+      "--no-npm",
+      "--no-lock",
+      "--no-remote",
+      `--allow-read=${outdir},${MODELS_DIR}`,
+      script,
+      modelPath("target"),
+      modelPath("draft"),
+    ],
+    cwd: outdir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  assert.ok(child.success, `the edge-like run (${backends}) failed:\n${dec.decode(child.stderr)}`);
+  return JSON.parse(dec.decode(child.stdout).trim().split("\n").at(-1)!);
+}
