@@ -549,9 +549,8 @@ const KERNEL_ORT = { Tensor: KernelTensor } as unknown as Ort;
 async function createKernelSession(folder: ModelLoader, options: BackendOptions): Promise<OnnxSession> {
   const file = await pickFile(folder, options);
   const config = await readModelConfig(folder);
-  const raw = await folder.readJson("config.json") as Record<string, unknown>;
   const bytes = await folder.readBytes(file);
-  const session = await KernelSession.create(bytes, config, file, raw);
+  const session = await KernelSession.create(bytes, config, file);
   return new OnnxSession(KERNEL_ORT, session as unknown as SessionLike, "kernel", file);
 }
 

@@ -139,6 +139,13 @@ interface LinearAt {
   mins: number;
 }
 
+/** Byte offsets of the quantized rows an 8-bit layer reads (`spectr_lm_quantize_rows`' outputs). */
+interface Q8Scratch {
+  xq: number;
+  xs: number;
+  xsum: number;
+}
+
 /** Byte offsets of one layer's weights in the kernel's memory (0 = absent). */
 interface LayerAt {
   norm1: number;
@@ -175,9 +182,8 @@ interface Shape {
   /** A vocabulary subset (embedding rows and head rows ≠ token ids), or undefined. */
   subset?: LlamaWeights["vocabSubset"];
   eps: number;
-  ropeTheta: number;
   rope: "half" | "interleaved";
-  /** RoPE inverse frequencies [hd / 2] as the graph computes them (Llama). */
+  /** RoPE inverse frequencies [hd / 2] as the graph holds them (Llama; both weight readers check the length). */
   ropeInvFreq?: Float32Array;
   maxPositions: number;
 }
@@ -317,14 +323,12 @@ export class KernelSession {
    * @param bytes The ONNX file.
    * @param config The model's config (family and sizes).
    * @param file The file's name, for messages.
-   * @param raw The raw config.json (for norm epsilon and RoPE base when the graph does not say).
    * @throws {InvalidModelError} the graph is not a supported GPT-2 / Llama graph.
    */
   static async create(
     bytes: Uint8Array,
     config: ModelConfig,
     file: string,
-    raw: Record<string, unknown> = {},
   ): Promise<KernelSession> {
     let weights: Gpt2Weights | LlamaWeights;
     let subset: LlamaWeights["vocabSubset"];
@@ -340,10 +344,6 @@ export class KernelSession {
       }
       throw cause;
     }
-    const num = (
-      key: string,
-      fallback: number,
-    ) => (typeof raw[key] === "number" ? raw[key] as number : fallback);
     const d = config.hiddenSize;
     const outputs = (w: LinearWeight) => (isQ8(w) ? w.n : w.length / d);
     const inner = outputs(
@@ -359,8 +359,7 @@ export class KernelSession {
       inner,
       vocab: config.vocabSize,
       subset,
-      eps: weights.eps ?? num(weights.family === "gpt2" ? "layer_norm_epsilon" : "rms_norm_eps", 1e-5),
-      ropeTheta: weights.family === "llama" ? weights.ropeTheta ?? num("rope_theta", 10000) : 0,
+      eps: weights.eps, // read from the graph by both weight readers
       rope: weights.family === "llama" ? weights.rope : "half",
       ropeInvFreq: weights.family === "llama" ? weights.ropeInvFreq : undefined,
       maxPositions: weights.family === "gpt2" ? weights.wpe.length / d : Infinity,
@@ -428,6 +427,15 @@ export class KernelSession {
       const kCache = a(rows * cacheLen), vCache = a(rows * cacheLen);
       const maskAt = mem.alloc(t * total), scores = a(total);
       const logits = a(m * s.vocab);
+      // scratch reused by every layer: GPT-2's packed queries of one row, the 8-bit layers' quantized
+      // rows (the widest input is the MLP's); allocated once per forward, since the memory never shrinks
+      const packedQ = s.family === "gpt2" ? a(t * d) : 0;
+      const widest = Math.max(d, qWidth, s.inner);
+      const q8 = {
+        xq: mem.alloc(m * widest * 2),
+        xs: a(m * Math.ceil(widest / Q8_BLOCK)),
+        xsum: a(m * Math.ceil(widest / Q8_BLOCK)),
+      };
       // embeddings (+ learned positions)
       {
         const f = mem.f32, h = hidden >> 2;
@@ -456,12 +464,12 @@ export class KernelSession {
         const L = this.#layers[layer];
         if (s.family === "gpt2") {
           x.spectr_lm_layer_norm(hidden, m, d, L.norm1, L.norm1Bias, s.eps, normed);
-          this.#linear(normed, m, d, L.q, 3 * d, L.qBias, qkv);
+          this.#linear(q8, normed, m, d, L.q, 3 * d, L.qBias, qkv);
         } else {
           x.spectr_lm_rms_norm(hidden, m, d, L.norm1, s.eps, normed);
-          this.#linear(normed, m, d, L.q, qWidth, L.qBias, q);
-          this.#linear(normed, m, d, L.k, kvWidth, L.kBias, kNew);
-          this.#linear(normed, m, d, L.v, kvWidth, L.vBias, vNew);
+          this.#linear(q8, normed, m, d, L.q, qWidth, L.qBias, q);
+          this.#linear(q8, normed, m, d, L.k, kvWidth, L.kBias, kNew);
+          this.#linear(q8, normed, m, d, L.v, kvWidth, L.vBias, vNew);
           this.#applyRope(q, m, s.heads, rope!);
           this.#applyRope(kNew, m, s.kvHeads, rope!);
         }
@@ -491,7 +499,7 @@ export class KernelSession {
           this.#writeMask(mem.u8, maskAt, mask, r, t, past, total, is4d);
           const qAt = s.family === "gpt2" ? 0 : q + r * t * qWidth * 4;
           x.spectr_lm_attention(
-            s.family === "gpt2" ? this.#packQ(qkv, r, t, d) : qAt,
+            s.family === "gpt2" ? this.#packQ(qkv, r, t, d, packedQ) : qAt,
             kCache + r * cacheLen * 4,
             vCache + r * cacheLen * 4,
             maskAt,
@@ -516,19 +524,19 @@ export class KernelSession {
           f2.slice(vCache >> 2, (vCache >> 2) + rows * cacheLen),
           [rows, s.kvHeads, total, hd],
         );
-        this.#linear(attnOut, m, qWidth, L.o, d, L.oBias, proj);
+        this.#linear(q8, attnOut, m, qWidth, L.o, d, L.oBias, proj);
         this.#addInto(hidden, proj, m * d);
         if (s.family === "gpt2") {
           x.spectr_lm_layer_norm(hidden, m, d, L.norm2, L.norm2Bias, s.eps, normed);
-          this.#linear(normed, m, d, L.fc, s.inner, L.fcBias, fc);
+          this.#linear(q8, normed, m, d, L.fc, s.inner, L.fcBias, fc);
           x.spectr_lm_gelu_tanh(fc, m * s.inner);
         } else {
           x.spectr_lm_rms_norm(hidden, m, d, L.norm2, s.eps, normed);
-          this.#linear(normed, m, d, L.fc, s.inner, 0, fc);
-          this.#linear(normed, m, d, L.up, s.inner, 0, up);
+          this.#linear(q8, normed, m, d, L.fc, s.inner, 0, fc);
+          this.#linear(q8, normed, m, d, L.up, s.inner, 0, up);
           x.spectr_lm_silu_mul(fc, up, m * s.inner);
         }
-        this.#linear(fc, m, s.inner, L.down, d, L.downBias, proj);
+        this.#linear(q8, fc, m, s.inner, L.down, d, L.downBias, proj);
         this.#addInto(hidden, proj, m * d);
       }
       if (s.family === "gpt2") {
@@ -536,7 +544,7 @@ export class KernelSession {
       } else x.spectr_lm_rms_norm(hidden, m, d, this.#normF, s.eps, normed);
       const head = this.#head;
       const n = s.subset ? s.subset.headIds.length : s.vocab; // head rows
-      if (head.lin.f32 === 0 || !head.vocabMajor) this.#linear(normed, m, d, head.lin, n, 0, logits);
+      if (head.lin.f32 === 0 || !head.vocabMajor) this.#linear(q8, normed, m, d, head.lin, n, 0, logits);
       else x.spectr_lm_linear_t(normed, m, d, head.lin.f32, n, logits);
       let out: Float32Array;
       if (s.subset) {
@@ -554,17 +562,26 @@ export class KernelSession {
     }
   }
 
-  /** `out[m×n] = x[m×k] · W (+ bias)`: float32 weights directly, 8-bit ones after quantizing x's rows. */
-  #linear(x: number, m: number, k: number, w: LinearAt, n: number, bias: number, out: number): void {
+  /**
+   * `out[m×n] = x[m×k] · W (+ bias)`: float32 weights directly, 8-bit ones after quantizing x's rows
+   * into `scratch` (sized for the widest input of the forward).
+   */
+  #linear(
+    scratch: Q8Scratch,
+    x: number,
+    m: number,
+    k: number,
+    w: LinearAt,
+    n: number,
+    bias: number,
+    out: number,
+  ): void {
     const e = this.#mem.x;
     if (w.f32 !== 0) {
       e.spectr_lm_linear(x, m, k, w.f32, n, bias, out);
       return;
     }
-    const blocks = k / Q8_BLOCK;
-    const xq = this.#mem.alloc(m * k * 2),
-      xs = this.#mem.alloc(m * blocks * 4),
-      xsum = this.#mem.alloc(m * blocks * 4);
+    const { xq, xs, xsum } = scratch;
     e.spectr_lm_quantize_rows(x, m, k, xq, xs, xsum);
     e.spectr_lm_linear_q8(xq, xs, xsum, m, k, w.codes, w.scales, w.mins, n, bias, out);
   }
@@ -585,11 +602,9 @@ export class KernelSession {
     }
   }
 
-  /** Copies row r's query columns out of the fused q|k|v rows into a scratch [t, d]; returns it. */
-  #packQ(qkv: number, r: number, t: number, d: number): number {
-    const mem = this.#mem;
-    const at = mem.alloc(t * d * 4);
-    const f = mem.f32;
+  /** Copies row r's query columns out of the fused q|k|v rows into `at` ([t, d]); returns `at`. */
+  #packQ(qkv: number, r: number, t: number, d: number, at: number): number {
+    const f = this.#mem.f32;
     for (let i = 0; i < t; i++) {
       const from = (qkv >> 2) + (r * t + i) * 3 * d;
       f.copyWithin((at >> 2) + i * d, from, from + d);
@@ -622,14 +637,9 @@ export class KernelSession {
     for (let i = 0; i < n; i++) f[a + i] += f[b + i];
   }
 
-  /** cos / sin of each position × frequency, float32 as PyTorch computes them. */
+  /** cos / sin of each position × the graph's frequencies, float32 as the graph computes them. */
   #ropeTables(pos: Int32Array): { cos: Float32Array; sin: Float32Array } {
-    const half = this.#s.hd / 2, theta = this.#s.ropeTheta;
-    let inv = this.#s.ropeInvFreq;
-    if (inv === undefined || inv.length !== half) {
-      inv = new Float32Array(half);
-      for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(theta ** Math.fround((2 * i) / this.#s.hd));
-    }
+    const half = this.#s.hd / 2, inv = this.#s.ropeInvFreq!;
     const cos = new Float32Array(pos.length * half), sin = new Float32Array(pos.length * half);
     for (let p = 0; p < pos.length; p++) {
       for (let i = 0; i < half; i++) {
