@@ -81,6 +81,23 @@ export interface CausalModel {
    * @throws {RangeError} no tree pending, or `nodes` not such a chain (see {@linkcode checkKeepTreePath}).
    */
   keepTreePath?(nodes: ArrayLike<number>): void;
+  /**
+   * Floats per position of the features {@linkcode CausalModel.lastFeatures} returns (e.g. the
+   * concatenated hidden states of a few layers, what a feature drafter such as EAGLE reads).
+   * Absent: the model returns no features.
+   */
+  readonly featureSize?: number;
+  /**
+   * The features of every position the last `append` or `appendTree` fed (all T appended positions,
+   * whatever `keep`): Float32Array `[rows, T, featureSize]` after `append`, `[nodes, featureSize]`
+   * after `appendTree`. The feature of a position is a function of its row's tokens up to and
+   * including that position's token (as its logits are). Positions an ONNX model's lazy fork ran
+   * once at batch 1 are repeated in every row.
+   *
+   * @throws {RangeError} the model returns no features, or nothing was appended since the last
+   *   reset.
+   */
+  lastFeatures?(): Float32Array;
 }
 
 /**

@@ -32,6 +32,14 @@ export interface OnnxCausalLMOptions extends BackendOptions {
    * @default {the config's limit}
    */
   maxLength?: number;
+  /**
+   * Return target features after each append (see {@linkcode OnnxCausalLM.lastFeatures}): `true`
+   * takes every `hidden_states.{i}` output the graph has, a list takes those layers (each must be
+   * an output of the graph); the features of a position are the chosen layers' hidden states
+   * concatenated in ascending layer order. Off: those outputs are dropped unread.
+   * @default {false}
+   */
+  features?: boolean | readonly number[];
 }
 
 /** KV data: Float32Array, or for float16 graphs Float16Array (where the runtime has it) / Uint16Array bits. */
@@ -44,6 +52,7 @@ function allocLike(src: KvData, n: number): KvData {
 }
 
 const PAST = /^past_key_values\.(\d+)\.key$/;
+const HIDDEN = /^hidden_states\.(\d+)$/;
 
 /**
  * The form of a graph's `attention_mask`, read from its declared shape: rank 4 → "4d" (fed a 4D
@@ -148,7 +157,12 @@ export class OnnxCausalLM implements CausalModel {
   readonly #positionIds: boolean;
   readonly #useCacheBranch: boolean;
   readonly #mask: "2d" | "4d" | "any";
+  readonly #featureNames: string[];
   #past: OrtTensor[] = [];
+  /** Features of the last session.run, `[rows, t, featureSize]`. */
+  #runFeatures: Float32Array | undefined;
+  /** Features of the last append / appendTree (see lastFeatures). */
+  #features: Float32Array | undefined;
   /** The pending tree (its KV entries follow the held ones in #past), until keepTreePath. */
   #tree: { parents: Int32Array } | undefined;
   #cacheRows = 1;
@@ -157,8 +171,19 @@ export class OnnxCausalLM implements CausalModel {
   #disposed = false;
   #busy = false;
 
-  private constructor(session: OnnxSession, config: ModelConfig, maxLength: number) {
+  /**
+   * Floats per position of {@linkcode OnnxCausalLM.lastFeatures} (hidden size × chosen layers);
+   * undefined when the model was loaded without `features`.
+   */
+  readonly featureSize: number | undefined;
+  /** The layers whose hidden states make up the features, ascending (empty without `features`). */
+  readonly featureLayers: readonly number[];
+
+  private constructor(session: OnnxSession, config: ModelConfig, maxLength: number, layers: number[]) {
     this.#session = session;
+    this.featureLayers = Object.freeze(layers.slice());
+    this.#featureNames = layers.map((i) => `hidden_states.${i}`);
+    this.featureSize = layers.length > 0 ? layers.length * config.hiddenSize : undefined;
     this.config = config;
     this.vocabSize = config.vocabSize;
     this.maxLength = maxLength;
@@ -207,14 +232,22 @@ export class OnnxCausalLM implements CausalModel {
       }
       maxLength = options.maxLength;
     }
+    const features = options.features ?? false;
+    if (typeof features !== "boolean" && !Array.isArray(features)) {
+      throw new TypeError(
+        `Cannot load the model: features must be a boolean or a list of layers, got ${features}`,
+      );
+    }
     const session = await createOnnxSession(folder, options);
+    let layers: number[];
     try {
       checkGraph(session, config);
+      layers = featureLayers(session, config, features);
     } catch (error) {
       await session.release();
       throw error;
     }
-    return new OnnxCausalLM(session, config, maxLength);
+    return new OnnxCausalLM(session, config, maxLength, layers);
   }
 
   /** The backend the session runs on. */
@@ -251,9 +284,49 @@ export class OnnxCausalLM implements CausalModel {
     return this.#mask;
   }
 
+  /**
+   * The target features of every position the last {@linkcode OnnxCausalLM.append} (`[rows, T,
+   * featureSize]`, all T appended positions; positions a lazy fork ran once at batch 1 repeated in
+   * every row) or {@linkcode OnnxCausalLM.appendTree} (`[nodes, featureSize]`) fed: position j's
+   * feature is the concatenation of `hidden_states.{i}[j]` over {@linkcode OnnxCausalLM.featureLayers}.
+   *
+   * @example Features of a prompt (a tiny converted Llama with two hidden-state outputs)
+   * ```ts
+   * import { OnnxCausalLM } from "./causal_lm.ts";
+   * import { convertGgufToOnnx } from "../convert/mod.ts";
+   * import { minimalConfig, tinyLlamaGguf } from "../convert/_testing.ts";
+   * const dir = await Deno.makeTempDir();
+   * await convertGgufToOnnx(tinyLlamaGguf(), `${dir}/tiny`, {
+   *   dtypes: ["fp32"],
+   *   hiddenStates: [0, 1],
+   *   writeExtras: ({ folder, file }) =>
+   *     Deno.writeTextFile(`${folder}/config.json`, JSON.stringify(minimalConfig(file))),
+   * });
+   * const model = await OnnxCausalLM.load(`${dir}/tiny`, { backend: "wasm", numThreads: 1, features: true });
+   * await model.append([[1, 5, 6]], 1);
+   * console.assert(model.lastFeatures().length === 3 * model.featureSize!);
+   * await model.dispose();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   * @throws {RangeError} the model was loaded without `features`, or nothing was appended since the
+   *   last reset.
+   */
+  lastFeatures(): Float32Array {
+    if (this.featureSize === undefined) {
+      throw new RangeError(
+        "Cannot read target features: the model was loaded without features (load it with features: true or a list of layers)",
+      );
+    }
+    if (!this.#features) {
+      throw new RangeError("Cannot read target features: nothing was appended since the last reset");
+    }
+    return this.#features;
+  }
+
   /** Drops everything (a pending tree too): one empty row (a zero-length cache). */
   reset(): void {
     this.#throwIfBusy("reset the model");
+    this.#features = undefined;
     const h = this.#kvHeads, d = this.#headDim;
     this.#replaceCache(this.#pastNames.map(() => this.#kvTensor(this.#newKv(0), [1, h, 0, d])));
     this.#cacheRows = 1;
@@ -287,6 +360,7 @@ export class OnnxCausalLM implements CausalModel {
     this.#throwIfBusy("append tokens");
     this.#throwIfTree("append tokens");
     const t = checkAppend(tokens, keep, this);
+    this.#features = undefined;
     this.#busy = true;
     try {
       return await this.#append(tokens, t, keep);
@@ -304,13 +378,19 @@ export class OnnxCausalLM implements CausalModel {
         for (let r = 1; r < tokens.length; r++) if (tokens[r][shared] !== first[shared]) break outer;
       }
       const before = this.#length;
+      let sharedFeatures: Float32Array | undefined;
       if (shared > 0) {
         await this.#forward([Array.prototype.slice.call(first, 0, shared)], 1, shared, 1);
+        sharedFeatures = this.#runFeatures;
         tokens = tokens.map((row) => Array.prototype.slice.call(row, shared));
       }
       this.#expand(this.#rows);
       try {
-        return await this.#forward(tokens, this.#rows, t - shared, keep);
+        const logits = await this.#forward(tokens, this.#rows, t - shared, keep);
+        if (sharedFeatures) {
+          this.#features = joinFeatures(sharedFeatures, this.#features!, this.#rows, shared, t);
+        }
+        return logits;
       } catch (error) {
         this.#crop(0, before); // back to the state before this call: one cache row, `rows` rows
         throw error;
@@ -380,6 +460,7 @@ export class OnnxCausalLM implements CausalModel {
     }
     this.#throwIfTree("append a tree");
     const depths = checkAppendTree(tokens, parents, this);
+    this.#features = undefined;
     this.#busy = true;
     try {
       const n = tokens.length, past = this.#length, total = past + n;
@@ -392,6 +473,7 @@ export class OnnxCausalLM implements CausalModel {
         for (let j = i; j !== -1; j = parents[j]) mask[i * total + past + j] = 1n;
       }
       const logits = await this.#run(ids, positions, mask, [1, 1, n, total], 1, n);
+      this.#features = this.#runFeatures;
       this.#tree = { parents: Int32Array.from(parents) };
       return logits;
     } finally {
@@ -524,12 +606,37 @@ export class OnnxCausalLM implements CausalModel {
       ? await this.#run(ids, positions, causalMask4d(rows, t, past), [rows, 1, t, total], rows, t)
       : await this.#run(ids, positions, new BigInt64Array(rows * total).fill(1n), [rows, total], rows, t);
     this.#length = total;
+    this.#features = this.#runFeatures;
     const v = this.vocabSize;
     if (keep === t) return all;
     const out = new Float32Array(rows * keep * v);
     for (let r = 0; r < rows; r++) {
       const at = (r * t + t - keep) * v;
       out.set(all.subarray(at, at + keep * v), r * keep * v);
+    }
+    return out;
+  }
+
+  /** The chosen `hidden_states.{i}` outputs of one run, concatenated per position: `[positions, featureSize]`. */
+  #readFeatures(outputs: Record<string, OrtTensor>, positions: number): Float32Array {
+    const names = this.#featureNames, h = this.config.hiddenSize, f = names.length * h;
+    const out = new Float32Array(positions * f);
+    for (let l = 0; l < names.length; l++) {
+      const tensor = outputs[names[l]];
+      const raw = tensor?.data as Float32Array | Uint16Array | undefined;
+      if (!raw || raw.length !== positions * h) {
+        throw new InvalidModelError(
+          `Cannot read target features: ${names[l]} must hold ${positions}×${h} floats, got ${
+            raw?.length ?? "none"
+          }`,
+        );
+      }
+      const data = raw instanceof Float32Array
+        ? raw
+        : raw instanceof Uint16Array
+        ? float16ToFloat32(raw)
+        : Float32Array.from(raw);
+      for (let p = 0; p < positions; p++) out.set(data.subarray(p * h, (p + 1) * h), p * f + l * h);
     }
     return out;
   }
@@ -570,8 +677,17 @@ export class OnnxCausalLM implements CausalModel {
     this.calls++;
     const present = this.#presentNames.map((name) => outputs[name]);
     const logitsTensor = outputs.logits;
-    for (const [name, tensor] of Object.entries(outputs)) {
-      if (name !== "logits" && !this.#presentNames.includes(name)) tensor.dispose();
+    let features: Float32Array | undefined;
+    try {
+      features = this.featureSize === undefined ? undefined : this.#readFeatures(outputs, rows * t);
+    } catch (error) {
+      for (const p of present) p?.dispose();
+      logitsTensor?.dispose();
+      throw error;
+    } finally {
+      for (const [name, tensor] of Object.entries(outputs)) {
+        if (name !== "logits" && !this.#presentNames.includes(name)) tensor.dispose();
+      }
     }
     const expected = [rows, this.#kvHeads, total, this.#headDim].join(",");
     if (present.some((p) => p === undefined || p.dims.join(",") !== expected) || logitsTensor === undefined) {
@@ -584,12 +700,80 @@ export class OnnxCausalLM implements CausalModel {
       );
     }
     this.#replaceCache(present);
+    this.#runFeatures = features;
     const raw = logitsTensor.data as Float32Array | Uint16Array;
     logitsTensor.dispose();
     return raw instanceof Float32Array ? raw : raw instanceof Uint16Array
       ? float16ToFloat32(raw) // float16 bits
       : Float32Array.from(raw); // Float16Array
   }
+}
+
+/** Features `[rows, t, f]`: the first `shared` positions (one row) repeated in every row, then `rest`. */
+function joinFeatures(
+  shared: Float32Array,
+  rest: Float32Array,
+  rows: number,
+  sharedT: number,
+  t: number,
+): Float32Array {
+  const f = shared.length / sharedT;
+  const out = new Float32Array(rows * t * f);
+  const restT = t - sharedT;
+  for (let r = 0; r < rows; r++) {
+    out.set(shared, r * t * f);
+    out.set(rest.subarray(r * restT * f, (r + 1) * restT * f), (r * t + sharedT) * f);
+  }
+  return out;
+}
+
+/**
+ * The layers of the `features` option, ascending, checked against the graph's `hidden_states.{i}`
+ * outputs.
+ *
+ * @throws {InvalidModelError} a layer asked for is not an output of the graph, or `true` and the
+ *   graph has none.
+ * @throws {RangeError} a layer that is not an integer in [0, layers), or repeated.
+ */
+function featureLayers(
+  session: OnnxSession,
+  config: ModelConfig,
+  features: boolean | readonly number[],
+): number[] {
+  if (features === false) return [];
+  const present = session.outputNames.map((n) => HIDDEN.exec(n)).filter((m) => m !== null).map((m) =>
+    Number(m[1])
+  );
+  const hint =
+    "rebuild the graph with those outputs (the converter's hiddenStates option; for SmolLM2: deno task model:smollm2)";
+  if (features === true) {
+    if (present.length === 0) {
+      throw new InvalidModelError(
+        `Cannot use ${session.file} for target features: the graph has no hidden_states.{i} outputs; ${hint}, got outputs ${
+          session.outputNames.join(", ")
+        }`,
+      );
+    }
+    return present.sort((a, b) => a - b);
+  }
+  for (const i of features) {
+    if (!Number.isInteger(i) || i < 0 || i >= config.numLayers) {
+      throw new RangeError(
+        `Cannot load the model: features must list layers in [0, ${config.numLayers - 1}], got ${i}`,
+      );
+    }
+    if (!present.includes(i)) {
+      throw new InvalidModelError(
+        `Cannot use ${session.file} for target features: the graph has no hidden_states.${i} output; ${hint}, got ${
+          present.length ? present.map((p) => `hidden_states.${p}`).join(", ") : "no hidden_states outputs"
+        }`,
+      );
+    }
+  }
+  if (new Set(features).size !== features.length) {
+    throw new RangeError(`Cannot load the model: features repeats a layer, got ${features.join(", ")}`);
+  }
+  return [...features].sort((a, b) => a - b);
 }
 
 /** Checks the graph's inputs/outputs against the config; throws InvalidModelError naming both values. */
