@@ -37,6 +37,12 @@ export const SMOLLM2 = {
    * build.json; a build with another form (older builds have none: 2D) is rebuilt.
    */
   attentionMask: "any" as const,
+  /**
+   * Decoder layers whose outputs the graphs return as `hidden_states.{i}`: the low, middle and high
+   * target features the feature drafter (models/smollm2-eagle) reads. Recorded in build.json; a
+   * build with other layers (older builds have none) is rebuilt.
+   */
+  hiddenStates: [2, 15, 29] as readonly number[],
 } as const;
 
 const ROOT = new URL("../", import.meta.url);
@@ -98,16 +104,20 @@ const log = (line: string) => console.log(`model:smollm2: ${line}`);
 export async function checkBuilt(folder: string = SMOLLM2_FOLDER): Promise<string | undefined> {
   const manifest = await readIfExists(`${folder}/build.json`);
   if (!manifest) return "no build.json";
-  let files: Record<string, BuiltFile>, form: string;
+  let files: Record<string, BuiltFile>, form: string, hidden: number[];
   try {
     const parsed = JSON.parse(new TextDecoder().decode(manifest));
     files = parsed.files;
     form = parsed.attentionMask ?? "2d"; // builds before tree attention recorded none
+    hidden = parsed.hiddenStates ?? []; // builds before the feature drafter recorded none
   } catch {
     return "build.json is not valid JSON";
   }
   if (form !== SMOLLM2.attentionMask) {
     return `build.json records graphs with a ${form} attention_mask, this build writes ${SMOLLM2.attentionMask}`;
+  }
+  if (JSON.stringify(hidden) !== JSON.stringify(SMOLLM2.hiddenStates)) {
+    return `build.json records hidden-state outputs [${hidden}], this build writes [${SMOLLM2.hiddenStates}]`;
   }
   for (const [name, want] of Object.entries(files ?? {})) {
     const stat = await Deno.stat(`${folder}/${name}`).catch(() => undefined);
@@ -221,6 +231,7 @@ export async function buildSmollm2(
   const result = await convertGgufToOnnx(gguf, target, {
     dtypes: [...SMOLLM2.dtypes],
     attentionMask: SMOLLM2.attentionMask,
+    hiddenStates: SMOLLM2.hiddenStates,
     overwrite: true,
     onProgress: ({ file, done, total }) => {
       const now = performance.now();
@@ -252,6 +263,7 @@ export async function buildSmollm2(
           {
             source: { pypi: SMOLLM2.pypi, wheelSha256: SMOLLM2.wheelSha256, ggufSha256: SMOLLM2.ggufSha256 },
             attentionMask: SMOLLM2.attentionMask,
+            hiddenStates: SMOLLM2.hiddenStates,
             files: manifest,
           },
           null,

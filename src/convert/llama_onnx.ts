@@ -63,6 +63,14 @@ export interface LlamaGraphOptions {
    * @default {"2d"}
    */
   attentionMask?: AttentionMaskForm;
+  /**
+   * Decoder layers whose output (the residual stream after layer i, before the next layer's norm;
+   * for the last layer: before the final norm) the graph also returns as `hidden_states.{i}`
+   * `[batch_size, sequence_length, hidden_size]` float32: the target features a feature drafter
+   * (EAGLE) reads. Opt-in; graphs without it are unchanged.
+   * @default {[]}
+   */
+  hiddenStates?: readonly number[];
 }
 
 /** Forms the graph's `attention_mask` input takes (see {@linkcode LlamaGraphOptions.attentionMask}). */
@@ -359,6 +367,17 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
       `Cannot build the graph: attentionMask must be "2d", "4d" or "any", got ${JSON.stringify(mask)}`,
     );
   }
+  const hiddenStates = options.hiddenStates ?? [];
+  for (const i of hiddenStates) {
+    if (!Number.isInteger(i) || i < 0 || i >= s.numLayers) {
+      throw new RangeError(
+        `Cannot build the graph: hiddenStates must hold layer indices in [0, ${s.numLayers - 1}], got ${i}`,
+      );
+    }
+  }
+  if (new Set(hiddenStates).size !== hiddenStates.length) {
+    throw new RangeError(`Cannot build the graph: hiddenStates repeats a layer (${hiddenStates.join(", ")})`);
+  }
   const mode = options.q4_1 ?? "split";
   const lin: LinearOptions = {
     precision,
@@ -551,6 +570,10 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
       x,
       linear(g, bytes, act, [{ tensor: t("ffn_down") }], `${p}.mlp.down`, lin),
     ])[0];
+    if (hiddenStates.includes(i)) {
+      g.node("Identity", [x], {}, [`hidden_states.${i}`]);
+      g.output({ name: `hidden_states.${i}`, dataType: F, dims: ["batch_size", "sequence_length", s.hiddenSize] });
+    }
   }
 
   const hN = rmsNorm(g, bytes, x, need(file, "output_norm.weight"), eps);

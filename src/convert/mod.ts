@@ -82,6 +82,12 @@ export interface ConvertOptions {
    */
   attentionMask?: AttentionMaskForm;
   /**
+   * Decoder layers whose outputs the graphs also return as `hidden_states.{i}` (the target features
+   * of a feature drafter; see {@linkcode LlamaGraphOptions.hiddenStates}).
+   * @default {[]}
+   */
+  hiddenStates?: readonly number[];
+  /**
    * Writes further files (config.json, tokenizer files, ...) into the temporary folder before it
    * is renamed to the target; a throw fails the whole conversion.
    */
@@ -153,6 +159,7 @@ export async function convertGgufToOnnx(
         q8Form: options.q8Form,
         accuracyLevel: options.accuracyLevel,
         attentionMask: options.attentionMask,
+        hiddenStates: options.hiddenStates,
       }),
     ] as const
   );
