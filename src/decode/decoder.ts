@@ -150,9 +150,14 @@ export class BlockDecoder implements Decoder {
       }
       planner = new FixedPlanner(plan);
     }
-    const proposer = options.proposer ??
+    const proposer: Proposer | undefined = options.proposer ??
       (options.draft ? new DraftProposer({ model: options.draft, kernel, warp }) : undefined);
     if (!proposer) throw new RangeError("Cannot build a block decoder: give a draft model or a proposer");
+    if (proposer.needsTargetFeatures && (target.featureSize === undefined || !target.lastFeatures)) {
+      throw new RangeError(
+        `Cannot build a block decoder: the ${proposer.name} proposer reads target features, but the target returns none (featureSize is undefined; load it with features)`,
+      );
+    }
     if (proposer.vocabSize !== target.vocabSize) {
       throw new RangeError(
         `Cannot build a block decoder: the draft vocabulary (${proposer.vocabSize}) differs from the target's (${target.vocabSize})`,
@@ -230,15 +235,49 @@ export class BlockDecoder implements Decoder {
     const { random, signal } = run;
     throwIfAborted(signal);
     const output = new OutputBuffer(run.maxNewTokens, run.eos, run.stopWhen);
-    const scorer = new TargetScorer({ model: target, kernel, warp: this.#warp, tree: this.#tree });
+    const featured = proposer.needsTargetFeatures === true;
+    const scorer = new TargetScorer({
+      model: target,
+      kernel,
+      warp: this.#warp,
+      tree: this.#tree,
+      features: featured,
+    });
     target.reset();
     proposer.reset();
     planner.start();
     const stats = new StatsRecorder(planner instanceof FixedPlanner ? planner.plan().draftLength : 0);
     let targetPending = run.prompt;
     let draftPending = run.prompt;
+    let draftFeatures: Float32Array | undefined; // a feature proposer's: [draftPending.length, F]
     let known = run.prompt.length; // prompt + generated tokens so far
     let lastEnd: number | undefined; // when the previous block ended
+    if (featured) {
+      // A proposer that reads the target's features needs them for the prompt first: the target
+      // alone gives the first token (an autoregressive step, one uniform), as `autoregressive` does.
+      await yieldToEventLoop();
+      throwIfAborted(signal);
+      let now = performance.now();
+      const empty = { k: 1, draftLength: 0, tokens: [new Int32Array(0)], probs: [[]] };
+      const scores = await stats.count(
+        "targetCalls",
+        target,
+        () => scorer.score(run.prompt, empty.tokens, 0),
+        1,
+      );
+      scorer.rollback(0, 0);
+      now = stats.time("targetMs", now);
+      const next = kernel.sample(scores.probs(0, 0), [random.next()])[0];
+      stats.recordBlock(0, 0);
+      lastEnd = stats.time("verifyMs", now);
+      draftPending = [...run.prompt.slice(1), next];
+      draftFeatures = scorer.keptFeatures();
+      targetPending = [next];
+      known++;
+      const kept = output.push([next]);
+      throwIfAborted(signal);
+      if (kept.length > 0) yield kept;
+    }
     while (!output.stopReason) {
       await yieldToEventLoop(); // timers and I/O run between blocks, whatever the model
       throwIfAborted(signal);
@@ -257,7 +296,13 @@ export class BlockDecoder implements Decoder {
       const proposal = await stats.count(
         "draftCalls",
         proposer,
-        () => proposer.propose(draftPending, { ...plan, sampling: plan.verifier.draftSampling }, random),
+        () =>
+          proposer.propose(
+            draftPending,
+            { ...plan, sampling: plan.verifier.draftSampling },
+            random,
+            draftFeatures,
+          ),
         plan.draftLength,
       );
       now = stats.time("draftMs", now);
@@ -278,6 +323,14 @@ export class BlockDecoder implements Decoder {
       const afterTarget = stats.time("targetMs", now);
       targetMs += afterTarget - now;
       draftPending = proposer.rollback(block.row, block.accepted);
+      if (featured) {
+        if (draftPending.length !== block.accepted) {
+          throw new RangeError(
+            `Cannot run a block: the ${proposer.name} proposer reads target features, so its rollback must return the ${block.accepted} accepted draft tokens, got ${draftPending.length} tokens`,
+          );
+        }
+        draftFeatures = scorer.keptFeatures();
+      }
       draftPending.push(next);
       const end = stats.time("draftMs", afterTarget);
       const blockMs = end - lastEnd;

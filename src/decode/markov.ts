@@ -42,6 +42,18 @@ export interface MarkovModelOptions {
    * @default {true}
    */
   tree?: boolean;
+  /**
+   * Return toy target features ({@linkcode MarkovModel.lastFeatures}, `featureSize` 3): position
+   * j of a row holding x₀..x_j gets `[j, x_j, h_j]`, h_j = (31·h_{j−1} + x_j + 1) mod 65521 (h₋₁ = 0),
+   * a deterministic function of the whole context, for testing feature drafters.
+   * @default {false}
+   */
+  features?: boolean;
+}
+
+/** The toy feature hash step: h_j = (31·h_{j−1} + x_j + 1) mod 65521. */
+function featureHash(previous: number, token: number): number {
+  return (31 * previous + token + 1) % 65521;
 }
 
 /**
@@ -74,6 +86,9 @@ export class MarkovModel implements CausalModel {
    * construction (model forwards).
    */
   calls = 0;
+  /** 3 with the `features` option (`[j, x_j, h_j]` per position), else undefined. */
+  readonly featureSize: number | undefined;
+  #features: Float32Array | undefined;
   #rows: number[][] = [[]];
   /** The tree appended and not yet ended by keepTreePath. */
   #tree: { tokens: number[]; parents: number[] } | undefined;
@@ -85,7 +100,7 @@ export class MarkovModel implements CausalModel {
    *   with a row of only -Infinity / a NaN or +Infinity entry, maxLength not an integer ≥ 1.
    */
   constructor(options: MarkovModelOptions) {
-    const { table, vocabSize, order = 1, maxLength = 1024, tree = true } = options;
+    const { table, vocabSize, order = 1, maxLength = 1024, tree = true, features = false } = options;
     if (order !== 1 && order !== 2) {
       throw new RangeError(`Cannot build a Markov model: order must be 1 or 2, got ${order}`);
     }
@@ -126,6 +141,30 @@ export class MarkovModel implements CausalModel {
     this.table = table;
     this.maxLength = maxLength;
     this.supportsTree = tree === true;
+    this.featureSize = features === true ? 3 : undefined;
+  }
+
+  /**
+   * The toy features of every position the last append (`[rows, T, 3]`) or appendTree
+   * (`[nodes, 3]`) fed: `[j, x_j, h_j]` (see the `features` option).
+   *
+   * @throws {RangeError} built without `features`, or nothing appended since the last reset.
+   */
+  lastFeatures(): Float32Array {
+    if (this.featureSize === undefined) {
+      throw new RangeError("Cannot read target features: the Markov model was built without features");
+    }
+    if (!this.#features) {
+      throw new RangeError("Cannot read target features: nothing was appended since the last reset");
+    }
+    return this.#features;
+  }
+
+  /** The toy feature hash of a row's first `length` tokens (h of the last of them; 0 for none). */
+  #hash(row: readonly number[], length: number): number {
+    let h = 0;
+    for (let i = 0; i < length; i++) h = featureHash(h, row[i]);
+    return h;
   }
 
   /** Rows (branches) currently held. */
@@ -147,6 +186,7 @@ export class MarkovModel implements CausalModel {
   reset(): void {
     this.#rows = [[]];
     this.#tree = undefined;
+    this.#features = undefined;
   }
 
   /**
@@ -190,6 +230,18 @@ export class MarkovModel implements CausalModel {
           const index = this.order === 1 ? row[last] : row[last - 1] * v + row[last];
           out.set(this.table.subarray(index * v, index * v + v), (r * keep + j) * v);
         }
+      }
+      if (this.featureSize !== undefined) {
+        const features = new Float32Array(rows.length * t * 3);
+        for (let r = 0; r < rows.length; r++) {
+          const row = rows[r], first = row.length - t;
+          let h = this.#hash(row, first);
+          for (let i = 0; i < t; i++) {
+            h = featureHash(h, row[first + i]);
+            features.set([first + i, row[first + i], h], (r * t + i) * 3);
+          }
+        }
+        this.#features = features;
       }
       this.calls++;
       return Promise.resolve(out);
@@ -256,6 +308,18 @@ export class MarkovModel implements CausalModel {
           index = prev * v + index;
         }
         out.set(this.table.subarray(index * v, index * v + v), i * v);
+      }
+      if (this.featureSize !== undefined) {
+        const features = new Float32Array(n * 3),
+          hashes = new Float64Array(n),
+          base = this.#hash(row, row.length);
+        for (let i = 0; i < n; i++) {
+          const p = parents[i];
+          hashes[i] = featureHash(p === -1 ? base : hashes[p], tokens[i]);
+          const depth = p === -1 ? 0 : features[p * 3] - row.length + 1;
+          features.set([row.length + depth, tokens[i], hashes[i]], i * 3);
+        }
+        this.#features = features;
       }
       this.#tree = { tokens: Array.from(tokens), parents: Array.from(parents) };
       this.calls++;

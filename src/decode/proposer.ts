@@ -44,6 +44,15 @@ export interface ProposalRequest {
  * n-grams of the text so far. The block decoder drives any of them the same way:
  * `propose(pending, request, random)`, verification, then `rollback(row, accepted)`, whose return
  * value (plus the block's last token) is the next `pending`.
+ *
+ * A proposer that reads the target (EAGLE-style, `EagleProposer`) sets `needsTargetFeatures`; the
+ * decoder then passes, with `pending`, the target's features `[pending.length, featureSize]`, row i
+ * being the target's feature at the position just before `pending[i]` (the position whose logits
+ * gave `pending[i]`). The decoder first runs the prompt x₀..x_{n−1} through the target alone (one
+ * autoregressive step, giving x_n), so the first `pending` is x₁..x_n with the features of positions
+ * 0..n−1 (x₀ has no position before it). Such a proposer's `rollback` must return exactly the
+ * accepted draft tokens, so that the next `pending` is those plus the block's last token, with the
+ * features of the positions of the block's pending token and of the accepted drafts.
  */
 export interface Proposer {
   /** Stable name, for stats. */
@@ -52,6 +61,12 @@ export interface Proposer {
   readonly vocabSize: number;
   /** Forwards run so far (a draft model's), when the proposer counts them. */
   readonly calls?: number;
+  /**
+   * Whether `propose` needs the target's features of the pending tokens (see above); the target
+   * must then return features (`CausalModel.featureSize`).
+   * @default {false}
+   */
+  readonly needsTargetFeatures?: boolean;
   /** Forgets everything (a new generation). */
   reset(): void;
   /**
@@ -65,8 +80,15 @@ export interface Proposer {
    *   last rollback returned, plus the block's last token).
    * @param request k, L and how depth-0 tokens must be drawn.
    * @param random Source of the uniforms (if it samples).
+   * @param features Only for a proposer that `needsTargetFeatures`: the target's features
+   *   `[pending.length, featureSize]`, row i at the position just before `pending[i]`.
    */
-  propose(pending: ArrayLike<number>, request: ProposalRequest, random: Random): Promise<DraftProposal>;
+  propose(
+    pending: ArrayLike<number>,
+    request: ProposalRequest,
+    random: Random,
+    features?: Float32Array,
+  ): Promise<DraftProposal>;
   /**
    * Forgets the rejected part of the last proposal.
    *

@@ -88,6 +88,13 @@ export class TargetScores {
   }
 }
 
+/** Rows `rows` of a `[n, f]` matrix, in that order. */
+function gatherRows(matrix: Float32Array, rows: readonly number[], f: number): Float32Array {
+  const out = new Float32Array(rows.length * f);
+  for (let i = 0; i < rows.length; i++) out.set(matrix.subarray(rows[i] * f, (rows[i] + 1) * f), i * f);
+  return out;
+}
+
 /** Options of {@linkcode TargetScorer}. */
 export interface TargetScorerOptions {
   /** The target model; it must hold one row when `score` is called. */
@@ -105,6 +112,12 @@ export interface TargetScorerOptions {
    * @default {true}
    */
   tree?: boolean;
+  /**
+   * Keep the target's features of each block's kept positions ({@linkcode TargetScorer.keptFeatures});
+   * the model must return features (`featureSize`, `lastFeatures`).
+   * @default {false}
+   */
+  features?: boolean;
 }
 
 /**
@@ -138,6 +151,10 @@ export class TargetScorer {
   #base = -1;
   #pendingNodes = 0;
   #nodeOf: Int32Array[] | undefined;
+  readonly #features: boolean;
+  /** Features of the last scoring forward (the model's lastFeatures()) and its tokens per row. */
+  #scored: { features: Float32Array; tokens: number; pending: number } | undefined;
+  #kept: Float32Array | undefined;
   /** Shape of the last scoring forward: rows × tokens per row (a tree: 1 × nodes). */
   lastShape: { rows: number; tokens: number } = { rows: 0, tokens: 0 };
 
@@ -147,6 +164,27 @@ export class TargetScorer {
     this.#kernel = options.kernel;
     this.#warp = options.warp ?? {};
     this.#tree = options.tree ?? true;
+    this.#features = options.features ?? false;
+    if (this.#features && (this.model.featureSize === undefined || this.model.lastFeatures === undefined)) {
+      throw new RangeError(
+        "Cannot build a target scorer with features: the model returns no target features (featureSize is undefined)",
+      );
+    }
+  }
+
+  /**
+   * The target's features of the positions the last rollback kept: the block's pending tokens, then
+   * the accepted draft tokens — `[pending.length + accepted, featureSize]`, row i the feature of the
+   * position holding the i-th of those tokens (a function of the context up to and including it).
+   *
+   * @throws {RangeError} the scorer was built without `features`, or no block was rolled back.
+   */
+  keptFeatures(): Float32Array {
+    if (!this.#features) {
+      throw new RangeError("Cannot read kept features: the scorer was built without features");
+    }
+    if (!this.#kept) throw new RangeError("Cannot read kept features: no block was rolled back");
+    return this.#kept;
   }
 
   /** Whether k ≥ 2 drafts are scored as a tree (the option is on and the model supports it). */
@@ -179,6 +217,7 @@ export class TargetScorer {
       return row;
     });
     const logits = await model.append(rows, draftLength + 1);
+    this.#keepScoredFeatures(pending.length + draftLength, pending.length);
     return new TargetScores(
       this.#kernel,
       this.#warp,
@@ -198,16 +237,29 @@ export class TargetScorer {
   rollback(row: number, accepted: number): void {
     if (this.#base < 0) throw new RangeError("Cannot roll the target back: no block was scored");
     const nodeOf = this.#nodeOf;
+    const scored = this.#scored;
+    this.#scored = undefined;
+    this.#kept = undefined;
     if (nodeOf) {
       const path: number[] = [];
       for (let i = 0; i < this.#pendingNodes; i++) path.push(i);
       for (let t = 0; t < accepted; t++) path.push(nodeOf[row][t]);
       this.model.keepTreePath!(path);
       this.#nodeOf = undefined;
+      if (scored) this.#kept = gatherRows(scored.features, path, scored.features.length / scored.tokens);
     } else {
       this.model.select(row, this.#base + accepted);
+      if (scored) {
+        const f = scored.features.length / (this.lastShape.rows * scored.tokens);
+        const at = row * scored.tokens * f;
+        this.#kept = scored.features.slice(at, at + (scored.pending + accepted) * f);
+      }
     }
     this.#base = -1;
+  }
+
+  #keepScoredFeatures(tokens: number, pending: number): void {
+    this.#scored = this.#features ? { features: this.model.lastFeatures!(), tokens, pending } : undefined;
   }
 
   /**
@@ -249,6 +301,7 @@ export class TargetScorer {
     this.#nodeOf = nodeOf;
     this.lastShape = { rows: 1, tokens: tokens.length };
     const logits = await model.appendTree!(tokens, parents);
+    this.#keepScoredFeatures(tokens.length, pending.length);
     const depths = draftLength + 1;
     const index = new Int32Array(drafts.length * depths);
     for (let r = 0; r < drafts.length; r++) {
