@@ -122,7 +122,31 @@ TEMPLATES = ['Tell me about {}.', 'Write a short paragraph about {}.', 'Explain 
              'What are some common misconceptions about {}?', 'Write a blog post introduction about {}.']
 
 
-def train_prompts(seed=0):
+PASSAGE_TASKS = ['Summarize this passage in two sentences:', 'What is the main idea of this passage?',
+                 'Rewrite this passage for a young child:', 'List the characters in this passage and describe them:',
+                 'Give this passage a title and explain your choice:', 'What happens next? Continue this passage:']
+
+
+def passage_prompts(n=120, seed=0):
+    """Tasks on a given passage (summaries, main idea, rewrites), the passages taken from the first
+    stories of the shared TinyStories sample (CDLA-Sharing-1.0); empty when that file is absent."""
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'shared', 'data',
+                        'tinystories-sample.txt')
+    if not os.path.exists(path):
+        return []
+    stories = [x.strip() for x in open(path, encoding='utf-8').read().split('<|endoftext|>') if x.strip()]
+    rng = random.Random(seed)
+    out = []
+    for i, story in enumerate(stories[:n]):
+        passage = story[:600].rsplit('.', 1)[0] + '.'
+        out.append(f'{PASSAGE_TASKS[rng.randrange(len(PASSAGE_TASKS))]}\n\n{passage}')
+    return out
+
+
+def train_prompts(seed=0, passages=False):
+    """The training prompts; `passages` appends passage_prompts() (added for the feature drafter's data,
+    after models/smollm2-draft was trained: its list is unchanged)."""
     rng = random.Random(seed)
     out = QUESTIONS + INSTRUCTIONS + CODE
     out += [f'Continue this story: {s}' for s in STORY_STARTS]
@@ -130,6 +154,8 @@ def train_prompts(seed=0):
     combos = [t.format(x) for t in TEMPLATES for x in TOPICS]
     rng.shuffle(combos)
     out += combos[:480]
+    if passages:
+        out += passage_prompts()
     held = set(eval_prompts())
     assert not held & set(out)
     return out

@@ -1,0 +1,221 @@
+"""Training of the feature drafter (Debian /usr/bin/python3 with torch + OpenBLAS).
+
+Data: sample.py shards (the target's own answers with its features at every position and its top-k
+T = 1 log-probs at every answer position). Objective: at every answer position and every unrolled depth
+s = 0..--ttt-1 (training-time test, model.py), cross-entropy of the drafter's draft-vocabulary
+distribution q against the target's stored top-k probabilities p (= KL(p || q) up to p's entropy; top-k
+tokens outside the draft vocabulary are dropped, q is 0 there), depth s weighted --depth-decay^s.
+Held-out acceptance α = Σ min(p_T, q_T) over the eval shards' stored top-k (a lower bound: the tail
+beyond top-k is left out), per depth, at T = 1 and 0.7, and the greedy match argmax q = argmax p.
+LR: linear warm-up then cosine to --min-lr-frac by progress = max(step/steps, elapsed/max-minutes).
+Resumable: --resume CKPT continues weights, optimiser and step.
+  /usr/bin/python3 train.py --data /tmp/eagle/train --eval /tmp/eagle/eval --prep /tmp/eagle/prep.npz \
+      --steps 2000 --max-minutes 30 --out /tmp/eagle/ckpt/drafter.pt
+"""
+import argparse, glob, json, math, os, sys, time
+import numpy as np
+import torch
+from model import Drafter
+
+ap = argparse.ArgumentParser()
+ap.add_argument('--data', default='/tmp/eagle/train')
+ap.add_argument('--eval', default='/tmp/eagle/eval')
+ap.add_argument('--prep', default='/tmp/eagle/prep.npz')
+ap.add_argument('--out', default='/tmp/eagle/ckpt/drafter.pt')
+ap.add_argument('--resume', default=None)
+ap.add_argument('--max-files', type=int, default=0, help='train on the first N shards only (learning curve)')
+ap.add_argument('--steps', type=int, default=2000)
+ap.add_argument('--batch', type=int, default=8, help='rows per step')
+ap.add_argument('--max-len', type=int, default=256, help='positions per row (longer rows: a random window)')
+ap.add_argument('--ttt', type=int, default=4, help='unrolled depths (training-time test)')
+ap.add_argument('--depth-decay', type=float, default=0.8)
+ap.add_argument('--lr', type=float, default=1e-3)
+ap.add_argument('--min-lr-frac', type=float, default=0.05)
+ap.add_argument('--warmup', type=int, default=50)
+ap.add_argument('--wd', type=float, default=0.0)
+ap.add_argument('--seed', type=int, default=1234)
+ap.add_argument('--threads', type=int, default=2)
+ap.add_argument('--eval-every', type=int, default=200)
+ap.add_argument('--eval-rows', type=int, default=64)
+ap.add_argument('--reload-every', type=int, default=0, help='pick up new shards every N steps (sampling still running)')
+ap.add_argument('--max-minutes', type=float, default=0)
+args = ap.parse_args()
+torch.set_num_threads(args.threads)
+torch.manual_seed(args.seed)
+rng = np.random.default_rng(args.seed)
+
+prep = np.load(args.prep)
+E = torch.from_numpy(prep['E'])
+d2t = torch.from_numpy(prep['d2t'].astype(np.int64))
+K = len(d2t)
+t2d = torch.full((E.shape[0],), -1, dtype=torch.long)
+t2d[d2t] = torch.arange(K)
+
+
+def load_rows(folder, max_files=0):
+    rows = []
+    files = sorted(glob.glob(os.path.join(folder, 'shard_*.npz')))[:max_files or None]
+    for f in files:
+        d = np.load(f)
+        o, pl, gl = d['row_off'], d['prompt_len'], d['gen_len']
+        fo = 0
+        go = 0
+        for b in range(len(pl)):
+            n = int(o[b + 1] - o[b])
+            rows.append(dict(ids=d['ids'][o[b]:o[b + 1]].astype(np.int64), plen=int(pl[b]), temp=float(d['temp'][b]),
+                             feats=d['feats'][fo:fo + n - 1], tk_ids=d['topk_ids'][go:go + gl[b]].astype(np.int64),
+                             tk_lp=d['topk_logp'][go:go + gl[b]].astype(np.float32)))
+            fo += n - 1
+            go += int(gl[b])
+    return rows, files
+
+
+def make_batch(rows, max_len, rng=None):
+    """Right-padded batch: feats [B,T,F], toks [B,T] (x_{i+1}), valid [B,T], target (ids, p) [B,T,k] for
+    position i = p(x_{i+2}), has_target [B,T]."""
+    B = len(rows)
+    wins = []
+    for r in rows:
+        n = len(r['ids']) - 1                     # positions with features
+        lo = 0
+        if n > max_len:                           # window that keeps answer positions
+            lo = int(rng.integers(0, n - max_len + 1)) if rng is not None else n - max_len
+        wins.append((lo, min(n, lo + max_len)))
+    T = max(hi - lo for lo, hi in wins)
+    Fd = rows[0]['feats'].shape[1]
+    k = rows[0]['tk_ids'].shape[1]
+    feats = torch.zeros(B, T, Fd)
+    toks = torch.zeros(B, T, dtype=torch.long)
+    valid = torch.zeros(B, T, dtype=torch.bool)
+    tid = torch.zeros(B, T, k, dtype=torch.long)
+    tlp = torch.full((B, T, k), -1e4)
+    has = torch.zeros(B, T, dtype=torch.bool)
+    for b, (r, (lo, hi)) in enumerate(zip(rows, wins)):
+        m = hi - lo
+        feats[b, :m] = torch.from_numpy(r['feats'][lo:hi].astype(np.float32))
+        toks[b, :m] = torch.from_numpy(r['ids'][lo + 1:hi + 1])
+        valid[b, :m] = True
+        # position i (absolute) has a target when x_{i+2} is an answer token: offset j = i + 2 - plen in [0, gen)
+        for i in range(max(lo, r['plen'] - 2), min(hi, len(r['ids']) - 2)):
+            j = i + 2 - r['plen']
+            tid[b, i - lo] = torch.from_numpy(r['tk_ids'][j])
+            tlp[b, i - lo] = torch.from_numpy(r['tk_lp'][j])
+            has[b, i - lo] = True
+    return feats, toks, valid, tid, tlp, has
+
+
+def depth_losses(model, batch, steps, temps=(1.0,)):
+    feats, toks, valid, tid, tlp, has = batch
+    outs = model.unrolled(feats, toks, valid, steps)
+    slot = t2d[tid]                                        # [B,T,k] draft slot or -1
+    inv = slot < 0
+    p = torch.exp(tlp).masked_fill(inv, 0.0)
+    res = []
+    T = feats.shape[1]
+    for s, g in enumerate(outs):
+        m = has.clone()
+        m[:, :s] = False
+        logits = model.head_logits(g)                      # [B,T,K]
+        res.append((logits, m))
+    return res, slot, inv, p
+
+
+def train_loss(model, batch, steps):
+    res, slot, inv, p = depth_losses(model, batch, steps)
+    total, parts = 0.0, []
+    wsum = 0.0
+    for s, (logits, m) in enumerate(res):
+        lq = torch.log_softmax(logits, -1)
+        lq_t = torch.gather(lq, -1, slot.clamp(min=0))     # [B,T,k]
+        ce = -(p * lq_t).sum(-1)                           # [B,T]
+        l = ce[m].mean() if m.any() else ce.sum() * 0
+        w = args.depth_decay ** s
+        total = total + w * l
+        wsum += w
+        parts.append(float(l))
+    return total / wsum, parts
+
+
+@torch.no_grad()
+def evaluate(model, rows, steps):
+    """α per depth at T = 1 and 0.7 (over stored top-k) and greedy match, over eval rows."""
+    acc = {1.0: np.zeros(steps), 0.7: np.zeros(steps)}
+    greedy = np.zeros(steps)
+    count = np.zeros(steps)
+    for i in range(0, len(rows), 8):
+        batch = make_batch(rows[i:i + 8], 10 ** 9)
+        res, slot, inv, _ = depth_losses(model, batch, steps)
+        tlp = batch[4]
+        for s, (logits, m) in enumerate(res):
+            for T in (1.0, 0.7):
+                # T = 1: the stored log-probs themselves; T < 1: re-warped over the top-k (tail ≈ 0)
+                pT = torch.exp(tlp) if T == 1.0 else torch.softmax(tlp / T, -1)
+                qT = torch.softmax(logits / T, -1)
+                q_t = torch.gather(qT, -1, slot.clamp(min=0)).masked_fill(inv, 0.0)
+                a = torch.minimum(pT, q_t).sum(-1)
+                acc[T][s] += float(a[m].sum())
+            top = logits.argmax(-1)                          # draft slot
+            greedy[s] += float((d2t[top] == batch[3][..., 0])[m].sum())
+            count[s] += float(m.sum())
+    return {'alpha_t1': (acc[1.0] / count).round(4).tolist(), 'alpha_t07': (acc[0.7] / count).round(4).tolist(),
+            'greedy': (greedy / count).round(4).tolist(), 'positions': int(count[0])}
+
+
+rows, files = load_rows(args.data, args.max_files)
+eval_rows, _ = load_rows(args.eval)
+eval_rows = eval_rows[:args.eval_rows]
+n_answer = sum(len(r['tk_ids']) for r in rows)
+print(f'train: {len(files)} shards, {len(rows)} rows, {n_answer} answer tokens; eval: {len(eval_rows)} rows', flush=True)
+
+model = Drafter(E, d2t)
+opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.95),
+                        weight_decay=args.wd)
+step = 0
+if args.resume:
+    ck = torch.load(args.resume)
+    model.load_state_dict(ck['state_dict'])
+    opt.load_state_dict(ck['opt'])
+    step = ck['step']
+print(f'drafter: {sum(p.numel() for p in model.parameters()):,} trainable params, K={K}', flush=True)
+os.makedirs(os.path.dirname(args.out), exist_ok=True)
+
+
+def save(tag=''):
+    torch.save({'state_dict': model.state_dict(), 'opt': opt.state_dict(), 'step': step, 'args': vars(args)},
+               args.out + tag)
+
+
+t0 = time.time()
+log = []
+last_eval = None
+while step < args.steps:
+    el = (time.time() - t0) / 60
+    prog = max(step / args.steps, el / args.max_minutes if args.max_minutes else 0)
+    if prog >= 1:
+        break
+    lr = args.lr * min(1, (step + 1) / args.warmup) * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * prog)))
+    for g in opt.param_groups:
+        g['lr'] = lr
+    if args.reload_every and step and step % args.reload_every == 0:
+        rows, files = load_rows(args.data, args.max_files)
+    pick = rng.choice(len(rows), args.batch, replace=False)
+    batch = make_batch([rows[i] for i in pick], args.max_len, rng)
+    loss, parts = train_loss(model, batch, args.ttt)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    step += 1
+    if step % 20 == 0:
+        print(f'step {step} lr {lr:.2e} loss {float(loss):.4f} depths {[round(x, 3) for x in parts]} '
+              f'{time.time() - t0:.0f}s', flush=True)
+    if step % args.eval_every == 0:
+        model.eval()
+        last_eval = evaluate(model, eval_rows, args.ttt)
+        model.train()
+        print(f'eval step {step}: {json.dumps(last_eval)}', flush=True)
+        save()
+model.eval()
+last_eval = evaluate(model, eval_rows, args.ttt)
+print(f'final step {step} ({time.time() - t0:.0f}s, {len(rows)} rows, {n_answer} answer tokens): {json.dumps(last_eval)}', flush=True)
+save()
