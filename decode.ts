@@ -56,6 +56,19 @@ export type {
   StopReason,
 } from "./src/decode/mod.ts";
 export { LookupProposer, type LookupProposerOptions } from "./src/decode/lookup.ts";
+export {
+  AutoPlanner,
+  type AutoPlannerOptions,
+  type EagleDrafterModel,
+  EagleProposer,
+  type EagleProposerOptions,
+  getProposerKind,
+  type ProposerKind,
+  type ProposerName,
+  proposerNames,
+  type ProposerParts,
+  proposers,
+} from "./src/decode/mod.ts";
 
 export {
   blockVerifier,

@@ -30,3 +30,5 @@ export type {
   ResolvedBackend,
 } from "./src/model/mod.ts";
 export { BackendUnavailableError, InvalidModelError, ModelNotFoundError } from "./src/model/errors.ts";
+export { OnnxEagleDrafter, parseEagleDrafterConfig } from "./src/model/eagle_drafter.ts";
+export type { EagleDrafterConfig, OnnxEagleDrafterOptions } from "./src/model/eagle_drafter.ts";

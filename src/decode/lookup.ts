@@ -9,7 +9,7 @@
 
 import type { Probs } from "../kernel/types.ts";
 import type { Random } from "../random.ts";
-import type { DraftProposal, ProposalRequest, Proposer } from "./proposer.ts";
+import type { DraftProposal, ProposalRequest, Proposer, ProposerKind, ProposerParts } from "./proposer.ts";
 
 /** Options of {@linkcode LookupProposer}. */
 export interface LookupProposerOptions {
@@ -365,3 +365,15 @@ function key(history: readonly number[], from: number, to: number): string {
   for (let i = from + 1; i < to; i++) s += "," + history[i];
   return s;
 }
+
+/**
+ * The registry entry of {@linkcode LookupProposer}: needs nothing but the target's vocabulary; one
+ * draft per block, no draft forwards.
+ */
+export const lookupProposerKind: ProposerKind = Object.freeze({
+  name: "lookup",
+  maxDrafts: 1,
+  missing: () => undefined,
+  create: (parts: ProposerParts) => new LookupProposer({ vocabSize: parts.target.vocabSize }),
+  timingModel: () => undefined,
+});

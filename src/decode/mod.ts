@@ -26,6 +26,16 @@ export type { MarkovModelOptions, RandomTableOptions } from "./markov.ts";
 export { DraftProposer } from "./proposer.ts";
 export type { DraftProposal, DraftProposerOptions, ProposalRequest, Proposer } from "./proposer.ts";
 export { findContinuation, type LookupMatch, LookupProposer, type LookupProposerOptions } from "./lookup.ts";
+export {
+  drafterTimingModel,
+  type EagleDrafterModel,
+  EagleProposer,
+  type EagleProposerOptions,
+} from "./eagle_proposer.ts";
+export { getProposerKind, type ProposerName, proposerNames, proposers } from "./proposers.ts";
+export type { ProposerKind, ProposerParts } from "./proposer.ts";
+export { AutoPlanner } from "./auto.ts";
+export type { AutoPlannerOptions } from "./auto.ts";
 export { FixedPlanner } from "./plan.ts";
 export type { BlockOutcome, BlockPlan, BlockPlanner } from "./plan.ts";
 export { TargetScorer, TargetScores } from "./scorer.ts";

@@ -9,6 +9,7 @@ import type { Kernel, Probs, WarpOptions } from "../kernel/types.ts";
 import type { Random } from "../random.ts";
 import type { BlockProposal, DraftSampling } from "../verify/types.ts";
 import type { CausalModel } from "./model.ts";
+import type { EagleDrafterModel } from "./eagle_proposer.ts";
 
 /** k draft sequences of L tokens and the draft probabilities they were drawn from. */
 export interface DraftProposal extends BlockProposal {
@@ -98,6 +99,37 @@ export interface Proposer {
    *   followed by the block's last token, as the next `pending`.
    */
   rollback(row: number, accepted: number): number[];
+}
+
+/** What a registered proposer may be built from (see `proposers` in src/decode/proposers.ts). */
+export interface ProposerParts {
+  /** The target model. */
+  readonly target: CausalModel;
+  /** A draft model (same vocabulary as the target). */
+  readonly draft?: CausalModel;
+  /** A feature drafter (reads the target's features; the target must return them). */
+  readonly drafter?: EagleDrafterModel;
+  /** Kernel used to warp and sample. */
+  readonly kernel: Kernel;
+  /** The warp (the target's). */
+  readonly warp: WarpOptions;
+}
+
+/** A registry entry: how to build one kind of proposer, and what the planner should know of it. */
+export interface ProposerKind {
+  /** The registry name. */
+  readonly name: string;
+  /** Most drafts per block its proposals hold (Infinity: as many as asked). */
+  readonly maxDrafts: number;
+  /** What it lacks to be built from `parts` (a phrase for an error message), or undefined. */
+  missing(parts: ProposerParts): string | undefined;
+  /** Builds a fresh proposer (one per generation). */
+  create(parts: ProposerParts): Proposer;
+  /**
+   * A model whose forwards cost what one draft forward costs, for `auto`'s calibration;
+   * undefined: drafting costs no forwards.
+   */
+  timingModel(parts: ProposerParts): CausalModel | undefined;
 }
 
 /** Options of {@linkcode DraftProposer}. */
@@ -268,3 +300,13 @@ export class DraftProposer implements Proposer {
     return accepted === last.draftLength ? [last.tokens[row][accepted - 1]] : [];
   }
 }
+
+/** The registry entry of {@linkcode DraftProposer}: needs a draft model (`parts.draft`). */
+export const draftProposerKind: ProposerKind = Object.freeze({
+  name: "draft",
+  maxDrafts: Infinity,
+  missing: (parts: ProposerParts) => (parts.draft === undefined ? "a draft model" : undefined),
+  create: (parts: ProposerParts) =>
+    new DraftProposer({ model: parts.draft!, kernel: parts.kernel, warp: parts.warp }),
+  timingModel: (parts: ProposerParts) => parts.draft,
+});

@@ -11,8 +11,10 @@ import type { Kernel, WarpOptions } from "../kernel/types.ts";
 import { loadKernel } from "../kernel/wasm.ts";
 import { AutoPlanner } from "../decode/auto.ts";
 import { type BlockCostModel, calibrateBlockCost, ForwardCost } from "../decode/cost.ts";
-import { LookupProposer } from "../decode/lookup.ts";
 import { createDecoder } from "../decode/create.ts";
+import type { EagleDrafterModel } from "../decode/eagle_proposer.ts";
+import type { ProposerKind, ProposerParts } from "../decode/proposer.ts";
+import { getProposerKind, type ProposerName, proposerNames } from "../decode/proposers.ts";
 import type { CausalModel } from "../decode/model.ts";
 import type { DecodeStats, StopReason } from "../decode/stats.ts";
 import type { DecodeMethod, GenerateResult } from "../decode/types.ts";
@@ -25,6 +27,8 @@ import {
 } from "../verify/mod.ts";
 import type { BackendOptions } from "../model/backend.ts";
 import { OnnxCausalLM, type OnnxCausalLMOptions } from "../model/causal_lm.ts";
+import { OnnxEagleDrafter, parseEagleDrafterConfig } from "../model/eagle_drafter.ts";
+import { InvalidModelError } from "../model/errors.ts";
 import { type ModelLoader, type ModelSource, openModelFolder } from "../model/loader.ts";
 import { checkSameVocabulary } from "../tokenizer/compat.ts";
 import { StreamingDetokenizer } from "../tokenizer/stream.ts";
@@ -112,12 +116,14 @@ export interface GenerationOptions {
   /** Aborts the generation (the call rejects with the signal's reason). */
   signal?: AbortSignal;
   /**
-   * Who drafts: `"draft"` (the draft model) or `"lookup"` (prompt lookup: n-grams of the prompt and
-   * the text so far, no model; one draft per block, so `k` is 1 and `auto` chooses only L and
-   * whether to draft). `"lookup"` works on a generator without a draft model.
-   * @default {"draft"}
+   * Who drafts, a name of the proposer registry (src/decode/proposers.ts): `"draft"` (the draft
+   * model), `"lookup"` (prompt lookup: n-grams of the prompt and the text so far, no model; one
+   * draft per block, so `k` is 1 and `auto` chooses only L and whether to draft; works on a
+   * generator without a draft model) or `"eagle"` (a feature drafter reading the target's hidden
+   * states: a draft folder with `model_type: "spectr_eagle"`).
+   * @default {"eagle" with a feature drafter, else "draft"}
    */
-  proposer?: "draft" | "lookup";
+  proposer?: ProposerName;
 }
 
 /** A chat to continue: its messages, rendered with the folder's chat template. */
@@ -166,8 +172,10 @@ export interface GenerationResult {
 export interface SpeculativeGeneratorInit {
   /** The target model. */
   target: CausalModel;
-  /** The draft model (required by every method but `autoregressive`). */
+  /** The draft model (required by every method but `autoregressive`, unless another proposer drafts). */
   draft?: CausalModel;
+  /** A feature drafter (proposer `"eagle"`); the target must return its features. */
+  drafter?: EagleDrafterModel;
   /** The tokenizer shared by both models. */
   tokenizer: Tokenizer;
   /** The kernel: {@linkcode loadKernel}'s by default in `fromPretrained`. */
@@ -195,7 +203,11 @@ export interface SpeculativeGeneratorInit {
 export interface FromPretrainedOptions extends OnnxCausalLMOptions {
   /** The target model folder: a path, a URL or an in-memory map of files. */
   target: ModelSource;
-  /** The draft model folder (same vocabulary as the target). */
+  /**
+   * The draft model folder (same vocabulary as the target), or a feature drafter's folder (its
+   * config.json has `model_type: "spectr_eagle"`: the target is then loaded with the features the
+   * config names, `target_hidden_layers`, and proposer `"eagle"` drafts).
+   */
   draft?: ModelSource;
   /**
    * Threads of the draft's session when the backend resolves to `cpu` (onnxruntime-node); the
@@ -261,6 +273,10 @@ export class SpeculativeGenerator {
   readonly target: CausalModel;
   /** The draft model, if any. */
   readonly draft: CausalModel | undefined;
+  /** The feature drafter, if any. */
+  readonly drafter: EagleDrafterModel | undefined;
+  /** The proposer a generation uses unless it names one: "eagle" with a feature drafter, else "draft". */
+  readonly defaultProposer: ProposerName;
   /** The shared tokenizer. */
   readonly tokenizer: Tokenizer;
   /** The kernel used for warping, sampling and verification. */
@@ -276,7 +292,7 @@ export class SpeculativeGenerator {
   readonly chatStopTokenIds: readonly number[];
   #queue: Promise<unknown> = Promise.resolve();
   readonly #costKey: string | undefined;
-  #cost: Promise<BlockCostModel> | undefined;
+  readonly #cost = new Map<string, Promise<BlockCostModel>>();
   readonly #planners = new Map<string, AutoPlanner>();
 
   /**
@@ -297,8 +313,22 @@ export class SpeculativeGenerator {
         `Cannot build a generator: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's ${target.vocabSize}`,
       );
     }
+    if (init.drafter && init.drafter.vocabSize !== target.vocabSize) {
+      throw new RangeError(
+        `Cannot build a generator: the feature drafter's vocabulary has ${init.drafter.vocabSize} tokens, the target's ${target.vocabSize}`,
+      );
+    }
+    if (init.drafter && target.featureSize !== init.drafter.featureSize) {
+      throw new RangeError(
+        `Cannot build a generator: the feature drafter reads ${init.drafter.featureSize} floats per target position, the target returns ${
+          target.featureSize ?? "no features"
+        }`,
+      );
+    }
     this.target = target;
     this.draft = draft;
+    this.drafter = init.drafter;
+    this.defaultProposer = init.drafter ? "eagle" : "draft";
     this.tokenizer = tokenizer;
     this.kernel = kernel;
     const eos = init.eosTokenIds ?? (tokenizer.eosTokenId === undefined ? [] : [tokenizer.eosTokenId]);
@@ -317,16 +347,24 @@ export class SpeculativeGenerator {
     warp: WarpOptions,
     k: number,
     draftLength: number,
-    lookup: boolean,
+    kind: ProposerKind,
+    parts: ProposerParts,
   ): Promise<AutoPlanner> {
-    this.#cost ??= calibrateBlockCost(this.target, this.draft, { key: this.#costKey });
-    const cost = await this.#cost;
-    const key = JSON.stringify([warp, k, draftLength, lookup]);
+    let pending = this.#cost.get(kind.name);
+    if (!pending) {
+      const timing = kind.timingModel(parts);
+      pending = calibrateBlockCost(this.target, timing, {
+        key: this.#costKey === undefined ? undefined : `${this.#costKey} ${kind.name}`,
+      });
+      this.#cost.set(kind.name, pending);
+    }
+    const cost = await pending;
+    const key = JSON.stringify([warp, k, draftLength, kind.name]);
     let planner = this.#planners.get(key);
     if (!planner) {
       planner = new AutoPlanner({
-        // Lookup drafts cost nothing: no draft forwards to plan for.
-        cost: lookup
+        // A proposer without a timing model (lookup) costs no forwards.
+        cost: kind.timingModel(parts) === undefined
           ? { target: cost.target, draft: new ForwardCost({ rows: [1], tokens: [1], ms: [1e-3] }) }
           : cost,
         maxDrafts: k,
@@ -375,14 +413,42 @@ export class SpeculativeGenerator {
     const { tokenizer, addBosToken } = await loadTokenizer(targetFolder);
     const draftFolder = draftSource === undefined ? undefined : await openModelFolder(draftSource);
     if (draftFolder) checkSameVocabulary(tokenizer, (await loadTokenizer(draftFolder)).tokenizer);
+    // A feature drafter's folder: the target must return the features its config names.
+    const draftConfig = draftFolder ? await draftFolder.readJson("config.json") : undefined;
+    const eagle = (draftConfig as { model_type?: unknown } | undefined)?.model_type === "spectr_eagle"
+      ? parseEagleDrafterConfig(draftConfig)
+      : undefined;
     const [target, resolvedKernel] = await Promise.all([
-      OnnxCausalLM.load(targetFolder, modelOptions),
+      OnnxCausalLM.load(
+        targetFolder,
+        eagle ? { ...modelOptions, features: eagle.targetHiddenLayers } : modelOptions,
+      ).catch((error) => {
+        if (eagle && error instanceof InvalidModelError && /hidden_states/.test(error.message)) {
+          throw new InvalidModelError(
+            `Cannot load the target for the feature drafter ${String(draftSource)}: ${error.message}`,
+            { cause: error },
+          );
+        }
+        throw error;
+      }),
       kernel ?? loadKernel(),
     ]);
     let draft: OnnxCausalLM | undefined;
+    let drafter: OnnxEagleDrafter | undefined;
     try {
+      if (eagle && draftFolder) {
+        if (target.backend === "kernel") {
+          throw new RangeError(
+            'Cannot load the feature drafter: it runs on onnxruntime (backend "cpu", "wasm" or "webgpu"), got "kernel"',
+          );
+        }
+        drafter = await OnnxEagleDrafter.load(draftFolder, {
+          backend: target.backend,
+          numThreads: target.backend === "cpu" ? draftNumThreads ?? 1 : modelOptions.numThreads,
+        });
+      }
       // The draft runs on the backend the target resolved to ("auto" decides once).
-      draft = draftFolder
+      draft = draftFolder && !eagle
         ? await OnnxCausalLM.load(draftFolder, {
           ...modelOptions,
           // An explicit target file names a file of the target's folder, not the draft's.
@@ -403,6 +469,7 @@ export class SpeculativeGenerator {
     return new SpeculativeGenerator({
       target,
       draft,
+      drafter,
       tokenizer,
       addBosToken,
       kernel: resolvedKernel,
@@ -499,14 +566,25 @@ export class SpeculativeGenerator {
       draftLength = 4,
       stop = [],
       signal,
-      proposer = "draft",
+      proposer = this.defaultProposer,
     } = options;
-    if (proposer !== "draft" && proposer !== "lookup") {
+    if (typeof proposer !== "string" || !proposerNames.includes(proposer)) {
       throw new RangeError(
-        `Cannot generate: proposer must be "draft" or "lookup", got ${JSON.stringify(proposer)}`,
+        `Cannot generate: proposer must be one of ${
+          proposerNames.map((n) => JSON.stringify(n)).join(", ")
+        }, got ${JSON.stringify(proposer)}`,
       );
     }
-    const lookup = proposer === "lookup";
+    const kind = getProposerKind(proposer);
+    const warp = { temperature, topK, topP };
+    const parts: ProposerParts = {
+      target: this.target,
+      draft: this.draft,
+      drafter: this.drafter,
+      kernel: this.kernel,
+      warp,
+    };
+    const missing = kind.missing(parts);
     if (!generationMethods.includes(method)) {
       throw new RangeError(
         `Cannot generate: unknown method "${method}", expected one of ${generationMethods.join(", ")}`,
@@ -514,9 +592,9 @@ export class SpeculativeGenerator {
     }
     checkCount("k", k, MAX_DRAFTS);
     checkCount("draftLength", draftLength, MAX_DRAFT_LENGTH);
-    if (method !== "autoregressive" && method !== "auto" && !lookup && !this.draft) {
+    if (method !== "autoregressive" && method !== "auto" && missing) {
       throw new RangeError(
-        `Cannot generate: method "${method}" needs a draft model, and this generator has none`,
+        `Cannot generate: method "${method}" with proposer "${proposer}" needs ${missing}, and this generator has none`,
       );
     }
     const started = performance.now();
@@ -525,15 +603,15 @@ export class SpeculativeGenerator {
     const stops = new StopMatcher(stop);
     const detokenizer = new StreamingDetokenizer(this.tokenizer, { skipSpecialTokens: true });
     let seen = 0;
-    const warp = { temperature, topK, topP };
-    // auto without a draft model (and without lookup) has one choice: autoregressive.
-    const run = method === "auto" && !this.draft && !lookup ? "autoregressive" : method;
-    const drafts = lookup ? 1 : k;
-    const planner = run === "auto" ? await this.#autoPlanner(warp, drafts, draftLength, lookup) : undefined;
+    // auto without what the proposer needs (e.g. no draft model) has one choice: autoregressive.
+    const run = method === "auto" && missing ? "autoregressive" : method;
+    const drafts = Math.min(k, kind.maxDrafts);
+    const planner = run === "auto"
+      ? await this.#autoPlanner(warp, drafts, draftLength, kind, parts)
+      : undefined;
     const decoder = createDecoder(toDecodeMethod(run), {
       target: this.target,
-      draft: lookup ? undefined : this.draft,
-      proposer: lookup ? new LookupProposer({ vocabSize: this.target.vocabSize }) : undefined,
+      proposer: run === "autoregressive" ? undefined : kind.create(parts),
       kernel: this.kernel,
       planner,
       k: run === "autoregressive" || run === "auto"
@@ -595,7 +673,7 @@ export class SpeculativeGenerator {
   /** Releases the models' sessions (when they have a `dispose`). */
   async dispose(): Promise<void> {
     await this.#queue;
-    for (const model of [this.target, this.draft]) {
+    for (const model of [this.target, this.draft, this.drafter]) {
       await (model as { dispose?: () => unknown } | undefined)?.dispose?.();
     }
   }

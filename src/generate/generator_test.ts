@@ -245,7 +245,7 @@ Deno.test("proposer lookup drafts from the text so far: greedy output equals aut
   await assert.rejects(() => targetOnly.generate("ab", { method: "spectr" }), /needs a draft model/);
   await assert.rejects(
     () => targetOnly.generate("ab", { proposer: "ngram" as "lookup" }),
-    { name: "RangeError", message: /proposer must be "draft" or "lookup", got "ngram"/ },
+    { name: "RangeError", message: /proposer must be one of "draft", "lookup", "eagle", got "ngram"/ },
   );
 });
 
