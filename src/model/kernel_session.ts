@@ -4,7 +4,8 @@
  * the ONNX file ({@linkcode readOnnxGraph}, {@linkcode transformerWeights}), copies them once into
  * a WebAssembly memory of its own, and answers `run` with the same inputs and outputs the graph
  * has (`input_ids`, `attention_mask` 2D or 4D, `position_ids`, `past_key_values.*` → `logits`,
- * `present.*`), so {@linkcode OnnxCausalLM} drives it unchanged, tree attention included.
+ * `present.*`, and `hidden_states.{i}` where the graph outputs them: the residual stream after
+ * layer i, target features), so {@linkcode OnnxCausalLM} drives it unchanged, tree attention included.
  *
  * Why: onnxruntime-web's 14 MB runtime module costs 130–300 MiB of compiled code and compiler
  * memory in a V8 process, which alone breaks an edge function's 256 MB budget; this backend's
@@ -223,11 +224,14 @@ export class KernelSession {
   readonly #normFBias: number;
   /** The output head: `vocabMajor` float32 `[vocab, d]` (a tied embedding), else `[d, vocab]`; or 8-bit blocks. */
   readonly #head: { lin: LinearAt; vocabMajor: boolean };
+  /** Layers whose residual stream the graph outputs as `hidden_states.{i}`, ascending. */
+  readonly #hiddenStates: readonly number[];
   #released = false;
 
   private constructor(mem: LinearMemory, s: Shape, w: Gpt2Weights | LlamaWeights) {
     this.#mem = mem;
     this.#s = s;
+    this.#hiddenStates = w.hiddenStates ?? [];
     const put = (x: Float32Array | undefined) => (x === undefined ? 0 : mem.put(x));
     const none: LinearAt = { f32: 0, codes: 0, scales: 0, mins: 0 };
     const lin = (x: LinearWeight | undefined): LinearAt => {
@@ -299,7 +303,12 @@ export class KernelSession {
     const names: string[] = [];
     for (let i = 0; i < s.layers; i++) names.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
     this.inputNames = ["input_ids", "attention_mask", "position_ids", ...names];
-    this.outputNames = ["logits", ...names.map((n) => n.replace("past_key_values", "present"))];
+    const hiddenNames = this.#hiddenStates.map((i) => `hidden_states.${i}`);
+    this.outputNames = [
+      "logits",
+      ...names.map((n) => n.replace("past_key_values", "present")),
+      ...hiddenNames,
+    ];
     const kv = (name: string) => ({
       name,
       type: "float32",
@@ -313,7 +322,12 @@ export class KernelSession {
     ];
     this.outputMetadata = [
       { name: "logits", type: "float32", shape: ["batch_size", "sequence_length", s.vocab] },
-      ...this.outputNames.slice(1).map(kv),
+      ...this.outputNames.slice(1, 1 + names.length).map(kv),
+      ...hiddenNames.map((name) => ({
+        name,
+        type: "float32",
+        shape: ["batch_size", "sequence_length", s.d],
+      })),
     ];
   }
 
@@ -374,15 +388,32 @@ export class KernelSession {
   }
 
   /**
-   * One forward: `feeds` as onnxruntime would take them; returns `logits [rows, t, vocab]` and
-   * `present.*` `[rows, kvHeads, past + t, headDim]`.
+   * One forward: `feeds` as onnxruntime would take them; returns `logits [rows, t, vocab]`,
+   * `present.*` `[rows, kvHeads, past + t, headDim]` and, where the graph has them,
+   * `hidden_states.{i}` `[rows, t, hidden]` (the residual stream after layer i of each fed row and
+   * position). As onnxruntime's `run(feeds, fetches)`: with `fetches` (output names, or a record
+   * keyed by them) only those outputs are copied out and returned.
    *
    * @throws {Error} the session was released.
-   * @throws {RangeError} feeds missing or shaped inconsistently.
+   * @throws {RangeError} feeds missing or shaped inconsistently, or a fetch names no output.
    */
-  run(feeds: Record<string, KernelTensor>): Promise<Record<string, KernelTensor>> {
+  run(
+    feeds: Record<string, KernelTensor>,
+    fetches?: readonly string[] | Record<string, unknown>,
+  ): Promise<Record<string, KernelTensor>> {
     try {
-      return Promise.resolve(this.#forward(feeds));
+      let want: Set<string> | undefined;
+      if (fetches !== undefined) {
+        want = new Set(Array.isArray(fetches) ? fetches : Object.keys(fetches));
+        for (const name of want) {
+          if (!this.outputNames.includes(name)) {
+            throw new RangeError(
+              `Cannot run the model: "${name}" is not an output (outputs: ${this.outputNames.join(", ")})`,
+            );
+          }
+        }
+      }
+      return Promise.resolve(this.#forward(feeds, want));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -394,7 +425,7 @@ export class KernelSession {
     return Promise.resolve();
   }
 
-  #forward(feeds: Record<string, KernelTensor>): Record<string, KernelTensor> {
+  #forward(feeds: Record<string, KernelTensor>, want?: Set<string>): Record<string, KernelTensor> {
     if (this.#released) throw new Error("Cannot run the model: the kernel session was released");
     const s = this.#s, mem = this.#mem, x = mem.x;
     const ids = feeds.input_ids, mask = feeds.attention_mask, positions = feeds.position_ids;
@@ -459,6 +490,8 @@ export class KernelSession {
       }
       const rope = s.family === "llama" ? this.#ropeTables(pos) : undefined;
       const presents: Record<string, KernelTensor> = {};
+      const hiddenOut: Record<string, KernelTensor> = {};
+      const wanted = (name: string) => want === undefined || want.has(name);
       const scale = 1 / Math.sqrt(hd);
       for (let layer = 0; layer < s.layers; layer++) {
         const L = this.#layers[layer];
@@ -514,16 +547,15 @@ export class KernelSession {
           );
         }
         const f2 = mem.f32;
-        presents[`present.${layer}.key`] = new KernelTensor(
-          "float32",
-          f2.slice(kCache >> 2, (kCache >> 2) + rows * cacheLen),
-          [rows, s.kvHeads, total, hd],
-        );
-        presents[`present.${layer}.value`] = new KernelTensor(
-          "float32",
-          f2.slice(vCache >> 2, (vCache >> 2) + rows * cacheLen),
-          [rows, s.kvHeads, total, hd],
-        );
+        for (const [kv, at] of [["key", kCache], ["value", vCache]] as const) {
+          const name = `present.${layer}.${kv}`;
+          if (!wanted(name)) continue;
+          presents[name] = new KernelTensor(
+            "float32",
+            f2.slice(at >> 2, (at >> 2) + rows * cacheLen),
+            [rows, s.kvHeads, total, hd],
+          );
+        }
         this.#linear(q8, attnOut, m, qWidth, L.o, d, L.oBias, proj);
         this.#addInto(hidden, proj, m * d);
         if (s.family === "gpt2") {
@@ -538,7 +570,17 @@ export class KernelSession {
         }
         this.#linear(q8, fc, m, s.inner, L.down, d, L.downBias, proj);
         this.#addInto(hidden, proj, m * d);
+        // the residual stream after this layer (before the next layer's or the final norm)
+        const hiddenName = `hidden_states.${layer}`;
+        if (this.#hiddenStates.includes(layer) && wanted(hiddenName)) {
+          hiddenOut[hiddenName] = new KernelTensor(
+            "float32",
+            mem.f32.slice(hidden >> 2, (hidden >> 2) + m * d),
+            [rows, t, d],
+          );
+        }
       }
+      if (want !== undefined && !want.has("logits")) return { ...presents, ...hiddenOut };
       if (s.family === "gpt2") {
         x.spectr_lm_layer_norm(hidden, m, d, this.#normF, this.#normFBias, s.eps, normed);
       } else x.spectr_lm_rms_norm(hidden, m, d, this.#normF, s.eps, normed);
@@ -556,7 +598,7 @@ export class KernelSession {
       } else {
         out = mem.f32.slice(logits >> 2, (logits >> 2) + m * s.vocab);
       }
-      return { logits: new KernelTensor("float32", out, [rows, t, s.vocab]), ...presents };
+      return { logits: new KernelTensor("float32", out, [rows, t, s.vocab]), ...presents, ...hiddenOut };
     } finally {
       mem.release();
     }

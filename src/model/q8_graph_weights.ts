@@ -13,6 +13,7 @@ import type { ModelConfig } from "./config.ts";
 import { InvalidModelError } from "./errors.ts";
 import type { OnnxGraph, OnnxInitializer } from "./onnx_graph.ts";
 import { Q8_BLOCK, type Q8Weight } from "./q8_weight.ts";
+import { exposedHiddenStates } from "./transformer_weights.ts";
 
 /** One decoder layer, 8-bit where the graph is. */
 export interface LlamaQ8Layer {
@@ -56,6 +57,11 @@ export interface LlamaQ8Weights {
   ropeInvFreq: Float32Array;
   /** Always "half" (the converter restores Hugging Face's row order for q and k). */
   rope: "half";
+  /**
+   * Layers whose residual stream the graph outputs as `hidden_states.{i}` (the converter's
+   * `hiddenStates` option), ascending; checked by data flow ({@linkcode exposedHiddenStates}).
+   */
+  hiddenStates: number[];
 }
 
 /** Whether `graph` is an 8-bit converter graph (MatMulNBits nodes and a quantized `lm_head`). */
@@ -189,6 +195,12 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
     fail(`rope_inv_freq has ${ropeInvFreq.length} values, expected ${hd / 2}`);
   }
   const eps = floats(init("rms_eps"))[0];
+  const downNodes = Array.from({ length: config.numLayers }, (_, i) => {
+    const qweight = `layers.${i}.mlp.down.qweight`;
+    return graph.nodes.find((n) => n.opType === "MatMulNBits" && n.inputs[1] === qweight) ??
+      fail(`no MatMulNBits multiplies by ${qweight}`);
+  });
+  const hiddenStates = exposedHiddenStates(graph, downNodes, config);
   return {
     family: "llama",
     embed,
@@ -199,6 +211,7 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
     ropeTheta: ropeInvFreq.length > 1 ? Math.round(1 / ropeInvFreq[1] ** (hd / 2)) : 10000,
     ropeInvFreq,
     rope: "half",
+    hiddenStates,
   };
 }
 

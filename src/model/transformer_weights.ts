@@ -23,7 +23,11 @@
  *   of an int tensor into a `[…, vocab]` `ConstantOfShape` row (its `value` fills the rest);
  * - RoPE: its style from the rotation the graph applies to q and k (a `rotate_half` Split / Neg /
  *   Concat or Slice, a constant signed-permutation MatMul, or a RotaryEmbedding node) and its
- *   frequencies from the constant feeding the Cos table.
+ *   frequencies from the constant feeding the Cos table;
+ * - exposed hidden states: graph outputs `hidden_states.{i}` (../convert/llama_onnx.ts'
+ *   `hiddenStates` option: an Identity of the residual stream after layer i), each checked to be
+ *   that residual: an Add whose nearest projection upstream is layer i's MLP down projection and
+ *   which feeds a norm (not only a further Add, as a bias or block-minimum Add would).
  *
  * @module
  */
@@ -84,6 +88,8 @@ export interface Gpt2Weights {
   eps: number;
   /** MLP activation the graph computes: tanh-approximated GELU (`gelu_new`) or erf GELU. */
   activation: "gelu_tanh" | "gelu_erf";
+  /** Layers whose residual stream the graph outputs as `hidden_states.{i}`, ascending (see {@linkcode exposedHiddenStates}). */
+  hiddenStates?: number[];
 }
 
 /** One Llama block (hidden d, q width H·hd, k/v width Hkv·hd, MLP width n). */
@@ -149,6 +155,8 @@ export interface LlamaWeights {
   ropeInvFreq: Float32Array;
   /** "half": HF `rotate_half`, pairs (i, i + hd/2); "interleaved": pairs (2i, 2i + 1). */
   rope: "half" | "interleaved";
+  /** Layers whose residual stream the graph outputs as `hidden_states.{i}`, ascending (see {@linkcode exposedHiddenStates}). */
+  hiddenStates?: number[];
 }
 
 /** The weights of a supported decoder graph. */
@@ -887,6 +895,7 @@ function gpt2(ix: Index, options: TransformerWeightsOptions): Gpt2Weights {
     head,
     eps: tidy(eps!),
     activation: activation!,
+    hiddenStates: exposedHiddenStates(ix.graph, layers.map((_, i) => body[4 * i + 3].node), config),
   };
 }
 
@@ -1101,6 +1110,7 @@ function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
     if (b) fail(config, `${what} has a bias ("${b.name}"), which this Llama reader does not support`);
   };
   const layers: LlamaLayerWeights[] = [];
+  const downNodes: OnnxNode[] = [];
   for (let i = 0; i < L; i++) {
     const p = `layer ${i}`;
     const [attnParts, afterAttn] = group(ix, body, at, [Q, KV, KV], `${p} attention q|k|v`);
@@ -1120,6 +1130,7 @@ function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
     }
     const down = expectLinear(ix, body[afterMlp], inner, d, `${p} MLP down projection`);
     noBias(down, `${p} MLP down projection`);
+    downNodes.push(down.node);
     at = afterMlp + 1;
     if (i === 0) {
       for (const [part, name] of [[q, "query"], [k, "key"]] as const) {
@@ -1165,6 +1176,7 @@ function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
     ropeTheta: ropeThetaOf(ix, ropeInvFreq, hd),
     ropeInvFreq,
     rope: evidence[0].style,
+    hiddenStates: exposedHiddenStates(ix.graph, downNodes, config),
   };
 }
 
@@ -1199,4 +1211,91 @@ export function transformerWeights(
 ): TransformerWeights {
   const ix = buildIndex(graph, config);
   return config.family === "gpt2" ? gpt2(ix, options) : llama(ix, options);
+}
+
+const HIDDEN_STATE = /^hidden_states\.(\d+)$/;
+
+/**
+ * The layers whose residual stream (after the layer; for the last one, before the final norm)
+ * the graph outputs as `hidden_states.{i}`, ascending; each output is checked by data flow to be
+ * that residual: looking up through Identity / Reshape / Cast, an Add whose nearest projection
+ * upstream (breadth-first) is layer i's MLP down projection `downNodes[i]` (so not layer i − 1's or
+ * i + 1's residual), and which some node other than an Add reads (a norm; a bias or block-minimum
+ * Add right after the projection only feeds the residual Add).
+ *
+ * @param graph The graph.
+ * @param downNodes Each layer's MLP down projection node (MatMul, Gemm or MatMulNBits), in order.
+ * @param config The model config (for messages and the layer count).
+ * @returns The exposed layers (empty when the graph has no `hidden_states.*` output).
+ * @throws {InvalidModelError} a `hidden_states.{i}` output names a layer outside the model or is
+ *   not layer i's residual stream.
+ */
+export function exposedHiddenStates(
+  graph: OnnxGraph,
+  downNodes: readonly OnnxNode[],
+  config: ModelConfig,
+): number[] {
+  const named = graph.outputs.map((o) => [o, HIDDEN_STATE.exec(o)] as const).filter(([, m]) => m !== null);
+  if (named.length === 0) return [];
+  const producer = new Map<string, OnnxNode>(), consumers = new Map<string, OnnxNode[]>();
+  for (const node of graph.nodes) {
+    for (const o of node.outputs) producer.set(o, node);
+    for (const i of node.inputs) {
+      if (i === "") continue;
+      const list = consumers.get(i);
+      if (list) list.push(node);
+      else consumers.set(i, [node]);
+    }
+  }
+  const layerOf = new Map(downNodes.map((n, i) => [n, i]));
+  const out: number[] = [];
+  for (const [name, m] of named) {
+    const layer = Number(m![1]);
+    if (layer >= config.numLayers || layer >= downNodes.length) {
+      fail(config, `the output ${name} names layer ${layer}, but the model has ${config.numLayers} layers`);
+    }
+    let v = name;
+    for (let k = 0; k < 8; k++) {
+      const p = producer.get(v);
+      if (!p || !PASS_THROUGH.has(p.opType)) break;
+      v = p.inputs[0];
+    }
+    const add = producer.get(v);
+    // breadth-first up from the Add: the first down projection met is the layer the value follows
+    let nearest: number | undefined;
+    let frontier = add ? [add] : [];
+    const seen = new Set<OnnxNode>();
+    for (let depth = 0; depth < 12 && frontier.length > 0 && nearest === undefined; depth++) {
+      const next: OnnxNode[] = [];
+      for (const n of frontier) {
+        if (seen.has(n)) continue;
+        seen.add(n);
+        const l = layerOf.get(n);
+        if (l !== undefined) nearest = nearest === undefined ? l : Math.max(nearest, l);
+        for (const i of n.inputs) {
+          const p = producer.get(i);
+          if (p) next.push(p);
+        }
+      }
+      frontier = next;
+    }
+    const readByNorm = (value: string): boolean =>
+      (consumers.get(value) ?? []).some((c) =>
+        PASS_THROUGH.has(c.opType) ? readByNorm(c.outputs[0]) : c.opType !== "Add" && c.opType !== "Shape"
+      );
+    if (add?.opType !== "Add" || nearest !== layer || !readByNorm(v)) {
+      fail(
+        config,
+        `the output ${name} is not the residual stream after layer ${layer} (it is ${
+          add ? `${add.opType} "${add.name}"` : "not computed by a node"
+        }, ${
+          nearest === undefined
+            ? "after no MLP down projection"
+            : `after layer ${nearest}'s MLP down projection`
+        }${readByNorm(v) ? "" : ", read by no norm"})`,
+      );
+    }
+    out.push(layer);
+  }
+  return out.sort((a, b) => a - b);
 }
