@@ -19,9 +19,11 @@ import { join } from "node:path";
 import { dequantize } from "./dequant.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { findTensor, type GgufTensorInfo, parseGguf } from "./gguf.ts";
-import { toNBits8 } from "./nbits.ts";
+import { nbitsInit, nbitsMatMul, type Part } from "./llama_onnx.ts";
+import { nbitsCompatible, toNBits8 } from "./nbits.ts";
 import { DataType, GraphBuilder, writeModel } from "./onnx_writer.ts";
 import { parseSafetensors, type SafetensorsTensor } from "./safetensors.ts";
+import { quantize } from "./_quantize.ts";
 
 /** The drafter's config.json (see docs/eagle_drafter.md). */
 export interface EagleConfig {
@@ -65,10 +67,17 @@ export type EagleEmbedding = { data: Float32Array } | { bytes: Uint8Array; tenso
 export interface EagleGraphs {
   /** `onnx/fuse.onnx`: target_hidden → hidden_states. */
   fuse: GraphBuilder;
-  /** `onnx/model.onnx`: one drafter step with a KV cache. */
+  /** `onnx/model.onnx`: one drafter step with a KV cache (float32 weights; the wasm graph). */
   model: GraphBuilder;
-  /** Opset imports of both graphs. */
+  /**
+   * `onnx/model_quantized.onnx` (dtype "q8"): the same step with every linear layer and the head
+   * as 8-bit `MatMulNBits` (block 32, accuracy_level 4: int8 activations on onnxruntime's CPU EP).
+   */
+  quantized: GraphBuilder;
+  /** Opset imports of fuse and model. */
   opsets: Record<string, number>;
+  /** Opset imports of quantized (com.microsoft for MatMulNBits). */
+  quantizedOpsets: Record<string, number>;
   /** How E is stored: "q8" (8-bit codes + block scales, gathered exactly) or "fp32". */
   embedding: "q8" | "fp32";
 }
@@ -242,6 +251,14 @@ function rope(g: GraphBuilder, x: string, cos: string, sin: string): string {
 
 const NEG = -3.4028234663852886e38; // float32 lowest: masked scores (no NaN on all-masked rows)
 
+/** MatMulNBits' accuracy_level in the q8 graph: int8 activations on onnxruntime's CPU EP. */
+const Q8_ACCURACY_LEVEL = 4;
+
+/** The GGUF tensor info of an nn.Linear weight `[n, k]` quantized to Q8_0 (`bytes`, offset 0). */
+function q8Tensor(name: string, n: number, k: number, bytes: Uint8Array): GgufTensorInfo {
+  return { name, dims: [k, n], type: GgmlType.Q8_0, typeName: "Q8_0", offset: 0, byteLength: bytes.length };
+}
+
 /** E's rows `rows` in float32 (row-major `[rows.length, hidden]`), without dequantizing all of E. */
 function embeddingRows(embedding: EagleEmbedding, hidden: number, rows: Int32Array): Float32Array {
   const out = new Float32Array(rows.length * hidden);
@@ -259,7 +276,8 @@ function embeddingRows(embedding: EagleEmbedding, hidden: number, rows: Int32Arr
 }
 
 /**
- * Builds the drafter's two graphs (weights lazy: made while the files are written).
+ * Builds the drafter's graphs (weights lazy: made while the files are written; the q8 weights
+ * are quantized here).
  *
  * - fuse: `target_hidden` float32 `[batch, sequence_length, L · target_hidden_size]` →
  *   `hidden_states` float32 `[batch, sequence_length, hidden_size]`.
@@ -269,6 +287,8 @@ function embeddingRows(embedding: EagleEmbedding, hidden: number, rows: Int32Arr
  *   `past_key_values.0.key|value` float32 `[batch, kv_heads, past_sequence_length, head_dim]` (keys
  *   after RoPE) → `logits` float32 `[batch, sequence_length, vocab_size]` (−Infinity outside d2t),
  *   `hidden_out` float32 `[batch, sequence_length, hidden_size]`, `present.0.key|value`.
+ * - quantized: the model graph with every linear layer and the head as 8-bit `MatMulNBits`
+ *   (Q8_0-style blocks of the float weights; the head from E's own blocks), accuracy_level 4.
  *
  * @param config The drafter config ({@linkcode parseEagleConfig}).
  * @param weights The tensors of drafter.safetensors (`parseSafetensors(bytes).tensors`).
@@ -330,193 +350,222 @@ export function buildEagleGraphs(
     fuse.output({ name: "hidden_states", dataType: F, dims: [B, S, H] });
   }
 
-  // model.onnx
-  const g = new GraphBuilder();
-  g.input({ name: "input_ids", dataType: I64, dims: [B, S] });
-  g.input({ name: "hidden_states", dataType: F, dims: [B, S, H] });
-  g.input({ name: "attention_mask", dataType: I64, dims: [B, T] });
-  g.input({ name: "position_ids", dataType: I64, dims: [B, S] });
-  for (const kv of ["key", "value"]) {
-    g.input({ name: `past_key_values.0.${kv}`, dataType: F, dims: [B, nKV, "past_sequence_length", D] });
-  }
-  g.output({ name: "logits", dataType: F, dims: [B, S, V] });
-  g.output({ name: "hidden_out", dataType: F, dims: [B, S, H] });
-  for (const kv of ["key", "value"]) g.output({ name: `present.0.${kv}`, dataType: F, dims: [B, nKV, T, D] });
-
-  const eps = g.floats("rms_eps", [], new Float32Array([c.rms_norm_eps]));
-  const neg = g.floats("mask_value", [], new Float32Array([NEG]));
-  const scale = g.floats("attn_scale", [], new Float32Array([1 / Math.sqrt(D)]));
-  const invFreq = Float32Array.from({ length: D / 2 }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / D));
-  const ax = (name: string, v: number[]) => g.ints(name, v);
-  const axM1 = ax("axes_m1", [-1]), ax0 = ax("axes_0", [0]), ax1 = ax("axes_1", [1]), ax2 = ax("axes_2", [2]);
-  const zero = g.ints("zero", [0], []), one = g.ints("one", [1], []);
-  const vec = (name: string, data: Float32Array) => g.floats(name, [data.length], data);
-
-  // e = E[input_ids]
   const type = "tensor" in embedding ? embedding.tensor.type : GgmlType.F32;
   const q8 = "tensor" in embedding && (type === GgmlType.Q8_0 || type === GgmlType.Q4_0);
-  let e: string;
-  if (q8) {
-    const { bytes, tensor } = embedding as { bytes: Uint8Array; tensor: GgufTensorInfo };
-    const blocks = H / 32;
-    let cached: ReturnType<typeof toNBits8> | undefined;
-    const nbits = () => (cached ??= toNBits8(bytes, tensor));
-    const codes = g.initializer({
-      name: "embed.codes",
-      dataType: DataType.UINT8,
-      dims: [V, blocks, 32],
-      byteLength: V * H,
-      produce: () => nbits().b,
-    });
-    const scales = g.initializer({
-      name: "embed.scales",
-      dataType: F,
-      dims: [V, blocks, 1],
-      byteLength: 4 * V * blocks,
-      produce: () => {
-        const out = asBytes(nbits().scales);
-        cached = undefined;
-        return out;
-      },
-    });
-    const [rowCodes] = g.node("Gather", [codes, "input_ids"], { axis: 0 }); // [B, S, blocks, 32] uint8
-    const [rowScales] = g.node("Gather", [scales, "input_ids"], { axis: 0 }); // [B, S, blocks, 1]
-    const [centred] = g.node("Sub", [
-      g.node("Cast", [rowCodes], { to: F })[0],
-      g.floats("code_zero", [], new Float32Array([128])),
+
+  // model.onnx (float32 weights) and model_quantized.onnx (q8 MatMulNBits): one step graph
+  const step = (quantized: boolean): GraphBuilder => {
+    const g = new GraphBuilder();
+    /** MatMulNBits (8-bit, block 32) over `parts` of ggml blocks in `bytes`. */
+    const nbits = (x: string, name: string, bytes: Uint8Array, parts: Part[]) =>
+      nbitsMatMul(g, x, nbitsInit(g, bytes, parts, name, "split", true), name, Q8_ACCURACY_LEVEL);
+    /**
+     * `x · Wᵀ` for the nn.Linear weight `w` `[n, k]`: float32 MatMul, or q8 (Q8_0 blocks of w; a
+     * row length k that is not whole 32-blocks stays float32).
+     */
+    const linear = (x: string, name: string, w: Float32Array, n: number, k: number): string => {
+      if (!quantized || k % 32) return g.node("MatMul", [x, transposed(g, `${name}.weight`, w, n, k)])[0];
+      const bytes = quantize(w, GgmlType.Q8_0);
+      return nbits(x, name, bytes, [{ tensor: q8Tensor(name, n, k, bytes) }]);
+    };
+
+    g.input({ name: "input_ids", dataType: I64, dims: [B, S] });
+    g.input({ name: "hidden_states", dataType: F, dims: [B, S, H] });
+    g.input({ name: "attention_mask", dataType: I64, dims: [B, T] });
+    g.input({ name: "position_ids", dataType: I64, dims: [B, S] });
+    for (const kv of ["key", "value"]) {
+      g.input({ name: `past_key_values.0.${kv}`, dataType: F, dims: [B, nKV, "past_sequence_length", D] });
+    }
+    g.output({ name: "logits", dataType: F, dims: [B, S, V] });
+    g.output({ name: "hidden_out", dataType: F, dims: [B, S, H] });
+    for (const kv of ["key", "value"]) {
+      g.output({ name: `present.0.${kv}`, dataType: F, dims: [B, nKV, T, D] });
+    }
+
+    const eps = g.floats("rms_eps", [], new Float32Array([c.rms_norm_eps]));
+    const neg = g.floats("mask_value", [], new Float32Array([NEG]));
+    const scale = g.floats("attn_scale", [], new Float32Array([1 / Math.sqrt(D)]));
+    const invFreq = Float32Array.from({ length: D / 2 }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / D));
+    const ax = (name: string, v: number[]) => g.ints(name, v);
+    const axM1 = ax("axes_m1", [-1]),
+      ax0 = ax("axes_0", [0]),
+      ax1 = ax("axes_1", [1]),
+      ax2 = ax("axes_2", [2]);
+    const zero = g.ints("zero", [0], []), one = g.ints("one", [1], []);
+    const vec = (name: string, data: Float32Array) => g.floats(name, [data.length], data);
+
+    // e = E[input_ids]
+    let e: string;
+    if (q8) {
+      const { bytes, tensor } = embedding as { bytes: Uint8Array; tensor: GgufTensorInfo };
+      const blocks = H / 32;
+      let cached: ReturnType<typeof toNBits8> | undefined;
+      const codeTable = () => (cached ??= toNBits8(bytes, tensor));
+      const codes = g.initializer({
+        name: "embed.codes",
+        dataType: DataType.UINT8,
+        dims: [V, blocks, 32],
+        byteLength: V * H,
+        produce: () => codeTable().b,
+      });
+      const scales = g.initializer({
+        name: "embed.scales",
+        dataType: F,
+        dims: [V, blocks, 1],
+        byteLength: 4 * V * blocks,
+        produce: () => {
+          const out = asBytes(codeTable().scales);
+          cached = undefined;
+          return out;
+        },
+      });
+      const [rowCodes] = g.node("Gather", [codes, "input_ids"], { axis: 0 }); // [B, S, blocks, 32] uint8
+      const [rowScales] = g.node("Gather", [scales, "input_ids"], { axis: 0 }); // [B, S, blocks, 1]
+      const [centred] = g.node("Sub", [
+        g.node("Cast", [rowCodes], { to: F })[0],
+        g.floats("code_zero", [], new Float32Array([128])),
+      ]);
+      [e] = g.node("Reshape", [g.node("Mul", [centred, rowScales])[0], ax("embed_shape", [0, 0, H])]);
+    } else {
+      const table = g.initializer({
+        name: "embed.weight",
+        dataType: F,
+        dims: [V, H],
+        byteLength: 4 * V * H,
+        produce: () =>
+          asBytes("data" in embedding ? embedding.data : dequantize(embedding.bytes, embedding.tensor)),
+      });
+      [e] = g.node("Gather", [table, "input_ids"], { axis: 0 });
+    }
+
+    // z = in_proj · concat(e, u) + bias
+    const [cat] = g.node("Concat", [e, "hidden_states"], { axis: -1 });
+    const [z] = g.node("Add", [
+      linear(cat, "in_proj", w["in_proj.weight"], H, 2 * H),
+      vec("in_proj.bias", w["in_proj.bias"]),
     ]);
-    [e] = g.node("Reshape", [g.node("Mul", [centred, rowScales])[0], ax("embed_shape", [0, 0, H])]);
-  } else {
-    const table = g.initializer({
-      name: "embed.weight",
-      dataType: F,
-      dims: [V, H],
-      byteLength: 4 * V * H,
-      produce: () =>
-        asBytes("data" in embedding ? embedding.data : dequantize(embedding.bytes, embedding.tensor)),
+
+    // rotary tables [B, 1, S, D]
+    const [pos] = g.node("Unsqueeze", [g.node("Cast", ["position_ids"], { to: F })[0], axM1]);
+    const [freqs] = g.node("Mul", [pos, g.floats("rope_inv_freq", [D / 2], invFreq)]);
+    const [angles] = g.node("Concat", [freqs, freqs], { axis: -1 });
+    const [cos] = g.node("Unsqueeze", [g.node("Cos", [angles])[0], ax1]);
+    const [sin] = g.node("Unsqueeze", [g.node("Sin", [angles])[0], ax1]);
+
+    // mask [B, 1, 1, S, T]: key t visible to query s iff t <= past + s and attention_mask[b, t]
+    const [seqLen] = g.node("Shape", ["input_ids"], { start: 1, end: 2 });
+    const [totalLen] = g.node("Shape", ["attention_mask"], { start: 1, end: 2 });
+    const [t0] = g.node("Squeeze", [totalLen, ax0]);
+    const [p0] = g.node("Squeeze", [g.node("Sub", [totalLen, seqLen])[0], ax0]);
+    const [causal] = g.node("LessOrEqual", [
+      g.node("Unsqueeze", [g.node("Range", [zero, t0, one])[0], ax0])[0],
+      g.node("Unsqueeze", [g.node("Range", [p0, t0, one])[0], ax1])[0],
+    ]);
+    const [pad] = g.node("Unsqueeze", [
+      g.node("Cast", ["attention_mask"], { to: DataType.BOOL })[0],
+      ax("axes_123", [1, 2, 3]),
+    ]);
+    const [allowed] = g.node("And", [causal, pad]);
+
+    // the decoder layer
+    const hN = rms(g, z, eps, vec("layer.input_norm.weight", w["layer.input_norm.weight"]));
+    const qkv = new Float32Array((Q + 2 * KV) * H);
+    qkv.set(w["layer.q.weight"]);
+    qkv.set(w["layer.k.weight"], Q * H);
+    qkv.set(w["layer.v.weight"], (Q + KV) * H);
+    const [q, k, v] = g.node(
+      "Split",
+      [linear(hN, "layer.qkv", qkv, Q + 2 * KV, H), ax("split_qkv", [Q, KV, KV])],
+      { axis: -1 },
+      3,
+    );
+    const heads = (y: string, n: number, name: string) =>
+      g.node("Transpose", [g.node("Reshape", [y, ax(name, [0, 0, n, D])])[0]], { perm: [0, 2, 1, 3] })[0];
+    const qr = rope(g, heads(q, nH, "shape_q"), cos, sin);
+    const kr = rope(g, heads(k, nKV, "shape_kv"), cos, sin);
+    const [presentK] = g.node("Concat", ["past_key_values.0.key", kr], { axis: 2 }, ["present.0.key"]);
+    const [presentV] = g.node("Concat", ["past_key_values.0.value", heads(v, nKV, "shape_v")], { axis: 2 }, [
+      "present.0.value",
+    ]);
+    // grouped-query attention: query head h = kv · rep + r reads key/value head kv
+    const [q5] = g.node("Reshape", [
+      g.node("Mul", [qr, scale])[0],
+      ax("shape_q5", [0, nKV, nH / nKV, -1, D]),
+    ]);
+    const [k5] = g.node("Transpose", [g.node("Unsqueeze", [presentK, ax2])[0]], { perm: [0, 1, 2, 4, 3] });
+    const [scores] = g.node("MatMul", [q5, k5]); // [B, nKV, rep, S, T]
+    const [probs] = g.node("Softmax", [g.node("Where", [allowed, scores, neg])[0]], { axis: -1 });
+    const [ctx] = g.node("MatMul", [probs, g.node("Unsqueeze", [presentV, ax2])[0]]); // [B, nKV, rep, S, D]
+    const [ctxT] = g.node("Transpose", [g.node("Reshape", [ctx, ax("shape_ctx", [0, nH, -1, D])])[0]], {
+      perm: [0, 2, 1, 3],
     });
-    [e] = g.node("Gather", [table, "input_ids"], { axis: 0 });
-  }
+    const [attn] = g.node("Reshape", [ctxT, ax("shape_attn", [0, 0, Q])]);
+    const [a] = g.node("Add", [z, linear(attn, "layer.o", w["layer.o.weight"], H, Q)]);
+    const m = rms(g, a, eps, vec("layer.post_norm.weight", w["layer.post_norm.weight"]));
+    const gu = new Float32Array(2 * I * H);
+    gu.set(w["layer.gate.weight"]);
+    gu.set(w["layer.up.weight"], I * H);
+    const [gate, up] = g.node(
+      "Split",
+      [linear(m, "layer.gate_up", gu, 2 * I, H), ax("split_gu", [I, I])],
+      { axis: -1 },
+      2,
+    );
+    const [act] = g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])[0]])[0], up]);
+    g.node("Add", [a, linear(act, "layer.down", w["layer.down.weight"], H, I)], {}, ["hidden_out"]);
 
-  // z = in_proj · concat(e, u) + bias
-  const [cat] = g.node("Concat", [e, "hidden_states"], { axis: -1 });
-  const [z] = g.node("Add", [
-    g.node("MatMul", [cat, transposed(g, "in_proj.weight", w["in_proj.weight"], H, 2 * H)])[0],
-    vec("in_proj.bias", w["in_proj.bias"]),
-  ]);
+    // head: E[d2t] · (rms(g) · norm), then −Infinity outside d2t via a gather from [draft logits, −inf]
+    const gN = rms(g, "hidden_out", eps, vec("norm.weight", w["norm.weight"]));
+    const head = quantized && H % 32 === 0 ? undefined : g.initializer({
+      name: "head.weight",
+      dataType: F,
+      dims: [Vd, H],
+      byteLength: 4 * Vd * H,
+      produce: () => asBytes(embeddingRows(embedding, H, d2t)),
+    });
+    const [flat] = g.node("Reshape", [gN, ax("shape_flat", [-1, H])]);
+    let draft: string;
+    if (head) {
+      [draft] = g.node("Gemm", [flat, head], { transB: 1 });
+    } else if ("tensor" in embedding && nbitsCompatible(embedding.tensor.type)) {
+      // E's own blocks at rows d2t (exact: the float32 head is their dequantization)
+      const tensor = { ...embedding.tensor, dims: [H, Vd] };
+      draft = nbits(flat, "head", embedding.bytes, [{ tensor, rowOrder: d2t }]);
+    } else {
+      const bytes = quantize(embeddingRows(embedding, H, d2t), GgmlType.Q8_0);
+      draft = nbits(flat, "head", bytes, [{ tensor: q8Tensor("head", Vd, H, bytes) }]);
+    }
+    const [padded] = g.node("Pad", [
+      draft,
+      ax("pad_inf", [0, 0, 0, 1]),
+      g.floats("minus_inf", [], new Float32Array([-Infinity])),
+    ], { mode: "constant" }); // [B · S, Vd + 1]: column Vd is −inf
+    const slot = new BigInt64Array(V).fill(BigInt(Vd));
+    d2t.forEach((id, s) => (slot[id] = BigInt(s)));
+    const slotBytes = asBytes(slot);
+    const slots = g.initializer({
+      name: "vocab_slot",
+      dataType: I64,
+      dims: [V],
+      byteLength: slotBytes.length,
+      produce: () => slotBytes,
+    });
+    const [full] = g.node("Gather", [padded, slots], { axis: 1 });
+    const [outShape] = g.node("Concat", [g.node("Shape", ["input_ids"])[0], ax("vocab_dim", [V])], {
+      axis: 0,
+    });
+    g.node("Reshape", [full, outShape], {}, ["logits"]);
+    return g;
+  };
 
-  // rotary tables [B, 1, S, D]
-  const [pos] = g.node("Unsqueeze", [g.node("Cast", ["position_ids"], { to: F })[0], axM1]);
-  const [freqs] = g.node("Mul", [pos, g.floats("rope_inv_freq", [D / 2], invFreq)]);
-  const [angles] = g.node("Concat", [freqs, freqs], { axis: -1 });
-  const [cos] = g.node("Unsqueeze", [g.node("Cos", [angles])[0], ax1]);
-  const [sin] = g.node("Unsqueeze", [g.node("Sin", [angles])[0], ax1]);
-
-  // mask [B, 1, 1, S, T]: key t visible to query s iff t <= past + s and attention_mask[b, t]
-  const [seqLen] = g.node("Shape", ["input_ids"], { start: 1, end: 2 });
-  const [totalLen] = g.node("Shape", ["attention_mask"], { start: 1, end: 2 });
-  const [t0] = g.node("Squeeze", [totalLen, ax0]);
-  const [p0] = g.node("Squeeze", [g.node("Sub", [totalLen, seqLen])[0], ax0]);
-  const [causal] = g.node("LessOrEqual", [
-    g.node("Unsqueeze", [g.node("Range", [zero, t0, one])[0], ax0])[0],
-    g.node("Unsqueeze", [g.node("Range", [p0, t0, one])[0], ax1])[0],
-  ]);
-  const [pad] = g.node("Unsqueeze", [
-    g.node("Cast", ["attention_mask"], { to: DataType.BOOL })[0],
-    ax("axes_123", [1, 2, 3]),
-  ]);
-  const [allowed] = g.node("And", [causal, pad]);
-
-  // the decoder layer
-  const hN = rms(g, z, eps, vec("layer.input_norm.weight", w["layer.input_norm.weight"]));
-  const qkv = new Float32Array((Q + 2 * KV) * H);
-  qkv.set(w["layer.q.weight"]);
-  qkv.set(w["layer.k.weight"], Q * H);
-  qkv.set(w["layer.v.weight"], (Q + KV) * H);
-  const [q, k, v] = g.node(
-    "Split",
-    [
-      g.node("MatMul", [hN, transposed(g, "layer.qkv.weight", qkv, Q + 2 * KV, H)])[0],
-      ax("split_qkv", [Q, KV, KV]),
-    ],
-    { axis: -1 },
-    3,
-  );
-  const heads = (y: string, n: number, name: string) =>
-    g.node("Transpose", [g.node("Reshape", [y, ax(name, [0, 0, n, D])])[0]], { perm: [0, 2, 1, 3] })[0];
-  const qr = rope(g, heads(q, nH, "shape_q"), cos, sin);
-  const kr = rope(g, heads(k, nKV, "shape_kv"), cos, sin);
-  const [presentK] = g.node("Concat", ["past_key_values.0.key", kr], { axis: 2 }, ["present.0.key"]);
-  const [presentV] = g.node("Concat", ["past_key_values.0.value", heads(v, nKV, "shape_v")], { axis: 2 }, [
-    "present.0.value",
-  ]);
-  // grouped-query attention: query head h = kv · rep + r reads key/value head kv
-  const [q5] = g.node("Reshape", [g.node("Mul", [qr, scale])[0], ax("shape_q5", [0, nKV, nH / nKV, -1, D])]);
-  const [k5] = g.node("Transpose", [g.node("Unsqueeze", [presentK, ax2])[0]], { perm: [0, 1, 2, 4, 3] });
-  const [scores] = g.node("MatMul", [q5, k5]); // [B, nKV, rep, S, T]
-  const [probs] = g.node("Softmax", [g.node("Where", [allowed, scores, neg])[0]], { axis: -1 });
-  const [ctx] = g.node("MatMul", [probs, g.node("Unsqueeze", [presentV, ax2])[0]]); // [B, nKV, rep, S, D]
-  const [ctxT] = g.node("Transpose", [g.node("Reshape", [ctx, ax("shape_ctx", [0, nH, -1, D])])[0]], {
-    perm: [0, 2, 1, 3],
-  });
-  const [attn] = g.node("Reshape", [ctxT, ax("shape_attn", [0, 0, Q])]);
-  const [a] = g.node("Add", [
-    z,
-    g.node("MatMul", [attn, transposed(g, "layer.o.weight", w["layer.o.weight"], H, Q)])[0],
-  ]);
-  const m = rms(g, a, eps, vec("layer.post_norm.weight", w["layer.post_norm.weight"]));
-  const gu = new Float32Array(2 * I * H);
-  gu.set(w["layer.gate.weight"]);
-  gu.set(w["layer.up.weight"], I * H);
-  const [gate, up] = g.node(
-    "Split",
-    [g.node("MatMul", [m, transposed(g, "layer.gate_up.weight", gu, 2 * I, H)])[0], ax("split_gu", [I, I])],
-    { axis: -1 },
-    2,
-  );
-  const [act] = g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])[0]])[0], up]);
-  g.node(
-    "Add",
-    [
-      a,
-      g.node("MatMul", [act, transposed(g, "layer.down.weight", w["layer.down.weight"], H, I)])[0],
-    ],
-    {},
-    ["hidden_out"],
-  );
-
-  // head: E[d2t] · (rms(g) · norm), then −Infinity outside d2t via a gather from [draft logits, −inf]
-  const gN = rms(g, "hidden_out", eps, vec("norm.weight", w["norm.weight"]));
-  const head = g.initializer({
-    name: "head.weight",
-    dataType: F,
-    dims: [Vd, H],
-    byteLength: 4 * Vd * H,
-    produce: () => asBytes(embeddingRows(embedding, H, d2t)),
-  });
-  const [draft] = g.node("Gemm", [g.node("Reshape", [gN, ax("shape_flat", [-1, H])])[0], head], {
-    transB: 1,
-  });
-  const [padded] = g.node("Pad", [
-    draft,
-    ax("pad_inf", [0, 0, 0, 1]),
-    g.floats("minus_inf", [], new Float32Array([-Infinity])),
-  ], { mode: "constant" }); // [B · S, Vd + 1]: column Vd is −inf
-  const slot = new BigInt64Array(V).fill(BigInt(Vd));
-  d2t.forEach((id, s) => (slot[id] = BigInt(s)));
-  const slotBytes = asBytes(slot);
-  const slots = g.initializer({
-    name: "vocab_slot",
-    dataType: I64,
-    dims: [V],
-    byteLength: slotBytes.length,
-    produce: () => slotBytes,
-  });
-  const [full] = g.node("Gather", [padded, slots], { axis: 1 });
-  const [outShape] = g.node("Concat", [g.node("Shape", ["input_ids"])[0], ax("vocab_dim", [V])], { axis: 0 });
-  g.node("Reshape", [full, outShape], {}, ["logits"]);
-
-  return { fuse, model: g, opsets: { "": 17 }, embedding: q8 ? "q8" : "fp32" };
+  return {
+    fuse,
+    model: step(false),
+    quantized: step(true),
+    opsets: { "": 17 },
+    quantizedOpsets: { "": 17, "com.microsoft": 1 },
+    embedding: q8 ? "q8" : "fp32",
+  };
 }
 
 /** What {@linkcode buildEagleFolder} did. */
@@ -535,7 +584,7 @@ export interface EagleFolderOptions {
   force?: boolean;
 }
 
-const BUILD_FORMAT = 1;
+const BUILD_FORMAT = 2; // 2: model_quantized.onnx
 const COPIED = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
 
 async function sha256(bytes: Uint8Array): Promise<string> {
@@ -563,8 +612,8 @@ async function filesMatch(folder: string, files: Record<string, { bytes: number;
 
 /**
  * Builds a drafter folder's graphs: reads `folder/config.json` and `folder/drafter.safetensors`,
- * takes E from the target's GGUF (`token_embd.weight`), writes `folder/onnx/fuse.onnx` and
- * `folder/onnx/model.onnx`, copies tokenizer.json, tokenizer_config.json and
+ * takes E from the target's GGUF (`token_embd.weight`), writes `folder/onnx/fuse.onnx`,
+ * `folder/onnx/model.onnx` and `folder/onnx/model_quantized.onnx` (q8), copies tokenizer.json, tokenizer_config.json and
  * generation_config.json from the target folder (config `target`, beside `folder`), and writes
  * `folder/build.json` last (SHA-256 of the inputs and of every written file). A rerun whose inputs
  * and outputs match build.json does nothing.
@@ -631,9 +680,14 @@ export async function buildEagleFolder(
   await Deno.remove(manifestPath).catch(() => {}); // a half-written folder must not look complete
   await Deno.mkdir(join(folder, "onnx"), { recursive: true });
   const written: Record<string, { bytes: number; sha256: string }> = {};
-  for (const [name, graph] of [["onnx/fuse.onnx", graphs.fuse], ["onnx/model.onnx", graphs.model]] as const) {
+  const outputs = [
+    ["onnx/fuse.onnx", graphs.fuse, graphs.opsets],
+    ["onnx/model.onnx", graphs.model, graphs.opsets],
+    ["onnx/model_quantized.onnx", graphs.quantized, graphs.quantizedOpsets],
+  ] as const;
+  for (const [name, graph, opsets] of outputs) {
     const path = join(folder, name);
-    await writeModel(`${path}.partial`, graph, { opsets: graphs.opsets });
+    await writeModel(`${path}.partial`, graph, { opsets });
     await Deno.rename(`${path}.partial`, path);
     const bytes = await Deno.readFile(path);
     written[name] = { bytes: bytes.length, sha256: await sha256(bytes) };

@@ -467,6 +467,195 @@ async function makeFolder(c: EagleConfig, drafter: Uint8Array): Promise<{ parent
   return { parent, folder };
 }
 
+/** How {@linkcode runQuantized} spoils the q8 graph's weights (the power checks). */
+type Spoil = "none" | "scales x2" | "codes uncentred";
+
+/**
+ * Runs the tiny fp32 and q8 step graphs (cpu where onnxruntime-node loads, else wasm) on the same
+ * padded prefill of 5 and a cached step of 1; `spoil` corrupts every MatMulNBits weight of the q8 graph.
+ */
+async function runQuantized(spoil: Spoil, embedding: "gguf" | "fp32" = "gguf") {
+  // intermediate 64: every row length whole 32-blocks (48 would leave down in float32)
+  const c = { ...TINY, intermediate_size: 64 }, B = 2, H = c.hidden_size, D = c.head_dim;
+  const nKV = c.num_key_value_heads, V = c.vocab_size;
+  const weights = parseSafetensors(writeSafetensors(randomDrafter(c, 31))).tensors;
+  const gguf = embeddingGguf(c, 32);
+  const tensor = findTensor(parseGguf(gguf), "token_embd.weight")!;
+  const emb: EagleEmbedding = embedding === "gguf"
+    ? { bytes: gguf, tensor }
+    : { data: dequantize(gguf, tensor) };
+  const graphs = buildEagleGraphs(c, weights, emb);
+  const nodes = graphs.quantized.nodes;
+  assert.equal(nodes.filter((n) => n.opType === "MatMul" || n.opType === "Gemm").length, 2, "attention only");
+  assert.equal(
+    nodes.filter((n) => n.opType === "MatMulNBits").length,
+    6,
+    "in_proj, qkv, o, gate_up, down, head",
+  );
+  for (const init of graphs.quantized.initializers) {
+    const produce = init.produce;
+    if (spoil === "scales x2" && init.name.endsWith(".scales") && !init.name.startsWith("embed")) {
+      init.produce = () => {
+        const x = produce().slice(), f = new Float32Array(x.buffer);
+        for (let i = 0; i < f.length; i++) f[i] *= 2;
+        return x;
+      };
+    }
+    if (spoil === "codes uncentred" && init.name.endsWith(".qweight")) {
+      init.produce = () => produce().map((b) => (b - 128) & 0xff); // int8 bytes read as uint8
+    }
+  }
+  const { ort: o, backend } = await loadOrt("auto");
+  const open = async (graph: Parameters<typeof writeModel>[1], opsets: Record<string, number>) => {
+    const dir = await Deno.makeTempDir({ prefix: "spectr-eagle-q8-" });
+    await writeModel(join(dir, "m.onnx"), graph, { opsets });
+    const bytes = await Deno.readFile(join(dir, "m.onnx"));
+    await Deno.remove(dir, { recursive: true });
+    return o.InferenceSession.create(bytes, { executionProviders: [backend === "cpu" ? "cpu" : "wasm"] });
+  };
+  const sessions = [
+    await open(graphs.model, graphs.opsets),
+    await open(graphs.quantized, graphs.quantizedOpsets),
+  ];
+  const r = gaussian(33);
+  const hidden = Float32Array.from({ length: B * 5 * H }, () => 2 * r());
+  const results: { logits: Float32Array; hidden: Float32Array }[] = [];
+  for (const session of sessions) {
+    let past: { k: Float32Array; v: Float32Array; n: number } = {
+      k: new Float32Array(0),
+      v: new Float32Array(0),
+      n: 0,
+    };
+    const logits: number[] = [], hiddenOut: number[] = [];
+    for (
+      const [ids, u, mask, positions] of [
+        [[[3, 9, 17, 40, 62], [0, 5, 33, 20, 1]], hidden, [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]], [[
+          0,
+          1,
+          2,
+          3,
+          4,
+        ], [
+          0,
+          0,
+          1,
+          2,
+          3,
+        ]]],
+        [[[7], [50]], hidden.subarray(0, B * H), [[1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1]], [[5], [4]]],
+      ] as const
+    ) {
+      const S = ids[0].length, T = mask[0].length;
+      const out = await session.run({
+        input_ids: new o.Tensor("int64", i64(ids as unknown as number[][]), [B, S]),
+        hidden_states: new o.Tensor("float32", u, [B, S, H]),
+        attention_mask: new o.Tensor("int64", i64(mask as unknown as number[][]), [B, T]),
+        position_ids: new o.Tensor("int64", i64(positions as unknown as number[][]), [B, S]),
+        "past_key_values.0.key": new o.Tensor("float32", past.k, [B, nKV, past.n, D]),
+        "past_key_values.0.value": new o.Tensor("float32", past.v, [B, nKV, past.n, D]),
+      } as Feeds as never);
+      assert.deepEqual(out.logits.dims, [B, S, V]);
+      // row 1's position 0 is padding (no visible key): not defined by the contract, skipped
+      const rows = Array.from({ length: B * S }, (_, i) => i).filter((i) => !(S === 5 && i === 5));
+      for (const i of rows) {
+        logits.push(...(out.logits.data as Float32Array).subarray(i * V, (i + 1) * V));
+        hiddenOut.push(...(out.hidden_out.data as Float32Array).subarray(i * H, (i + 1) * H));
+      }
+      past = {
+        k: out["present.0.key"].data as Float32Array,
+        v: out["present.0.value"].data as Float32Array,
+        n: T,
+      };
+    }
+    results.push({ logits: Float32Array.from(logits), hidden: Float32Array.from(hiddenOut) });
+  }
+  await Promise.all(sessions.map((s) => s.release()));
+  const [fp32, q8] = results;
+  const d2t = weights.get("d2t")!.data as Int32Array, inDraft = new Set(d2t);
+  const positions = fp32.logits.length / V;
+  let worst = 0, scale = 0, agree = 0, decided = 0, decidedAgree = 0, minusInf = true;
+  for (let p = 0; p < positions; p++) {
+    const row = (x: Float32Array) => x.subarray(p * V, (p + 1) * V);
+    const [a, b] = [row(fp32.logits), row(q8.logits)];
+    for (let id = 0; id < V; id++) {
+      if (!inDraft.has(id)) {
+        minusInf &&= a[id] === -Infinity && b[id] === -Infinity;
+        continue;
+      }
+      worst = Math.max(worst, Math.abs(a[id] - b[id]));
+      scale = Math.max(scale, Math.abs(a[id]));
+    }
+    const sorted = [...d2t].sort((x, y) => a[y] - a[x]);
+    const argmaxB = d2t.reduce((best, id) => (b[id] > b[best] ? id : best), d2t[0]);
+    agree += +(argmaxB === sorted[0]);
+    // a position whose fp32 top-2 gap exceeds twice the tolerance must keep its argmax
+    if (a[sorted[0]] - a[sorted[1]] > 2 * Q8_TOL * scale) {
+      (decided++, (decidedAgree += +(argmaxB === sorted[0])));
+    }
+  }
+  let hiddenWorst = 0, hiddenScale = 0;
+  for (let i = 0; i < fp32.hidden.length; i++) {
+    hiddenWorst = Math.max(hiddenWorst, Math.abs(fp32.hidden[i] - q8.hidden[i]));
+    hiddenScale = Math.max(hiddenScale, Math.abs(fp32.hidden[i]));
+  }
+  return {
+    backend,
+    relative: worst / scale,
+    hiddenRelative: hiddenWorst / hiddenScale,
+    positions,
+    agree,
+    decided,
+    decidedAgree,
+    minusInf,
+  };
+}
+
+/**
+ * q8 vs fp32 logits: max |Δ| over the draft vocabulary, relative to max |logit|. Every q8 weight
+ * is symmetric int8 per 32-block (Q8_0: |Δw| ≤ amax/254 plus the f16 scale's 2⁻¹¹ relative
+ * rounding; the head's rows are E's own Q8_0 blocks, exact), and accuracy_level 4 quantizes the
+ * activations the same way (|Δa| ≤ amax/254). Each of the 6 quantized products (in_proj, qkv, o,
+ * gate_up, down, head) then errs by at most ≈ 2/254 ≈ 0.8% of its inputs' scale (worst case,
+ * signs aligned); summed over the chain that is ≈ 5%, with the RMS norms keeping the errors from
+ * compounding multiplicatively. Rounding errors of random sign make the typical error far smaller
+ * (≈ 2.3% observed on the tiny config); scales off by 2× or codes off by 128 move the logits by O(1) relative.
+ */
+const Q8_TOL = 0.05;
+
+for (const embedding of ["gguf", "fp32"] as const) {
+  Deno.test({
+    name: `The tiny q8 drafter step (MatMulNBits, E ${
+      embedding === "gguf" ? "Q8_0" : "float32"
+    }) stays within ${Q8_TOL} of the fp32 step's logits (relative to max |logit|), keeps the argmax and −Infinity outside d2t`,
+    ...ort,
+    fn: async () => {
+      const r = await runQuantized("none", embedding);
+      console.log(
+        `eagle q8 (${r.backend}, E ${embedding}): logits ${r.relative.toExponential(2)}, hidden_out ${
+          r.hiddenRelative.toExponential(2)
+        } (relative), argmax ${r.agree}/${r.positions} (decided ${r.decidedAgree}/${r.decided})`,
+      );
+      assert.ok(r.relative <= Q8_TOL, `logits ${r.relative}`);
+      assert.ok(r.hiddenRelative <= Q8_TOL, `hidden_out ${r.hiddenRelative}`);
+      assert.ok(r.minusInf, "−Infinity outside d2t");
+      assert.ok(r.decided >= r.positions / 2, `too few positions with a clear argmax: ${r.decided}`);
+      assert.equal(r.decidedAgree, r.decided, "argmax where the fp32 top-2 gap exceeds 2 · tolerance");
+    },
+  });
+}
+
+Deno.test({
+  name: "The q8 comparison rejects a wrongly quantized step: scales off by 2x, codes not centred on 128",
+  ...ort,
+  fn: async () => {
+    for (const spoil of ["scales x2", "codes uncentred"] as const) {
+      const r = await runQuantized(spoil);
+      console.log(`eagle q8 spoiled (${spoil}, ${r.backend}): logits ${r.relative.toExponential(2)}`);
+      assert.ok(r.relative > 4 * Q8_TOL, `${spoil} passes: ${r.relative}`);
+    }
+  },
+});
+
 Deno.test("buildEagleFolder writes both graphs, the tokenizer files and build.json, and skips a rerun until an input changes", async () => {
   const { parent, folder } = await makeFolder(TINY, writeSafetensors(randomDrafter(TINY, 5)));
   const gguf = embeddingGguf(TINY, 6);
@@ -478,6 +667,7 @@ Deno.test("buildEagleFolder writes both graphs, the tokenizer files and build.js
       "generation_config.json",
       "onnx/fuse.onnx",
       "onnx/model.onnx",
+      "onnx/model_quantized.onnx",
       "tokenizer.json",
       "tokenizer_config.json",
     ]);

@@ -86,7 +86,7 @@ export interface LlamaGraph {
 const NEG = -3.4028234663852886e38; // float32 lowest: masked scores (no NaN on all-masked rows)
 
 /** One projection: a ggml matrix, optionally with its rows reordered. */
-interface Part {
+export interface Part {
   tensor: GgufTensorInfo;
   rowOrder?: Int32Array;
 }
@@ -153,7 +153,7 @@ function linear(
 }
 
 /** The initializers of one `MatMulNBits` projection and how to call it. */
-interface NBitsInit {
+export interface NBitsInit {
   k: number;
   n: number;
   bits: 4 | 8;
@@ -166,8 +166,9 @@ interface NBitsInit {
 /**
  * The `MatMulNBits` weights of the parts, from their own blocks: 4-bit (q4: Q4_1 minimums split
  * out in "split" mode) or, in q8, every block type as 8-bit codes ({@linkcode toNBits8}).
+ * Also used by the feature drafter's q8 graph (./eagle_onnx.ts).
  */
-function nbitsInit(
+export function nbitsInit(
   g: GraphBuilder,
   bytes: Uint8Array,
   parts: Part[],
@@ -216,7 +217,13 @@ function nbitsInit(
 }
 
 /** `x · Wᵀ` through `MatMulNBits` (+ the split minimums term). */
-function nbitsMatMul(g: GraphBuilder, x: string, w: NBitsInit, name: string, accuracyLevel: number): string {
+export function nbitsMatMul(
+  g: GraphBuilder,
+  x: string,
+  w: NBitsInit,
+  name: string,
+  accuracyLevel: number,
+): string {
   const [y] = g.node(
     "MatMulNBits",
     [x, ...w.inputs],
@@ -572,7 +579,11 @@ export function buildLlamaGraph(file: GgufFile, bytes: Uint8Array, options: Llam
     ])[0];
     if (hiddenStates.includes(i)) {
       g.node("Identity", [x], {}, [`hidden_states.${i}`]);
-      g.output({ name: `hidden_states.${i}`, dataType: F, dims: ["batch_size", "sequence_length", s.hiddenSize] });
+      g.output({
+        name: `hidden_states.${i}`,
+        dataType: F,
+        dims: ["batch_size", "sequence_length", s.hiddenSize],
+      });
     }
   }
 

