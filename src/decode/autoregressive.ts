@@ -115,10 +115,20 @@ export class AutoregressiveDecoder implements Decoder {
         break;
       }
       let now = performance.now();
-      const logits = await stats.count("targetCalls", target, () => target.append([pending], 1), 1);
+      const logits = await stats.profile(
+        "target",
+        target,
+        this.#kernel,
+        () => stats.count("targetCalls", target, () => target.append([pending], 1), 1),
+      );
       now = stats.time("targetMs", now);
       u[0] = run.random.next();
-      const token = this.#kernel.sample(this.#kernel.warp(logits, this.#warp), u)[0];
+      const token = stats.profileSync(
+        "target",
+        undefined,
+        this.#kernel,
+        () => this.#kernel.sample(this.#kernel.warp(logits, this.#warp), u)[0],
+      );
       stats.recordBlock(0, 0);
       stats.time("verifyMs", now);
       pending = [token];

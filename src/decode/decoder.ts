@@ -259,15 +259,23 @@ export class BlockDecoder implements Decoder {
       throwIfAborted(signal);
       let now = performance.now();
       const empty = { k: 1, draftLength: 0, tokens: [new Int32Array(0)], probs: [[]] };
-      const scores = await stats.count(
-        "targetCalls",
-        target,
-        () => scorer.score(run.prompt, empty.tokens, 0),
-        1,
-      );
-      scorer.rollback(0, 0);
+      const scores = await stats.profile("target", target, kernel, async () => {
+        const scores = await stats.count(
+          "targetCalls",
+          target,
+          () => scorer.score(run.prompt, empty.tokens, 0),
+          1,
+        );
+        scorer.rollback(0, 0);
+        return scores;
+      });
       now = stats.time("targetMs", now);
-      const next = kernel.sample(scores.probs(0, 0), [random.next()])[0];
+      const next = stats.profileSync(
+        "target",
+        undefined,
+        kernel,
+        () => kernel.sample(scores.probs(0, 0), [random.next()])[0],
+      );
       stats.recordBlock(0, 0);
       lastEnd = stats.time("verifyMs", now);
       draftPending = [...run.prompt.slice(1), next];
@@ -293,36 +301,48 @@ export class BlockDecoder implements Decoder {
       const start = performance.now();
       lastEnd ??= start;
       let now = start;
-      const proposal = await stats.count(
-        "draftCalls",
-        proposer,
-        () =>
-          proposer.propose(
-            draftPending,
-            { ...plan, sampling: plan.verifier.draftSampling },
-            random,
-            draftFeatures,
-          ),
-        plan.draftLength,
-      );
+      const proposal = await stats.profile("draft", proposer, kernel, () =>
+        stats.count(
+          "draftCalls",
+          proposer,
+          () =>
+            proposer.propose(
+              draftPending,
+              { ...plan, sampling: plan.verifier.draftSampling },
+              random,
+              draftFeatures,
+            ),
+          plan.draftLength,
+        ));
       now = stats.time("draftMs", now);
       const draftMs = now - start;
-      const scores = await stats.count(
-        "targetCalls",
-        target,
-        () => scorer.score(targetPending, proposal.tokens, proposal.draftLength),
-        1,
-      );
+      const scores = await stats.profile("target", target, kernel, () =>
+        stats.count(
+          "targetCalls",
+          target,
+          () => scorer.score(targetPending, proposal.tokens, proposal.draftLength),
+          1,
+        ));
       now = stats.time("targetMs", now);
       let targetMs = now - start - draftMs;
-      const block = plan.verifier.verifyBlock(kernel, proposal, scores, random);
+      const block = stats.profileSync(
+        "target",
+        undefined,
+        kernel,
+        () => plan.verifier.verifyBlock(kernel, proposal, scores, random),
+      );
       now = stats.time("verifyMs", now);
       const verifyMs = now - start - draftMs - targetMs;
       const next = block.tokens[block.tokens.length - 1];
-      scorer.rollback(block.row, block.accepted);
+      stats.profileSync("target", target, kernel, () => scorer.rollback(block.row, block.accepted));
       const afterTarget = stats.time("targetMs", now);
       targetMs += afterTarget - now;
-      draftPending = proposer.rollback(block.row, block.accepted);
+      draftPending = stats.profileSync(
+        "draft",
+        proposer,
+        kernel,
+        () => proposer.rollback(block.row, block.accepted),
+      );
       if (featured) {
         if (draftPending.length !== block.accepted) {
           throw new RangeError(

@@ -42,6 +42,13 @@ export interface CausalModel {
    * truthfully; without it each `append` counts as one.
    */
   readonly calls?: number;
+  /** Time inside forwards so far, ms, when the model counts it (OnnxCausalLM does); for profiles. */
+  readonly forwardMs?: number;
+  /**
+   * Time keeping the KV cache so far (fork copies, rollback crops, tree-path gathers), ms, when the
+   * model counts it (OnnxCausalLM does); for profiles.
+   */
+  readonly kvMs?: number;
   /** Drops everything: one empty row. */
   reset(): void;
   /** Copies row 0 into `rows` rows (KV expand, no recompute). Requires exactly one row. */

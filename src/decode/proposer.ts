@@ -62,6 +62,10 @@ export interface Proposer {
   readonly vocabSize: number;
   /** Forwards run so far (a draft model's), when the proposer counts them. */
   readonly calls?: number;
+  /** Time inside its model's forwards so far, ms, when counted (for profiles). */
+  readonly forwardMs?: number;
+  /** Time keeping its model's KV cache so far, ms, when counted (for profiles). */
+  readonly kvMs?: number;
   /**
    * Whether `propose` needs the target's features of the pending tokens (see above); the target
    * must then return features (`CausalModel.featureSize`).
@@ -196,6 +200,16 @@ export class DraftProposer implements Proposer {
   /** The draft model's forwards. */
   get calls(): number | undefined {
     return this.model.calls;
+  }
+
+  /** The draft model's time in forwards, ms (when it counts it). */
+  get forwardMs(): number | undefined {
+    return this.model.forwardMs;
+  }
+
+  /** The draft model's time keeping its KV cache, ms (when it counts it). */
+  get kvMs(): number | undefined {
+    return this.model.kvMs;
   }
 
   /** Resets the draft model. */

@@ -38,6 +38,31 @@ export interface DecodeStats {
   targetMs: number;
   /** Time verifying: warping the visited target rows, the verifier, the bonus draw, ms. */
   verifyMs: number;
+  /**
+   * Part of `targetMs` inside the target's forwards (its `forwardMs` counter, e.g.
+   * `OnnxCausalLM`'s time in `session.run`), ms; NaN when the model does not count it.
+   */
+  targetForwardMs: number;
+  /**
+   * Part of `targetMs` spent keeping the target's KV cache (its `kvMs` counter: fork copies,
+   * rollback crops, tree-path gathers, compactions), ms; NaN when the model does not count it.
+   */
+  targetKvMs: number;
+  /** Part of `draftMs` inside the draft model's forwards (the proposer's `forwardMs`), ms; NaN when not counted. */
+  draftForwardMs: number;
+  /** Part of `draftMs` keeping the draft model's KV cache (the proposer's `kvMs`), ms; NaN when not counted. */
+  draftKvMs: number;
+  /**
+   * Time in the kernel's `warp` (draft and target rows), ms, when the kernel counts it (a
+   * `TimedKernel`, src/kernel/timed.ts); NaN otherwise.
+   */
+  warpMs: number;
+  /** Part of `warpMs` spent while proposing (draft rows), ms; NaN when not counted. */
+  draftWarpMs: number;
+  /** Time in the kernel's `sample` (draft tokens, residual and bonus draws), ms; NaN when not counted. */
+  sampleMs: number;
+  /** Part of `sampleMs` spent while proposing (draft tokens), ms; NaN when not counted. */
+  draftSampleMs: number;
   /** Wall time of the whole generation, ms. */
   totalMs: number;
   /** Why the generation stopped. */
@@ -47,6 +72,20 @@ export interface DecodeStats {
    * (one entry for a fixed method; several when `auto` chose per block; L = 0 is a target-only step).
    */
   plans: PlanCount[];
+}
+
+/** Time counters a model or proposer may keep (see {@linkcode StatsRecorder.profile}). */
+export interface ProfiledModel {
+  /** Time in forwards, ms. */
+  readonly forwardMs?: number;
+  /** Time keeping the KV cache, ms. */
+  readonly kvMs?: number;
+}
+
+/** Time counters a kernel may keep (a `TimedKernel`). */
+interface ProfiledKernel {
+  readonly warpMs?: number;
+  readonly sampleMs?: number;
 }
 
 /** How often one block configuration ran. */
@@ -99,6 +138,22 @@ export class StatsRecorder {
   targetMs = 0;
   /** Verification time, ms. */
   verifyMs = 0;
+  /** Target forward time, ms (NaN: not counted). */
+  targetForwardMs = 0;
+  /** Target KV bookkeeping, ms (NaN: not counted). */
+  targetKvMs = 0;
+  /** Draft forward time, ms (NaN: not counted). */
+  draftForwardMs = 0;
+  /** Draft KV bookkeeping, ms (NaN: not counted). */
+  draftKvMs = 0;
+  /** Kernel warp time, ms (NaN: not counted). */
+  warpMs = 0;
+  /** Kernel warp time while proposing, ms. */
+  draftWarpMs = 0;
+  /** Kernel sample time, ms (NaN: not counted). */
+  sampleMs = 0;
+  /** Kernel sample time while proposing, ms. */
+  draftSampleMs = 0;
   readonly #accepted: number[];
   readonly #reached: number[];
   readonly #plans = new Map<string, PlanCount>();
@@ -191,6 +246,73 @@ export class StatsRecorder {
   }
 
   /**
+   * Runs `run` (a stage of one model) and adds the change of the model's `forwardMs` and `kvMs`
+   * counters, and of the kernel's `warpMs` / `sampleMs` (a `TimedKernel`), to the stats; a counter
+   * the object lacks makes the stat NaN.
+   *
+   * @param stage Whose counters: the target's or the draft's (the proposer's).
+   * @param model The model or proposer (its optional `forwardMs`, `kvMs`); undefined: kernel only.
+   * @param kernel The kernel (its optional `warpMs`, `sampleMs`).
+   * @param run The work.
+   */
+  async profile<T>(
+    stage: "target" | "draft",
+    model: ProfiledModel | undefined,
+    kernel: object,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    const before = this.#snapshot(model, kernel);
+    const result = await run();
+    this.#add(stage, model, kernel, before);
+    return result;
+  }
+
+  /** {@linkcode StatsRecorder.profile} for synchronous work. */
+  profileSync<T>(
+    stage: "target" | "draft",
+    model: ProfiledModel | undefined,
+    kernel: object,
+    run: () => T,
+  ): T {
+    const before = this.#snapshot(model, kernel);
+    const result = run();
+    this.#add(stage, model, kernel, before);
+    return result;
+  }
+
+  #snapshot(model: ProfiledModel | undefined, kernel: object): (number | undefined)[] {
+    const k = kernel as ProfiledKernel;
+    return [model?.forwardMs, model?.kvMs, k.warpMs, k.sampleMs];
+  }
+
+  #add(
+    stage: "target" | "draft",
+    model: ProfiledModel | undefined,
+    kernel: object,
+    [f0, kv0, w0, s0]: (number | undefined)[],
+  ): void {
+    const k = kernel as ProfiledKernel;
+    const diff = (a?: number, b?: number) => (a === undefined || b === undefined ? NaN : b - a);
+    const warp = diff(w0, k.warpMs), sample = diff(s0, k.sampleMs);
+    if (model) {
+      const forward = diff(f0, model.forwardMs), kv = diff(kv0, model.kvMs);
+      if (stage === "target") {
+        this.targetForwardMs += forward;
+        this.targetKvMs += kv;
+      } else {
+        this.draftForwardMs += forward;
+        this.draftKvMs += kv;
+      }
+    }
+    if (stage === "draft") {
+      this.draftWarpMs += warp;
+      this.draftSampleMs += sample;
+    }
+    this.warpMs += warp;
+    this.sampleMs += sample;
+  }
+
+  /**
    * The final record.
    *
    * @param tokens Tokens returned.
@@ -209,6 +331,14 @@ export class StatsRecorder {
       draftMs: this.draftMs,
       targetMs: this.targetMs,
       verifyMs: this.verifyMs,
+      targetForwardMs: this.targetForwardMs,
+      targetKvMs: this.targetKvMs,
+      draftForwardMs: this.draftForwardMs,
+      draftKvMs: this.draftKvMs,
+      warpMs: this.warpMs,
+      draftWarpMs: this.draftWarpMs,
+      sampleMs: this.sampleMs,
+      draftSampleMs: this.draftSampleMs,
       totalMs: performance.now() - this.#start,
       stopReason,
       plans: [...this.#plans.values()].map((c) => ({ ...c })),

@@ -148,6 +148,13 @@ export class OnnxCausalLM implements CausalModel {
   readonly maxLength: number;
   /** Number of `session.run` calls so far (model forwards). */
   calls = 0;
+  /** Time in `session.run` so far (feeding the cache in, the forward, reading logits and cache out), ms. */
+  forwardMs = 0;
+  /**
+   * Time keeping the KV cache so far, ms: copying the row for a fork, cutting or gathering on a
+   * rollback (select, keepTreePath), compacting.
+   */
+  kvMs = 0;
   readonly #session: OnnxSession;
   readonly #kvHeads: number;
   readonly #headDim: number;
@@ -493,6 +500,7 @@ export class OnnxCausalLM implements CausalModel {
     const tree = this.#tree;
     if (!tree) throw new RangeError("Cannot keep a tree path: no tree is pending (call appendTree first)");
     checkKeepTreePath(nodes, tree.parents);
+    const start = performance.now();
     const h = this.#kvHeads, d = this.#headDim, past = this.#length, m = nodes.length;
     const held = past + tree.parents.length, length = past + m;
     const next = this.#past.map((tensor) => {
@@ -511,11 +519,13 @@ export class OnnxCausalLM implements CausalModel {
     this.#replaceCache(next);
     this.#length = length;
     this.#tree = undefined;
+    this.kvMs += performance.now() - start;
   }
 
   /** Keeps cache row `from` cut to `length` positions, as a one-row cache. */
   #crop(from: number, length: number): void {
     if (this.#cacheRows === 1 && length === this.#length) return;
+    const start = performance.now();
     const h = this.#kvHeads, d = this.#headDim, held = this.#length;
     const next = this.#past.map((tensor) => {
       const src = tensor.data as KvData;
@@ -529,6 +539,7 @@ export class OnnxCausalLM implements CausalModel {
     this.#replaceCache(next);
     this.#cacheRows = 1;
     this.#length = length;
+    this.kvMs += performance.now() - start;
   }
 
   /** Releases the onnxruntime session and the cache; later calls throw. Idempotent. */
@@ -579,6 +590,7 @@ export class OnnxCausalLM implements CausalModel {
 
   /** Copies the one cache row to `rows` rows. */
   #expand(rows: number): void {
+    const start = performance.now();
     const h = this.#kvHeads, d = this.#headDim, len = this.#length;
     const next = this.#past.map((tensor) => {
       const src = tensor.data as KvData;
@@ -588,6 +600,7 @@ export class OnnxCausalLM implements CausalModel {
     });
     this.#replaceCache(next);
     this.#cacheRows = rows;
+    this.kvMs += performance.now() - start;
   }
 
   async #forward(tokens: ArrayLike<number>[], rows: number, t: number, keep: number): Promise<Float32Array> {
@@ -667,9 +680,11 @@ export class OnnxCausalLM implements CausalModel {
     }
     for (let i = 0; i < this.#pastNames.length; i++) feeds[this.#pastNames[i]] = this.#past[i];
     let outputs: Record<string, OrtTensor>;
+    const start = performance.now();
     try {
       outputs = await session.run(feeds);
     } finally {
+      this.forwardMs += performance.now() - start;
       for (const name of ["input_ids", "attention_mask", "position_ids", "use_cache_branch"]) {
         feeds[name]?.dispose();
       }
