@@ -3,8 +3,9 @@
  * docs/eagle_drafter.md): `onnx/fuse.onnx` maps the target features (the residual streams of a
  * few target layers, concatenated) to the drafter's hidden size, and `onnx/model.onnx` is one
  * Llama decoder layer over `in_proj(concat(E[token], hidden))` with a KV cache, whose head is the
- * target's own (frozen) token embedding restricted to the draft vocabulary, scattered into
- * full-vocabulary logits that are −Infinity outside it.
+ * target's own (frozen) token embedding restricted to the draft vocabulary: it outputs the last
+ * position's logits over the draft vocabulary's slots (`draft_logits`), and `onnx/draft_vocab.json`
+ * maps slot s to target token `d2t[s]` (the proposer scatters; q = 0 outside d2t).
  *
  * Weights come from `drafter.safetensors` (trained elsewhere, in Hugging Face layout: RoPE
  * `rotate_half`, no row reordering), the embedding E from the target's GGUF. A Q8_0 (or Q4_0)
@@ -80,6 +81,8 @@ export interface EagleGraphs {
   quantizedOpsets: Record<string, number>;
   /** How E is stored: "q8" (8-bit codes + block scales, gathered exactly) or "fp32". */
   embedding: "q8" | "fp32";
+  /** `d2t` `[draft_vocab_size]`: slot s of `draft_logits` is target token `d2t[s]` (strictly ascending). */
+  d2t: Int32Array;
 }
 
 const INT_FIELDS = [
@@ -285,8 +288,9 @@ function embeddingRows(embedding: EagleEmbedding, hidden: number, rows: Int32Arr
  *   `[batch, sequence_length, hidden_size]`, `attention_mask` int64 `[batch, total_sequence_length]`
  *   (1 = attend; the causal rule is added), `position_ids` int64 `[batch, sequence_length]`,
  *   `past_key_values.0.key|value` float32 `[batch, kv_heads, past_sequence_length, head_dim]` (keys
- *   after RoPE) → `logits` float32 `[batch, sequence_length, vocab_size]` (−Infinity outside d2t),
- *   `hidden_out` float32 `[batch, sequence_length, hidden_size]`, `present.0.key|value`.
+ *   after RoPE) → `draft_logits` float32 `[batch, 1, draft_vocab_size]` (the LAST position's logits
+ *   at the slots of d2t: slot s is target token `d2t[s]`), `hidden_out` float32 `[batch,
+ *   sequence_length, hidden_size]`, `present.0.key|value`.
  * - quantized: the model graph with every linear layer and the head as 8-bit `MatMulNBits`
  *   (Q8_0-style blocks of the float weights; the head from E's own blocks), accuracy_level 4.
  *
@@ -294,7 +298,7 @@ function embeddingRows(embedding: EagleEmbedding, hidden: number, rows: Int32Arr
  * @param weights The tensors of drafter.safetensors (`parseSafetensors(bytes).tensors`).
  * @param embedding The target's token embedding: float32 data, or its GGUF tensor and bytes
  *   (Q8_0 / Q4_0 are gathered from 8-bit codes in the graph; other types become float32).
- * @returns The graphs, their opsets, and how E is stored.
+ * @returns The graphs, their opsets, how E is stored, and d2t.
  * @throws {TypeError} a missing tensor or a tensor of the wrong dtype.
  * @throws {RangeError} a tensor or the embedding of the wrong shape, or d2t not strictly
  *   ascending ids below vocab_size.
@@ -376,7 +380,7 @@ export function buildEagleGraphs(
     for (const kv of ["key", "value"]) {
       g.input({ name: `past_key_values.0.${kv}`, dataType: F, dims: [B, nKV, "past_sequence_length", D] });
     }
-    g.output({ name: "logits", dataType: F, dims: [B, S, V] });
+    g.output({ name: "draft_logits", dataType: F, dims: [B, 1, Vd] });
     g.output({ name: "hidden_out", dataType: F, dims: [B, S, H] });
     for (const kv of ["key", "value"]) {
       g.output({ name: `present.0.${kv}`, dataType: F, dims: [B, nKV, T, D] });
@@ -514,7 +518,7 @@ export function buildEagleGraphs(
     const [act] = g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])[0]])[0], up]);
     g.node("Add", [a, linear(act, "layer.down", w["layer.down.weight"], H, I)], {}, ["hidden_out"]);
 
-    // head: E[d2t] · (rms(g) · norm), then −Infinity outside d2t via a gather from [draft logits, −inf]
+    // head: E[d2t] · (rms(g) · norm) at the last position: logits over the draft vocabulary's slots
     const gN = rms(g, "hidden_out", eps, vec("norm.weight", w["norm.weight"]));
     const head = quantized && H % 32 === 0 ? undefined : g.initializer({
       name: "head.weight",
@@ -523,7 +527,9 @@ export function buildEagleGraphs(
       byteLength: 4 * Vd * H,
       produce: () => asBytes(embeddingRows(embedding, H, d2t)),
     });
-    const [flat] = g.node("Reshape", [gN, ax("shape_flat", [-1, H])]);
+    // only the last position's logits are needed (the pending feed's and each depth step's)
+    const [last] = g.node("Slice", [gN, ax("last_start", [-1]), ax("last_end", [2 ** 62]), ax1]);
+    const [flat] = g.node("Reshape", [last, ax("shape_flat", [-1, H])]); // [B, H]
     let draft: string;
     if (head) {
       [draft] = g.node("Gemm", [flat, head], { transB: 1 });
@@ -535,26 +541,7 @@ export function buildEagleGraphs(
       const bytes = quantize(embeddingRows(embedding, H, d2t), GgmlType.Q8_0);
       draft = nbits(flat, "head", bytes, [{ tensor: q8Tensor("head", Vd, H, bytes) }]);
     }
-    const [padded] = g.node("Pad", [
-      draft,
-      ax("pad_inf", [0, 0, 0, 1]),
-      g.floats("minus_inf", [], new Float32Array([-Infinity])),
-    ], { mode: "constant" }); // [B · S, Vd + 1]: column Vd is −inf
-    const slot = new BigInt64Array(V).fill(BigInt(Vd));
-    d2t.forEach((id, s) => (slot[id] = BigInt(s)));
-    const slotBytes = asBytes(slot);
-    const slots = g.initializer({
-      name: "vocab_slot",
-      dataType: I64,
-      dims: [V],
-      byteLength: slotBytes.length,
-      produce: () => slotBytes,
-    });
-    const [full] = g.node("Gather", [padded, slots], { axis: 1 });
-    const [outShape] = g.node("Concat", [g.node("Shape", ["input_ids"])[0], ax("vocab_dim", [V])], {
-      axis: 0,
-    });
-    g.node("Reshape", [full, outShape], {}, ["logits"]);
+    g.node("Reshape", [draft, ax("shape_draft", [-1, 1, Vd])], {}, ["draft_logits"]);
     return g;
   };
 
@@ -565,6 +552,7 @@ export function buildEagleGraphs(
     opsets: { "": 17 },
     quantizedOpsets: { "": 17, "com.microsoft": 1 },
     embedding: q8 ? "q8" : "fp32",
+    d2t: d2t.slice(),
   };
 }
 
@@ -584,7 +572,10 @@ export interface EagleFolderOptions {
   force?: boolean;
 }
 
-const BUILD_FORMAT = 2; // 2: model_quantized.onnx
+const BUILD_FORMAT = 3; // 2: model_quantized.onnx; 3: draft_logits (last position) + onnx/draft_vocab.json
+
+/** The built file that maps draft slots to target ids: `{ "draft_vocab_size": n, "d2t": [ids] }`. */
+export const DRAFT_VOCAB_FILE = "onnx/draft_vocab.json";
 const COPIED = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
 
 async function sha256(bytes: Uint8Array): Promise<string> {
@@ -613,7 +604,8 @@ async function filesMatch(folder: string, files: Record<string, { bytes: number;
 /**
  * Builds a drafter folder's graphs: reads `folder/config.json` and `folder/drafter.safetensors`,
  * takes E from the target's GGUF (`token_embd.weight`), writes `folder/onnx/fuse.onnx`,
- * `folder/onnx/model.onnx` and `folder/onnx/model_quantized.onnx` (q8), copies tokenizer.json, tokenizer_config.json and
+ * `folder/onnx/model.onnx`, `folder/onnx/model_quantized.onnx` (q8) and `folder/onnx/draft_vocab.json`
+ * (d2t), copies tokenizer.json, tokenizer_config.json and
  * generation_config.json from the target folder (config `target`, beside `folder`), and writes
  * `folder/build.json` last (SHA-256 of the inputs and of every written file). A rerun whose inputs
  * and outputs match build.json does nothing.
@@ -692,6 +684,11 @@ export async function buildEagleFolder(
     const bytes = await Deno.readFile(path);
     written[name] = { bytes: bytes.length, sha256: await sha256(bytes) };
   }
+  const vocabBytes = new TextEncoder().encode(
+    JSON.stringify({ draft_vocab_size: graphs.d2t.length, d2t: Array.from(graphs.d2t) }) + "\n",
+  );
+  await Deno.writeFile(join(folder, DRAFT_VOCAB_FILE), vocabBytes);
+  written[DRAFT_VOCAB_FILE] = { bytes: vocabBytes.length, sha256: await sha256(vocabBytes) };
   for (const [name, bytes] of Object.entries(copied)) {
     await Deno.writeFile(join(folder, name), bytes);
     written[name] = { bytes: bytes.length, sha256: await sha256(bytes) };

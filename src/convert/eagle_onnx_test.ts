@@ -153,7 +153,7 @@ class Oracle {
     return out;
   }
 
-  /** One position: appends its key / value, returns hidden_out, full logits, and whether any key was visible. */
+  /** One position: appends its key / value, returns hidden_out, the logits at the d2t slots, and whether any key was visible. */
   step(token: number, u: ArrayLike<number>, position: number, visible: boolean, cached: boolean) {
     const { c, w } = this;
     const H = c.hidden_size, D = c.head_dim, nH = c.num_attention_heads, nKV = c.num_key_value_heads;
@@ -199,11 +199,11 @@ class Oracle {
     const down = this.lin("layer.down.weight", act, H, I);
     const g = a.map((x, i) => x + down[i]);
     const gN = this.rms(g, w["norm.weight"]);
-    const logits = new Float64Array(c.vocab_size).fill(-Infinity);
+    const logits = new Float64Array(this.d2t.length);
     for (let s = 0; s < this.d2t.length; s++) {
       let l = 0;
       for (let i = 0; i < H; i++) l += this.E[this.d2t[s] * H + i] * gN[i];
-      logits[this.d2t[s]] = l;
+      logits[s] = l;
     }
     return { hidden: g, logits, key, any };
   }
@@ -216,13 +216,16 @@ interface Call {
   hidden: Float32Array; // [B, S, H]
   mask: number[][];
   positions: number[][];
-  logits: Float32Array;
+  logits: Float32Array; // draft_logits [B, 1, draft_vocab]: the last position's
   hiddenOut: Float32Array;
   presentKey: Float32Array;
   presentValue: Float32Array;
 }
 
-/** Largest |graph − oracle| over logits in d2t, hidden_out and present keys (positions with a visible key). */
+/**
+ * Largest |graph − oracle| over the draft logits (last position of each call), hidden_out and
+ * present keys (positions with a visible key).
+ */
 function compare(
   c: EagleConfig,
   calls: Call[],
@@ -231,9 +234,9 @@ function compare(
   E: Float32Array,
   variant: Variant = {},
 ) {
-  const H = c.hidden_size, V = c.vocab_size, nKV = c.num_key_value_heads, D = c.head_dim;
+  const H = c.hidden_size, Vd = c.draft_vocab_size, nKV = c.num_key_value_heads, D = c.head_dim;
   const rows = calls[0].ids.length;
-  let outputs = 0, keys = 0; // logits in d2t and hidden_out; present keys
+  let outputs = 0, keys = 0; // draft logits and hidden_out; present keys
   for (let b = 0; b < rows; b++) {
     const oracle = new Oracle(c, w, d2t, E, variant);
     calls.forEach((call, n) => {
@@ -243,8 +246,10 @@ function compare(
         const u = call.hidden.subarray(at * H, (at + 1) * H);
         const got = oracle.step(call.ids[b][s], u, call.positions[b][s], call.mask[b][past + s] === 1, n > 0);
         if (!got.any) continue; // a padded query with no visible key: not defined by the contract
-        for (const id of d2t) {
-          outputs = Math.max(outputs, Math.abs(call.logits[at * V + id] - got.logits[id]));
+        if (s === S - 1) {
+          for (let slot = 0; slot < Vd; slot++) {
+            outputs = Math.max(outputs, Math.abs(call.logits[b * Vd + slot] - got.logits[slot]));
+          }
         }
         for (let i = 0; i < H; i++) {
           outputs = Math.max(outputs, Math.abs(call.hiddenOut[at * H + i] - got.hidden[i]));
@@ -320,7 +325,13 @@ async function runTiny(embedding: "gguf" | "fp32") {
       "past_key_values.0.key": new o.Tensor("float32", pastK, [B, nKV, past, D]),
       "past_key_values.0.value": new o.Tensor("float32", pastV, [B, nKV, past, D]),
     } as Feeds as never);
-    assert.deepEqual(out.logits.dims, [B, S, c.vocab_size]);
+    assert.deepEqual(out.draft_logits.dims, [B, 1, c.draft_vocab_size]);
+    assert.deepEqual(Object.keys(out).sort(), [
+      "draft_logits",
+      "hidden_out",
+      "present.0.key",
+      "present.0.value",
+    ]);
     assert.deepEqual(out.hidden_out.dims, [B, S, H]);
     assert.deepEqual(out["present.0.key"].dims, [B, nKV, T, D]);
     const call: Call = {
@@ -328,7 +339,7 @@ async function runTiny(embedding: "gguf" | "fp32") {
       hidden,
       mask,
       positions,
-      logits: out.logits.data as Float32Array,
+      logits: out.draft_logits.data as Float32Array,
       hiddenOut: out.hidden_out.data as Float32Array,
       presentKey: out["present.0.key"].data as Float32Array,
       presentValue: out["present.0.value"].data as Float32Array,
@@ -356,14 +367,10 @@ async function runTiny(embedding: "gguf" | "fp32") {
   }
   await run([[12, 4], [63, 2]], h2, [[1, 1, 1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1, 1, 1]], [[6, 7], [5, 6]]);
 
-  // −Infinity exactly outside d2t (every position, padded ones too), finite inside
-  const inDraft = new Set(d2t);
+  // finite at every slot (the proposer scatters them to d2t; q = 0 outside: eagle_proposer_test.ts)
   for (const call of calls) {
     for (let i = 0; i < call.logits.length; i++) {
-      const id = i % c.vocab_size;
-      if (inDraft.has(id)) {
-        assert.ok(Number.isFinite(call.logits[i]), `logit ${i} in d2t is ${call.logits[i]}`);
-      } else assert.equal(call.logits[i], -Infinity, `logit ${i} outside d2t`);
+      assert.ok(Number.isFinite(call.logits[i]), `draft logit ${i} is ${call.logits[i]}`);
     }
   }
   const result = {
@@ -477,7 +484,7 @@ type Spoil = "none" | "scales x2" | "codes uncentred";
 async function runQuantized(spoil: Spoil, embedding: "gguf" | "fp32" = "gguf") {
   // intermediate 64: every row length whole 32-blocks (48 would leave down in float32)
   const c = { ...TINY, intermediate_size: 64 }, B = 2, H = c.hidden_size, D = c.head_dim;
-  const nKV = c.num_key_value_heads, V = c.vocab_size;
+  const nKV = c.num_key_value_heads, V = c.vocab_size, Vd = c.draft_vocab_size;
   const weights = parseSafetensors(writeSafetensors(randomDrafter(c, 31))).tensors;
   const gguf = embeddingGguf(c, 32);
   const tensor = findTensor(parseGguf(gguf), "token_embd.weight")!;
@@ -518,7 +525,7 @@ async function runQuantized(spoil: Spoil, embedding: "gguf" | "fp32" = "gguf") {
     await open(graphs.quantized, graphs.quantizedOpsets),
   ];
   const r = gaussian(33);
-  const hidden = Float32Array.from({ length: B * 5 * H }, () => 2 * r());
+  const hidden = Float32Array.from({ length: B * 6 * H }, () => 2 * r());
   const results: { logits: Float32Array; hidden: Float32Array }[] = [];
   for (const session of sessions) {
     let past: { k: Float32Array; v: Float32Array; n: number } = {
@@ -527,38 +534,37 @@ async function runQuantized(spoil: Spoil, embedding: "gguf" | "fp32" = "gguf") {
       n: 0,
     };
     const logits: number[] = [], hiddenOut: number[] = [];
-    for (
-      const [ids, u, mask, positions] of [
-        [[[3, 9, 17, 40, 62], [0, 5, 33, 20, 1]], hidden, [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]], [[
-          0,
-          1,
-          2,
-          3,
-          4,
-        ], [
-          0,
-          0,
-          1,
-          2,
-          3,
-        ]]],
-        [[[7], [50]], hidden.subarray(0, B * H), [[1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1]], [[5], [4]]],
-      ] as const
-    ) {
+    // a padded prefill of 5 (row 1's position 0 is padding), then 6 cached steps of one token
+    const calls: [number[][], Float32Array, number[][], number[][]][] = [[
+      [[3, 9, 17, 40, 62], [0, 5, 33, 20, 1]],
+      hidden.subarray(0, B * 5 * H),
+      [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]],
+      [[0, 1, 2, 3, 4], [0, 0, 1, 2, 3]],
+    ]];
+    for (let n = 0; n < 6; n++) {
+      const T = 6 + n;
+      calls.push([
+        [[(7 + 11 * n) % V], [(50 + 13 * n) % V]],
+        hidden.subarray(n * B * H, (n + 1) * B * H),
+        [Array(T).fill(1), [0, ...Array(T - 1).fill(1)]],
+        [[5 + n], [4 + n]],
+      ]);
+    }
+    for (const [ids, u, mask, positions] of calls) {
       const S = ids[0].length, T = mask[0].length;
       const out = await session.run({
-        input_ids: new o.Tensor("int64", i64(ids as unknown as number[][]), [B, S]),
+        input_ids: new o.Tensor("int64", i64(ids), [B, S]),
         hidden_states: new o.Tensor("float32", u, [B, S, H]),
-        attention_mask: new o.Tensor("int64", i64(mask as unknown as number[][]), [B, T]),
-        position_ids: new o.Tensor("int64", i64(positions as unknown as number[][]), [B, S]),
+        attention_mask: new o.Tensor("int64", i64(mask), [B, T]),
+        position_ids: new o.Tensor("int64", i64(positions), [B, S]),
         "past_key_values.0.key": new o.Tensor("float32", past.k, [B, nKV, past.n, D]),
         "past_key_values.0.value": new o.Tensor("float32", past.v, [B, nKV, past.n, D]),
       } as Feeds as never);
-      assert.deepEqual(out.logits.dims, [B, S, V]);
+      assert.deepEqual(out.draft_logits.dims, [B, 1, Vd]);
+      logits.push(...(out.draft_logits.data as Float32Array));
       // row 1's position 0 is padding (no visible key): not defined by the contract, skipped
       const rows = Array.from({ length: B * S }, (_, i) => i).filter((i) => !(S === 5 && i === 5));
       for (const i of rows) {
-        logits.push(...(out.logits.data as Float32Array).subarray(i * V, (i + 1) * V));
         hiddenOut.push(...(out.hidden_out.data as Float32Array).subarray(i * H, (i + 1) * H));
       }
       past = {
@@ -571,22 +577,19 @@ async function runQuantized(spoil: Spoil, embedding: "gguf" | "fp32" = "gguf") {
   }
   await Promise.all(sessions.map((s) => s.release()));
   const [fp32, q8] = results;
-  const d2t = weights.get("d2t")!.data as Int32Array, inDraft = new Set(d2t);
-  const positions = fp32.logits.length / V;
-  let worst = 0, scale = 0, agree = 0, decided = 0, decidedAgree = 0, minusInf = true;
+  const positions = fp32.logits.length / Vd;
+  let worst = 0, scale = 0, agree = 0, decided = 0, decidedAgree = 0, finite = true;
+  const slots = Array.from({ length: Vd }, (_, s) => s);
   for (let p = 0; p < positions; p++) {
-    const row = (x: Float32Array) => x.subarray(p * V, (p + 1) * V);
+    const row = (x: Float32Array) => x.subarray(p * Vd, (p + 1) * Vd);
     const [a, b] = [row(fp32.logits), row(q8.logits)];
-    for (let id = 0; id < V; id++) {
-      if (!inDraft.has(id)) {
-        minusInf &&= a[id] === -Infinity && b[id] === -Infinity;
-        continue;
-      }
-      worst = Math.max(worst, Math.abs(a[id] - b[id]));
-      scale = Math.max(scale, Math.abs(a[id]));
+    for (let s = 0; s < Vd; s++) {
+      finite &&= Number.isFinite(a[s]) && Number.isFinite(b[s]);
+      worst = Math.max(worst, Math.abs(a[s] - b[s]));
+      scale = Math.max(scale, Math.abs(a[s]));
     }
-    const sorted = [...d2t].sort((x, y) => a[y] - a[x]);
-    const argmaxB = d2t.reduce((best, id) => (b[id] > b[best] ? id : best), d2t[0]);
+    const sorted = [...slots].sort((x, y) => a[y] - a[x]);
+    const argmaxB = slots.reduce((best, s) => (b[s] > b[best] ? s : best), 0);
     agree += +(argmaxB === sorted[0]);
     // a position whose fp32 top-2 gap exceeds twice the tolerance must keep its argmax
     if (a[sorted[0]] - a[sorted[1]] > 2 * Q8_TOL * scale) {
@@ -606,7 +609,7 @@ async function runQuantized(spoil: Spoil, embedding: "gguf" | "fp32" = "gguf") {
     agree,
     decided,
     decidedAgree,
-    minusInf,
+    finite,
   };
 }
 
@@ -626,7 +629,7 @@ for (const embedding of ["gguf", "fp32"] as const) {
   Deno.test({
     name: `The tiny q8 drafter step (MatMulNBits, E ${
       embedding === "gguf" ? "Q8_0" : "float32"
-    }) stays within ${Q8_TOL} of the fp32 step's logits (relative to max |logit|), keeps the argmax and −Infinity outside d2t`,
+    }) stays within ${Q8_TOL} of the fp32 step's draft logits (relative to max |logit|) and keeps the argmax`,
     ...ort,
     fn: async () => {
       const r = await runQuantized("none", embedding);
@@ -637,7 +640,7 @@ for (const embedding of ["gguf", "fp32"] as const) {
       );
       assert.ok(r.relative <= Q8_TOL, `logits ${r.relative}`);
       assert.ok(r.hiddenRelative <= Q8_TOL, `hidden_out ${r.hiddenRelative}`);
-      assert.ok(r.minusInf, "−Infinity outside d2t");
+      assert.ok(r.finite, "finite draft logits");
       assert.ok(r.decided >= r.positions / 2, `too few positions with a clear argmax: ${r.decided}`);
       assert.equal(r.decidedAgree, r.decided, "argmax where the fp32 top-2 gap exceeds 2 · tolerance");
     },
@@ -665,6 +668,7 @@ Deno.test("buildEagleFolder writes both graphs, the tokenizer files and build.js
     assert.equal(first.embedding, "q8");
     assert.deepEqual(Object.keys(first.files).sort(), [
       "generation_config.json",
+      "onnx/draft_vocab.json",
       "onnx/fuse.onnx",
       "onnx/model.onnx",
       "onnx/model_quantized.onnx",
@@ -675,6 +679,9 @@ Deno.test("buildEagleFolder writes both graphs, the tokenizer files and build.js
       await Deno.readTextFile(join(folder, "tokenizer.json")),
       JSON.stringify({ name: "tokenizer.json" }),
     );
+    const vocab = JSON.parse(await Deno.readTextFile(join(folder, "onnx/draft_vocab.json")));
+    assert.equal(vocab.draft_vocab_size, TINY.draft_vocab_size);
+    assert.deepEqual(vocab.d2t, Array.from(randomDrafter(TINY, 5).d2t.data as ArrayLike<number>));
     const manifest = JSON.parse(await Deno.readTextFile(join(folder, "build.json")));
     assert.match(manifest.source["drafter.safetensors"], /^[0-9a-f]{64}$/);
     assert.equal((await buildEagleFolder(folder, gguf)).built, false);
@@ -770,14 +777,10 @@ Deno.test({
           "past_key_values.0.key": new o.Tensor("float32", past.k, [1, 3, past0, 64]),
           "past_key_values.0.value": new o.Tensor("float32", past.v, [1, 3, past0, 64]),
         });
-        assert.deepEqual(out.logits.dims, [1, S, 49152]);
+        assert.deepEqual(out.draft_logits.dims, [1, 1, 8192]);
         assert.deepEqual(out.hidden_out.dims, [1, S, 576]);
         assert.deepEqual(out["present.0.key"].dims, [1, 3, T, 64]);
-        const logits = out.logits.data as Float32Array;
-        const finite = logits.filter(Number.isFinite).length,
-          minusInf = logits.filter((x) => x === -Infinity).length;
-        assert.equal(finite, S * 8192);
-        assert.equal(minusInf, S * (49152 - 8192));
+        assert.equal((out.draft_logits.data as Float32Array).filter(Number.isFinite).length, 8192);
         past = {
           k: out["present.0.key"].data as Float32Array,
           v: out["present.0.value"].data as Float32Array,

@@ -19,8 +19,13 @@ import type { DraftProposal, ProposalRequest, Proposer, ProposerKind, ProposerPa
  * decoder layer over (token, hidden) pairs with a KV cache per row.
  */
 export interface EagleDrafterModel {
-  /** The target's vocabulary size (logits width; −Infinity outside the draft vocabulary). */
+  /** The target's vocabulary size (the q rows' width). */
   readonly vocabSize: number;
+  /**
+   * d2t `[draftVocab]`: slot s of `append`'s logits is target token `draftToTarget[s]`, strictly
+   * ascending ids below `vocabSize`; absent: the logits are over the whole vocabulary (slot = id).
+   */
+  readonly draftToTarget?: Int32Array;
   /** Hidden size of `fuse`'s output and of `append`'s hidden inputs / outputs. */
   readonly hiddenSize: number;
   /** Floats per target feature. */
@@ -39,13 +44,12 @@ export interface EagleDrafterModel {
   fuse(features: Float32Array, positions: number): Promise<Float32Array>;
   /**
    * Appends (token, hidden) pairs: `tokens[r]` (length T) with `hidden [rows, T, hiddenSize]`;
-   * returns logits `[rows, keep, vocab]` and hidden outputs `[rows, keep, hiddenSize]` of the last
-   * `keep` positions.
+   * returns the last position's logits over the draft slots `[rows, draftVocab]` and its hidden
+   * output `[rows, hiddenSize]`.
    */
   append(
     tokens: ArrayLike<number>[],
     hidden: Float32Array,
-    keep: number,
   ): Promise<{ logits: Float32Array; hidden: Float32Array }>;
   /** Copies the one row to `rows` rows. */
   fork(rows: number): void;
@@ -72,10 +76,19 @@ export interface EagleProposerOptions {
  * (fuse(f_j), x_{j+1}) in one step; the last position's logits are q₀ and its hidden output g.
  * It draws k depth-0 tokens from q₀ (i.i.d., or without replacement with k capped at q₀'s
  * support), forks to k rows, and for depth t = 1..L−1 feeds each row (its previous hidden output,
- * its token t − 1) and draws one token per row from that row's q. q rows are the warped full-
- * vocabulary logits: −Infinity outside the drafter's vocabulary, so q = 0 there and exactness
- * holds whatever the drafter. Uniforms in {@linkcode DraftProposer}'s order: k for depth 0, then
- * one per row per depth in row order.
+ * its token t − 1) and draws one token per row from that row's q. Uniforms in
+ * {@linkcode DraftProposer}'s order: k for depth 0, then one per row per depth in row order.
+ *
+ * Reduced vocabulary: the drafter's logits cover only its draft slots (d2t, strictly ascending
+ * target ids). The warp and the draws run on those slots, and each q row handed to the verifier is
+ * the warped slot row scattered to `[vocab]` (zeros outside d2t) — the very values sampled from,
+ * so exactness holds whatever the drafter. This is the full-vocabulary rule "logits −Infinity
+ * outside d2t, then warp" computed in the smaller space: temperature scales each finite logit;
+ * top-k keeps logits ≥ the k-th largest, and −Infinity entries are never above a finite one (with
+ * k beyond the slots every −Infinity entry is kept at probability 0); softmax gives them e^−∞ = 0
+ * and the same normaliser; top-p sorts by probability, and zero-mass entries add nothing to the
+ * nucleus; greedy ties go to the lowest slot = the lowest id (d2t ascending). Inverse-CDF draws
+ * agree too: d2t is ascending, so the slot order is the id order and the zeros between add no mass.
  *
  * Rollback cuts the drafter back to the positions fed with target features (the self-fed depth
  * entries go) and returns the accepted draft tokens; the decoder passes them back, with the
@@ -94,9 +107,9 @@ export interface EagleProposerOptions {
  *   get rows() { return rows; }, get length() { return length; },
  *   reset() { rows = 1; length = 0; },
  *   fuse: (f, n) => Promise.resolve(new Float32Array(n)),
- *   append(tokens, _h, keep) {
+ *   append(tokens, _h) {
  *     length += tokens[0].length;
- *     return Promise.resolve({ logits: new Float32Array(tokens.length * keep * 3), hidden: new Float32Array(tokens.length * keep) });
+ *     return Promise.resolve({ logits: new Float32Array(tokens.length * 3), hidden: new Float32Array(tokens.length) });
  *   },
  *   fork(k) { rows = k; },
  *   select(_r, n) { rows = 1; length = n; },
@@ -197,24 +210,31 @@ export class EagleProposer implements Proposer {
     const tokensIn = this.#waiting, n = tokensIn.length;
     const all = concat(this.#waitingFeatures, n * f);
     const u0 = await drafter.fuse(all, n);
-    const first = await drafter.append([tokensIn], u0, 1);
+    const first = await drafter.append([tokensIn], u0);
     this.#waiting = [];
     this.#waitingFeatures = [];
     this.#base = drafter.length;
-    const kernel = this.#kernel, vocab = drafter.vocabSize, hs = drafter.hiddenSize;
-    const q0 = kernel.warp(first.logits, this.#warp);
+    const kernel = this.#kernel, hs = drafter.hiddenSize, d2t = drafter.draftToTarget;
+    const width = d2t?.length ?? drafter.vocabSize;
+    if (first.logits.length !== width) {
+      throw new RangeError(
+        `Cannot propose drafts: the drafter returned ${first.logits.length} logits, expected ${width}`,
+      );
+    }
+    const slotsQ0 = kernel.warp(first.logits, this.#warp);
+    const q0 = this.#scatter(slotsQ0);
     const withoutReplacement = sampling === "without-replacement";
     if (withoutReplacement) {
       let support = 0;
-      for (let i = 0; i < q0.length; i++) if (q0[i] > 0) support++;
+      for (let i = 0; i < slotsQ0.length; i++) if (slotsQ0[i] > 0) support++;
       k = Math.min(k, support);
     }
-    const depth0 = kernel.sample(q0, random.fill(new Float64Array(k)), withoutReplacement);
+    const depth0 = kernel.sample(slotsQ0, random.fill(new Float64Array(k)), withoutReplacement);
     const tokens: Int32Array[] = [];
     const probs: Probs[][] = [];
     for (let r = 0; r < k; r++) {
       tokens.push(new Int32Array(draftLength));
-      tokens[r][0] = depth0[r];
+      tokens[r][0] = d2t ? d2t[depth0[r]] : depth0[r];
       probs.push([q0]);
     }
     if (draftLength > 1) {
@@ -223,18 +243,30 @@ export class EagleProposer implements Proposer {
       for (let r = 0; r < k; r++) hidden.set(first.hidden, r * hs);
       const u = [0];
       for (let t = 1; t < draftLength; t++) {
-        const step = await drafter.append(tokens.map((row) => [row[t - 1]]), hidden, 1);
+        const step = await drafter.append(tokens.map((row) => [row[t - 1]]), hidden);
         hidden = step.hidden;
         for (let r = 0; r < k; r++) {
-          const q = kernel.warp(step.logits.subarray(r * vocab, (r + 1) * vocab), this.#warp);
-          probs[r].push(q);
+          const slotsQ = kernel.warp(step.logits.subarray(r * width, (r + 1) * width), this.#warp);
+          probs[r].push(this.#scatter(slotsQ));
           u[0] = random.next();
-          tokens[r][t] = kernel.sample(q, u)[0];
+          const slot = kernel.sample(slotsQ, u)[0];
+          tokens[r][t] = d2t ? d2t[slot] : slot;
         }
       }
     }
     this.#last = { k, draftLength, tokens, probs };
     return this.#last;
+  }
+
+  /** A warped slot row as a `[vocab]` q row: `q[d2t[s]] = slots[s]`, zeros elsewhere. */
+  #scatter(slots: Probs): Probs {
+    const d2t = this.drafter.draftToTarget;
+    if (!d2t) return slots;
+    const q = slots instanceof Float64Array
+      ? new Float64Array(this.drafter.vocabSize)
+      : new Float32Array(this.drafter.vocabSize);
+    for (let s = 0; s < d2t.length; s++) q[d2t[s]] = slots[s];
+    return q;
   }
 
   /**
@@ -276,12 +308,13 @@ function concat(parts: Float32Array[], length: number): Float32Array {
 
 /**
  * The drafter as a {@linkcode CausalModel} for timing only (auto's cost calibration): appends
- * tokens with zero hidden inputs and returns its logits. Not a language model: never decode with it.
+ * tokens with zero hidden inputs and returns its last position's draft-slot logits (`keep` must be
+ * 1; `vocabSize` is the slot count). Not a language model: never decode with it.
  */
 export function drafterTimingModel(drafter: EagleDrafterModel): CausalModel {
   return {
     get vocabSize() {
-      return drafter.vocabSize;
+      return drafter.draftToTarget?.length ?? drafter.vocabSize;
     },
     get maxLength() {
       return drafter.maxLength;
@@ -299,8 +332,13 @@ export function drafterTimingModel(drafter: EagleDrafterModel): CausalModel {
     fork: (rows) => drafter.fork(rows),
     select: (row, length) => drafter.select(row, length),
     async append(tokens, keep) {
+      if (keep !== 1) {
+        throw new RangeError(
+          `Cannot time the drafter: it returns the last position only (keep 1), got keep ${keep}`,
+        );
+      }
       const hidden = new Float32Array(tokens.length * tokens[0].length * drafter.hiddenSize);
-      return (await drafter.append(tokens, hidden, keep)).logits;
+      return (await drafter.append(tokens, hidden)).logits;
     },
   };
 }

@@ -25,7 +25,7 @@ import {
   type VerifierName,
   verifierNames,
 } from "../verify/mod.ts";
-import type { BackendOptions } from "../model/backend.ts";
+import { type BackendOptions, type ModelDtype, modelFileName } from "../model/backend.ts";
 import { OnnxCausalLM, type OnnxCausalLMOptions } from "../model/causal_lm.ts";
 import { OnnxEagleDrafter, parseEagleDrafterConfig } from "../model/eagle_drafter.ts";
 import { InvalidModelError } from "../model/errors.ts";
@@ -222,7 +222,13 @@ export interface FromPretrainedOptions extends OnnxCausalLMOptions {
   /**
    * The draft's own file choice, independent of the target's: `dtype`, `merged`, `file` (e.g. an
    * fp32 target with a q8 draft: `{ dtype: "fp32", draftOptions: { dtype: "q8" } }`). Each field
-   * left out follows the target's option.
+   * left out follows the target's option. A feature drafter (model_type "spectr_eagle") reads
+   * `dtype` ("fp32": onnx/model.onnx, "q8": onnx/model_quantized.onnx, 8-bit MatMulNBits, the fast
+   * one on cpu) and `file` (never the target's); a dtype taken from the target that the drafter
+   * folder lacks falls back to "q8" for a quantized target dtype (int8, uint8, q4, q4f16, bnb4)
+   * and to "fp32" otherwise. The target's dtype defaults to "fp32", so wasm gets the fp32 drafter
+   * (onnxruntime-web's MatMulNBits is slow) unless a q8 target pulls it along: then pass
+   * `draftOptions: { dtype: "fp32" }`.
    * @default {the target's dtype, merged and file choice (file only if it is not set for the target)}
    */
   draftOptions?: Pick<BackendOptions, "dtype" | "merged" | "file">;
@@ -231,6 +237,22 @@ export interface FromPretrainedOptions extends OnnxCausalLMOptions {
    * @default {await loadKernel()}
    */
   kernel?: Kernel;
+}
+
+/**
+ * The feature drafter's dtype: the draft's own, else the target's when the folder has that step
+ * graph, else "q8" for a quantized target dtype (when built), else "fp32".
+ */
+async function drafterGraph(
+  folder: ModelLoader,
+  own: ModelDtype | undefined,
+  target: ModelDtype | undefined,
+): Promise<{ dtype: ModelDtype }> {
+  if (own !== undefined) return { dtype: own };
+  const dtype = target ?? "fp32";
+  if (await folder.has(modelFileName(dtype))) return { dtype };
+  const quantized = dtype !== "fp32" && dtype !== "fp16";
+  return { dtype: quantized && await folder.has(modelFileName("q8")) ? "q8" : "fp32" };
 }
 
 const FINISH: Record<StopReason, FinishReason> = {
@@ -445,6 +467,8 @@ export class SpeculativeGenerator {
         drafter = await OnnxEagleDrafter.load(draftFolder, {
           backend: target.backend,
           numThreads: target.backend === "cpu" ? draftNumThreads ?? 1 : modelOptions.numThreads,
+          ...await drafterGraph(draftFolder, draftOptions?.dtype, modelOptions.dtype),
+          file: draftOptions?.file,
         });
       }
       // The draft runs on the backend the target resolved to ("auto" decides once).

@@ -11,6 +11,7 @@ import { gaussian, minimalConfig, TINY, tinyLlamaGguf } from "../convert/_testin
 import { buildEagleFolder } from "../convert/eagle_onnx.ts";
 import { type SafetensorsInput, writeSafetensors } from "../convert/safetensors.ts";
 import { EagleProposer } from "../decode/eagle_proposer.ts";
+import type { OnnxEagleDrafter } from "../model/eagle_drafter.ts";
 import { InvalidModelError } from "../model/errors.ts";
 import { SpeculativeGenerator } from "./generator.ts";
 
@@ -105,10 +106,13 @@ async function folders(): Promise<{ parent: string; target: string; plain: strin
 
 const dirs = await folders();
 
-for (const backend of ["wasm", "cpu"] as const) {
+for (
+  const [backend, dtype] of [["wasm", undefined], ["cpu", undefined], ["cpu", "q8"], ["wasm", "q8"]] as const
+) {
+  const file = dtype === "q8" ? "onnx/model_quantized.onnx" : "onnx/model.onnx";
   Deno.test({
     name:
-      `fromPretrained with a spectr_eagle draft folder drafts with EagleProposer on ${backend}: greedy output equals target-only greedy`,
+      `fromPretrained with a spectr_eagle draft folder drafts with EagleProposer on ${backend} (drafter ${file}): greedy output equals target-only greedy`,
     ...ort,
     fn: async () => {
       const generator = await SpeculativeGenerator.fromPretrained({
@@ -116,8 +120,10 @@ for (const backend of ["wasm", "cpu"] as const) {
         draft: dirs.drafter,
         backend,
         numThreads: 1,
+        draftOptions: dtype ? { dtype } : undefined,
       });
       try {
+        assert.equal((generator.drafter as OnnxEagleDrafter).file, file);
         assert.equal(generator.defaultProposer, "eagle");
         assert.equal(generator.draft, undefined);
         assert.equal(generator.target.featureSize, 2 * TINY.hidden);
@@ -175,6 +181,7 @@ Deno.test({
           }
         }
       }
+      assert.deepEqual([...drafter.draftToTarget], Array.from({ length: 16 }, (_, s) => 1 + 2 * s));
       assert.deepEqual(proposer.rollback(2, 1), [proposal.tokens[2][0]]);
       assert.equal(drafter.rows, 1);
       assert.equal(drafter.length, 3);

@@ -1,9 +1,11 @@
 /**
  * spectr's feature drafter (EAGLE-style) on onnxruntime: the two graphs of a drafter folder
  * (`model_type: "spectr_eagle"`, see docs/eagle_drafter.md) — `onnx/fuse.onnx` maps the target's
- * features to the drafter's hidden size, `onnx/model.onnx` is one decoder layer over
- * (token, hidden) pairs with its own one-layer KV cache per row — as an {@linkcode EagleDrafterModel}
- * that `EagleProposer` drives.
+ * features to the drafter's hidden size, the step graph (`onnx/model.onnx` fp32, or
+ * `onnx/model_quantized.onnx` for dtype "q8") is one decoder layer over (token, hidden) pairs with
+ * its own one-layer KV cache per row whose output is the last position's logits over the draft
+ * vocabulary, and `onnx/draft_vocab.json` maps those slots to target ids (d2t) — as an
+ * {@linkcode EagleDrafterModel} that `EagleProposer` drives.
  *
  * @module
  */
@@ -13,12 +15,16 @@ import { checkFork, checkSelect } from "../decode/model.ts";
 import {
   type BackendOptions,
   createOnnxSession,
+  modelFileName,
   type OnnxSession,
   type OrtTensor,
   type ResolvedBackend,
 } from "./backend.ts";
 import { InvalidModelError } from "./errors.ts";
 import { type ModelSource, openModelFolder } from "./loader.ts";
+
+/** The built file mapping draft slots to target ids: `{ "draft_vocab_size": n, "d2t": [ids] }`. */
+export const DRAFT_VOCAB_FILE = "onnx/draft_vocab.json";
 
 /** The fields of a drafter's config.json that the runtime reads. */
 export interface EagleDrafterConfig {
@@ -32,8 +38,10 @@ export interface EagleDrafterConfig {
   readonly numKvHeads: number;
   /** Per-head size. */
   readonly headDim: number;
-  /** The target's vocabulary size (the logits' width). */
+  /** The target's vocabulary size. */
   readonly vocabSize: number;
+  /** The draft vocabulary's size (the step graph's `draft_logits` width; vocab_size when absent). */
+  readonly draftVocabSize: number;
   /** Context limit (max_position_embeddings; 8192 when absent). */
   readonly maxLength: number;
   /** The target folder's name (informational). */
@@ -91,13 +99,22 @@ export function parseEagleDrafterConfig(json: unknown): EagleDrafterConfig {
     numKvHeads: int("num_key_value_heads"),
     headDim: int("head_dim"),
     vocabSize: int("vocab_size"),
+    draftVocabSize: int("draft_vocab_size", c.vocab_size as number),
     maxLength: int("max_position_embeddings", 8192),
     target: typeof c.target === "string" ? c.target : undefined,
   };
 }
 
 /** Options of {@linkcode OnnxEagleDrafter.load}. */
-export interface OnnxEagleDrafterOptions extends Pick<BackendOptions, "backend" | "numThreads"> {
+export interface OnnxEagleDrafterOptions extends Pick<BackendOptions, "backend" | "numThreads" | "file"> {
+  /**
+   * Which step graph: "fp32" → onnx/model.onnx, "q8" (alias "quantized") → onnx/model_quantized.onnx
+   * (8-bit MatMulNBits: fast on onnxruntime-node's cpu, slow on onnxruntime-web), other dtypes →
+   * onnx/model_<dtype>.onnx as for any model folder (a drafter folder built by spectr has the first
+   * two). `file` overrides it. onnx/fuse.onnx is float32 for every dtype.
+   * @default {"fp32"}
+   */
+  dtype?: BackendOptions["dtype"];
   /**
    * Context limit in positions, at most the config's.
    * @default {the config's max_position_embeddings}
@@ -109,17 +126,19 @@ export interface OnnxEagleDrafterOptions extends Pick<BackendOptions, "backend" 
  * A drafter folder's graphs on onnxruntime (backends cpu, wasm, webgpu; not `kernel`).
  *
  * Cache: `past_key_values.0.key|value` float32 `[rows, kvHeads, length, headDim]`;
- * {@linkcode OnnxEagleDrafter.append} runs `model.onnx` on `input_ids [rows, T]`, `hidden_states
+ * {@linkcode OnnxEagleDrafter.append} runs the step graph on `input_ids [rows, T]`, `hidden_states
  * [rows, T, hidden]`, an all-ones `attention_mask [rows, length + T]`, `position_ids` length … length
- * + T − 1, and keeps `present.*` as the cache. {@linkcode OnnxEagleDrafter.fork} copies the one row
- * eagerly (one layer: small).
+ * + T − 1, returns the last position's `draft_logits [rows, draftVocab]` and `hidden_out [rows,
+ * hidden]`, and keeps `present.*` as the cache. {@linkcode OnnxEagleDrafter.fork} copies the one row
+ * eagerly (one layer: small). {@linkcode OnnxEagleDrafter.draftToTarget} (d2t, from
+ * onnx/draft_vocab.json) maps a slot of the draft logits to its target token id.
  *
  * @example
  * ```ts ignore
  * import { OnnxEagleDrafter } from "./eagle_drafter.ts";
  * const drafter = await OnnxEagleDrafter.load("models/smollm2-eagle", { backend: "wasm" });
  * const u = await drafter.fuse(new Float32Array(2 * drafter.featureSize), 2); // [2, hidden]
- * const { logits } = await drafter.append([[10, 11]], u, 1); // [1, 1, vocab]
+ * const { logits } = await drafter.append([[10, 11]], u); // [1, draftVocab]: slot s is token d2t[s]
  * ```
  */
 export class OnnxEagleDrafter implements EagleDrafterModel {
@@ -127,6 +146,10 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
   readonly config: EagleDrafterConfig;
   /** The target's vocabulary size. */
   readonly vocabSize: number;
+  /** d2t `[draftVocab]`: slot s of the draft logits is target token `draftToTarget[s]` (strictly ascending). */
+  readonly draftToTarget: Int32Array;
+  /** The step graph's file (by dtype). */
+  readonly file: string;
   /** The drafter's hidden size. */
   readonly hiddenSize: number;
   /** Floats per target feature (layers × target hidden size). */
@@ -141,9 +164,17 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
   #rows = 1;
   #length = 0;
 
-  private constructor(config: EagleDrafterConfig, fuse: OnnxSession, model: OnnxSession, maxLength: number) {
+  private constructor(
+    config: EagleDrafterConfig,
+    fuse: OnnxSession,
+    model: OnnxSession,
+    maxLength: number,
+    d2t: Int32Array,
+  ) {
     this.config = config;
     this.vocabSize = config.vocabSize;
+    this.draftToTarget = d2t;
+    this.file = model.file;
     this.hiddenSize = config.hiddenSize;
     this.featureSize = config.targetHiddenLayers.length * config.targetHiddenSize;
     this.maxLength = maxLength;
@@ -153,12 +184,14 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
   }
 
   /**
-   * Loads a drafter folder: config.json, onnx/fuse.onnx, onnx/model.onnx.
+   * Loads a drafter folder: config.json, onnx/draft_vocab.json, onnx/fuse.onnx and the step graph
+   * of the dtype (onnx/model.onnx for "fp32", onnx/model_quantized.onnx for "q8").
    *
    * @throws {ModelNotFoundError} a missing folder or file.
    * @throws {InvalidModelError} a config that is not a drafter's, graphs without the contract's
-   *   inputs / outputs.
-   * @throws {RangeError} backend "kernel", a bad maxLength.
+   *   inputs / outputs, a draft_vocab.json that is not strictly ascending ids below vocab_size of
+   *   the config's draft_vocab_size.
+   * @throws {RangeError} backend "kernel", a bad maxLength or dtype.
    */
   static async load(source: ModelSource, options: OnnxEagleDrafterOptions = {}): Promise<OnnxEagleDrafter> {
     if (options.backend === "kernel") {
@@ -179,11 +212,13 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
       }
       maxLength = options.maxLength;
     }
+    const file = options.file ?? modelFileName(options.dtype ?? "fp32");
+    const d2t = parseDraftVocab(await folder.readJson(DRAFT_VOCAB_FILE), config);
     const base = { backend: options.backend, numThreads: options.numThreads };
     const fuse = await createOnnxSession(folder, { ...base, file: "onnx/fuse.onnx" });
     let model: OnnxSession | undefined;
     try {
-      model = await createOnnxSession(folder, { ...base, file: "onnx/model.onnx" });
+      model = await createOnnxSession(folder, { ...base, file });
       checkNames(fuse, ["target_hidden"], ["hidden_states"]);
       checkNames(
         model,
@@ -195,14 +230,14 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
           "past_key_values.0.key",
           "past_key_values.0.value",
         ],
-        ["logits", "hidden_out", "present.0.key", "present.0.value"],
+        ["draft_logits", "hidden_out", "present.0.key", "present.0.value"],
       );
     } catch (error) {
       await fuse.release();
       await model?.release();
       throw error;
     }
-    return new OnnxEagleDrafter(config, fuse, model, maxLength);
+    return new OnnxEagleDrafter(config, fuse, model, maxLength, d2t);
   }
 
   /** The backend the sessions run on. */
@@ -253,15 +288,15 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
   }
 
   /**
-   * Appends `tokens[r]` (all of length T) with their hidden inputs to row r; returns logits
-   * `[rows, keep, vocab]` and `hidden_out` `[rows, keep, hidden]` of the last `keep` positions.
+   * Appends `tokens[r]` (all of length T) with their hidden inputs to row r; returns the last
+   * position's draft logits `[rows, draftVocab]` (slot s is token `draftToTarget[s]`) and
+   * `hidden_out` `[rows, hidden]`.
    *
    * @throws {RangeError} wrong row count, ragged rows, hidden of the wrong length, the context limit.
    */
   async append(
     tokens: ArrayLike<number>[],
     hidden: Float32Array,
-    keep: number,
   ): Promise<{ logits: Float32Array; hidden: Float32Array }> {
     const rows = this.#rows, t = tokens[0]?.length ?? 0, hs = this.hiddenSize;
     if (tokens.length !== rows || t < 1 || tokens.some((r) => r.length !== t)) {
@@ -273,9 +308,6 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
       throw new RangeError(
         `Cannot run the drafter: expected ${rows}×${t}×${hs} hidden inputs, got ${hidden.length}`,
       );
-    }
-    if (!Number.isInteger(keep) || keep < 1 || keep > t) {
-      throw new RangeError(`Cannot run the drafter: keep must be an integer in [1, ${t}], got ${keep}`);
     }
     if (this.#length + t > this.maxLength) {
       throw new RangeError(
@@ -307,10 +339,14 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
       }
     }
     this.calls++;
-    const v = this.vocabSize;
-    const logits = lastPositions(outputs.logits.data as Float32Array, rows, t, keep, v);
-    const hiddenOut = lastPositions(outputs.hidden_out.data as Float32Array, rows, t, keep, hs);
-    outputs.logits.dispose();
+    const logits = (outputs.draft_logits.data as Float32Array).slice();
+    if (logits.length !== rows * this.draftToTarget.length) {
+      throw new InvalidModelError(
+        `Cannot run the drafter: ${this.file} returned ${logits.length} draft logits, expected ${rows}×${this.draftToTarget.length}`,
+      );
+    }
+    const hiddenOut = lastPosition(outputs.hidden_out.data as Float32Array, rows, t, hs);
+    outputs.draft_logits.dispose();
     outputs.hidden_out.dispose();
     this.#replace([outputs["present.0.key"], outputs["present.0.value"]]);
     this.#length = total;
@@ -362,20 +398,42 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
   }
 }
 
-/** The last `keep` of `t` positions per row of `[rows, t, width]`. */
-function lastPositions(
-  all: Float32Array,
-  rows: number,
-  t: number,
-  keep: number,
-  width: number,
-): Float32Array {
-  if (keep === t) return all.slice();
-  const out = new Float32Array(rows * keep * width);
+/** The last of `t` positions per row of `[rows, t, width]`. */
+function lastPosition(all: Float32Array, rows: number, t: number, width: number): Float32Array {
+  if (t === 1) return all.slice();
+  const out = new Float32Array(rows * width);
   for (let r = 0; r < rows; r++) {
-    out.set(all.subarray((r * t + t - keep) * width, (r * t + t) * width), r * keep * width);
+    out.set(all.subarray((r * t + t - 1) * width, (r * t + t) * width), r * width);
   }
   return out;
+}
+
+/** d2t from draft_vocab.json: `draftVocabSize` strictly ascending ids below `vocabSize`. */
+function parseDraftVocab(json: unknown, config: EagleDrafterConfig): Int32Array {
+  const ids = (json as { d2t?: unknown } | null)?.d2t;
+  const n = config.draftVocabSize, v = config.vocabSize;
+  const bad = (why: string): never => {
+    throw new InvalidModelError(`Cannot use the drafter: ${DRAFT_VOCAB_FILE} ${why} (rebuild the folder)`);
+  };
+  if (!Array.isArray(ids) || ids.length !== n) {
+    bad(
+      `must hold d2t, ${n} ids (config draft_vocab_size), got ${
+        Array.isArray(ids) ? ids.length : typeof ids
+      }`,
+    );
+  }
+  const d2t = new Int32Array(n);
+  for (let s = 0; s < n; s++) {
+    const id = (ids as unknown[])[s];
+    if (
+      !Number.isInteger(id) || (id as number) < 0 || (id as number) >= v ||
+      (s > 0 && (id as number) <= d2t[s - 1])
+    ) {
+      bad(`must be strictly ascending ids in [0, ${v}), got d2t[${s}] = ${id}`);
+    }
+    d2t[s] = id as number;
+  }
+  return d2t;
 }
 
 function checkNames(session: OnnxSession, inputs: string[], outputs: string[]): void {
