@@ -65,11 +65,25 @@ function maskForm(shape: readonly (number | string)[] | undefined): "2d" | "4d" 
   return shape.length === 4 ? "4d" : shape.length === 0 ? "any" : "2d";
 }
 
-/** int64 mask `[rows, 1, t, past + t]` with the causal rule: query s sees keys 0 … past + s. */
-function causalMask4d(rows: number, t: number, past: number): BigInt64Array {
+/**
+ * Rejected positions a cache may hold masked (see the class notes) before it is compacted: each
+ * costs every later forward one masked key per layer and its share of the cache copies in and out
+ * of onnxruntime, a compaction one copy of the whole cache.
+ */
+const MAX_HIDDEN = 32;
+
+/**
+ * int64 mask `[rows, 1, t, past + t]` with the causal rule: query s sees keys 0 … past + s, except
+ * held positions p with `live[p] = 0`.
+ */
+function causalMask4d(rows: number, t: number, past: number, live?: Uint8Array): BigInt64Array {
   const total = past + t, out = new BigInt64Array(rows * t * total);
   for (let r = 0; r < rows; r++) {
-    for (let q = 0; q < t; q++) out.fill(1n, (r * t + q) * total, (r * t + q) * total + past + q + 1);
+    for (let q = 0; q < t; q++) {
+      const at = (r * t + q) * total;
+      out.fill(1n, at, at + past + q + 1);
+      if (live) { for (let p = 0; p < past; p++) if (!live[p]) out[at + p] = 0n; }
+    }
   }
   return out;
 }
@@ -112,6 +126,13 @@ function float16ToFloat32(src: Uint16Array): Float32Array {
  * node seeing the cache and its ancestors) and {@linkcode OnnxCausalLM.keepTreePath} gathers the
  * accepted path's KV entries. A "4d" graph is fed a causal 4D mask on plain appends too; an "any"
  * graph the 2D one.
+ *
+ * Rollback without copies: on such a graph, a one-row {@linkcode OnnxCausalLM.select} and
+ * {@linkcode OnnxCausalLM.keepTreePath} leave the dropped positions in the cache and mask them
+ * (0 in `attention_mask`, 2D or 4D); position ids count the row's tokens only, so every forward
+ * computes what it would on the compacted cache. Once more than 32 positions are masked, the cache
+ * is compacted (one copy). Other graphs, and selecting one of several cache rows, copy the kept
+ * positions at once.
  *
  * Runs are serialised per model; like every {@linkcode CausalModel}, the object is stateful, so
  * drive one generation at a time.
@@ -174,7 +195,12 @@ export class OnnxCausalLM implements CausalModel {
   #tree: { parents: Int32Array } | undefined;
   #cacheRows = 1;
   #rows = 1;
+  /** Tokens held per row (logical). */
   #length = 0;
+  /** Positions in the cache tensors (≥ #length: rejected positions may stay, masked). */
+  #held = 0;
+  /** Per held position, 1 when it is one of the row's tokens; undefined when all are. */
+  #live: Uint8Array | undefined;
   #disposed = false;
   #busy = false;
 
@@ -339,6 +365,8 @@ export class OnnxCausalLM implements CausalModel {
     this.#cacheRows = 1;
     this.#rows = 1;
     this.#length = 0;
+    this.#held = 0;
+    this.#live = undefined;
     this.#tree = undefined;
   }
 
@@ -416,7 +444,8 @@ export class OnnxCausalLM implements CausalModel {
     this.#throwIfBusy("select a row");
     this.#throwIfTree("select a row");
     checkSelect(row, length, this);
-    this.#crop(this.#cacheRows === 1 ? 0 : row, length);
+    if (this.#cacheRows === 1 && this.supportsTree) this.#hide(length);
+    else this.#crop(this.#cacheRows === 1 ? 0 : row, length);
     this.#rows = 1;
   }
 
@@ -470,16 +499,19 @@ export class OnnxCausalLM implements CausalModel {
     this.#features = undefined;
     this.#busy = true;
     try {
-      const n = tokens.length, past = this.#length, total = past + n;
+      const n = tokens.length, past = this.#held, total = past + n, live = this.#live;
       const ids = new BigInt64Array(n), positions = new BigInt64Array(n);
       const mask = new BigInt64Array(n * total);
       for (let i = 0; i < n; i++) {
         ids[i] = BigInt(tokens[i]);
-        positions[i] = BigInt(past + depths[i]);
+        positions[i] = BigInt(this.#length + depths[i]);
         mask.fill(1n, i * total, i * total + past);
+        if (live) { for (let p = 0; p < past; p++) if (!live[p]) mask[i * total + p] = 0n; }
         for (let j = i; j !== -1; j = parents[j]) mask[i * total + past + j] = 1n;
       }
       const logits = await this.#run(ids, positions, mask, [1, 1, n, total], 1, n);
+      this.#held = total;
+      if (live) this.#live = grow(live, total);
       this.#features = this.#runFeatures;
       this.#tree = { parents: Int32Array.from(parents) };
       return logits;
@@ -500,46 +532,84 @@ export class OnnxCausalLM implements CausalModel {
     const tree = this.#tree;
     if (!tree) throw new RangeError("Cannot keep a tree path: no tree is pending (call appendTree first)");
     checkKeepTreePath(nodes, tree.parents);
+    // The path's nodes are in tree order (a parent precedes its children): masking the other
+    // nodes keeps the path as the row's next tokens, in order, without copying the cache.
     const start = performance.now();
-    const h = this.#kvHeads, d = this.#headDim, past = this.#length, m = nodes.length;
-    const held = past + tree.parents.length, length = past + m;
-    const next = this.#past.map((tensor) => {
-      const src = tensor.data as KvData;
-      const out = allocLike(src, h * length * d);
-      for (let head = 0; head < h; head++) {
-        const from = head * held * d, to = head * length * d;
-        out.set(src.subarray(from, from + past * d), to);
-        for (let j = 0; j < m; j++) {
-          const at = from + (past + nodes[j]) * d;
-          out.set(src.subarray(at, at + d), to + (past + j) * d);
-        }
-      }
-      return this.#kvTensor(out, [1, h, length, d]);
-    });
-    this.#replaceCache(next);
-    this.#length = length;
+    const n = tree.parents.length, held = this.#held, first = held - n;
+    const live = this.#live ?? new Uint8Array(held).fill(1);
+    live.fill(0, first, held);
+    for (let j = 0; j < nodes.length; j++) live[first + nodes[j]] = 1;
+    this.#live = live;
+    this.#length += nodes.length;
     this.#tree = undefined;
     this.kvMs += performance.now() - start;
+    this.#compactIfNeeded();
   }
 
-  /** Keeps cache row `from` cut to `length` positions, as a one-row cache. */
+  /**
+   * Keeps cache row `from` cut to its first `length` tokens, as a one-row cache without masked
+   * positions (a copy: the live positions gathered in runs).
+   */
   #crop(from: number, length: number): void {
-    if (this.#cacheRows === 1 && length === this.#length) return;
+    if (this.#cacheRows === 1 && length === this.#length && this.#held === length) return;
     const start = performance.now();
-    const h = this.#kvHeads, d = this.#headDim, held = this.#length;
+    const h = this.#kvHeads, d = this.#headDim, held = this.#held, live = this.#live;
+    // runs [at, end) of held positions to keep, in order
+    const runs: number[] = [];
+    for (let p = 0, kept = 0; p < held && kept < length;) {
+      if (live && !live[p]) {
+        p++;
+        continue;
+      }
+      let end = p;
+      while (end < held && kept < length && (!live || live[end])) {
+        end++;
+        kept++;
+      }
+      runs.push(p, end);
+      p = end;
+    }
     const next = this.#past.map((tensor) => {
       const src = tensor.data as KvData;
       const out = allocLike(src, h * length * d);
       for (let head = 0; head < h; head++) {
-        const at = ((from * h + head) * held) * d;
-        out.set(src.subarray(at, at + length * d), head * length * d);
+        const row = ((from * h + head) * held) * d;
+        let to = head * length * d;
+        for (let i = 0; i < runs.length; i += 2) {
+          out.set(src.subarray(row + runs[i] * d, row + runs[i + 1] * d), to);
+          to += (runs[i + 1] - runs[i]) * d;
+        }
       }
       return this.#kvTensor(out, [1, h, length, d]);
     });
     this.#replaceCache(next);
     this.#cacheRows = 1;
     this.#length = length;
+    this.#held = length;
+    this.#live = undefined;
     this.kvMs += performance.now() - start;
+  }
+
+  /**
+   * Cuts the one-row cache to its first `length` tokens by masking the positions after them (no
+   * copy); compacts once more than {@linkcode MAX_HIDDEN} positions are masked.
+   */
+  #hide(length: number): void {
+    if (length === this.#length) return;
+    const start = performance.now();
+    const held = this.#held;
+    const live = this.#live ?? new Uint8Array(held).fill(1);
+    let kept = 0, p = 0;
+    for (; p < held && kept < length; p++) if (live[p]) kept++;
+    live.fill(0, p, held);
+    this.#live = live;
+    this.#length = length;
+    this.kvMs += performance.now() - start;
+    this.#compactIfNeeded();
+  }
+
+  #compactIfNeeded(): void {
+    if (this.#held - this.#length > MAX_HIDDEN) this.#crop(0, this.#length);
   }
 
   /** Releases the onnxruntime session and the cache; later calls throw. Idempotent. */
@@ -591,7 +661,7 @@ export class OnnxCausalLM implements CausalModel {
   /** Copies the one cache row to `rows` rows. */
   #expand(rows: number): void {
     const start = performance.now();
-    const h = this.#kvHeads, d = this.#headDim, len = this.#length;
+    const h = this.#kvHeads, d = this.#headDim, len = this.#held;
     const next = this.#past.map((tensor) => {
       const src = tensor.data as KvData;
       const out = allocLike(src, rows * src.length);
@@ -604,7 +674,7 @@ export class OnnxCausalLM implements CausalModel {
   }
 
   async #forward(tokens: ArrayLike<number>[], rows: number, t: number, keep: number): Promise<Float32Array> {
-    const past = this.#length;
+    const past = this.#held, live = this.#live;
     const total = past + t;
     const ids = new BigInt64Array(rows * t);
     const positions = new BigInt64Array(rows * t);
@@ -612,13 +682,23 @@ export class OnnxCausalLM implements CausalModel {
       const row = tokens[r];
       for (let i = 0; i < t; i++) {
         ids[r * t + i] = BigInt(row[i]);
-        positions[r * t + i] = BigInt(past + i);
+        positions[r * t + i] = BigInt(this.#length + i);
       }
     }
-    const all = this.#mask === "4d"
-      ? await this.#run(ids, positions, causalMask4d(rows, t, past), [rows, 1, t, total], rows, t)
-      : await this.#run(ids, positions, new BigInt64Array(rows * total).fill(1n), [rows, total], rows, t);
-    this.#length = total;
+    let all: Float32Array;
+    if (this.#mask === "4d") {
+      all = await this.#run(ids, positions, causalMask4d(rows, t, past, live), [rows, 1, t, total], rows, t);
+    } else {
+      // 2D: 1 for every key but the masked held positions (only a tree-capable graph has those)
+      const mask = new BigInt64Array(rows * total).fill(1n);
+      if (live) {
+        for (let r = 0; r < rows; r++) for (let p = 0; p < past; p++) if (!live[p]) mask[r * total + p] = 0n;
+      }
+      all = await this.#run(ids, positions, mask, [rows, total], rows, t);
+    }
+    this.#length += t;
+    this.#held = total;
+    if (live) this.#live = grow(live, total);
     this.#features = this.#runFeatures;
     const v = this.vocabSize;
     if (keep === t) return all;
@@ -668,7 +748,7 @@ export class OnnxCausalLM implements CausalModel {
     t: number,
   ): Promise<Float32Array> {
     const session = this.#session;
-    const past = this.#length;
+    const past = this.#held;
     const total = past + t;
     const feeds: Record<string, OrtTensor> = {
       input_ids: session.tensor("int64", ids, [rows, t]),
@@ -722,6 +802,15 @@ export class OnnxCausalLM implements CausalModel {
       ? float16ToFloat32(raw) // float16 bits
       : Float32Array.from(raw); // Float16Array
   }
+}
+
+/** `live` extended to `n` entries, the new ones 1 (live). */
+function grow(live: Uint8Array, n: number): Uint8Array {
+  if (live.length >= n) return live;
+  const out = new Uint8Array(n);
+  out.set(live);
+  out.fill(1, live.length);
+  return out;
 }
 
 /** Features `[rows, t, f]`: the first `shared` positions (one row) repeated in every row, then `rest`. */
