@@ -30,6 +30,7 @@
 import { parseArgs } from "node:util";
 import {
   type BackendName,
+  type CausalModel,
   type GenerationOptions,
   type GenerationStats,
   type ModelDtype,
@@ -121,6 +122,28 @@ export function profileRow(name: string, full: GenerationStats[], first: Generat
     total: per(d.wall),
   };
   return { name, blocks: n, tokensPerBlock: d.tokens / n, ms };
+}
+
+/**
+ * The floor of an sd L = 2 block: bare target forwards of 1 and of 3 tokens at the same cache
+ * lengths (a prompt-length prefill, then 30 steps each, interleaved, rolled back after each), as
+ * the median ms of one forward.
+ */
+async function bareForwards(target: CausalModel, prompt: number[]): Promise<{ one: number; three: number }> {
+  const one: number[] = [], three: number[] = [];
+  target.reset();
+  await target.append([prompt], 1);
+  for (let i = 0; i < 30; i++) {
+    for (const t of [1, 3]) {
+      const at = target.length;
+      const start = performance.now();
+      await target.append([Array.from({ length: t }, (_, j) => 200 + i + j)], t);
+      (t === 1 ? one : three).push(performance.now() - start);
+      target.select(0, at);
+    }
+  }
+  target.reset();
+  return { one: median(one), three: median(three) };
 }
 
 function median(xs: number[]): number {
@@ -244,9 +267,20 @@ async function main(): Promise<void> {
     return { ...list[0], tokensPerBlock: median(list.map((r) => r.tokensPerBlock)), ms };
   });
   printProfile(rows);
+  // a cache as long as a generation's middle: ~40 chat-prompt tokens + half the new tokens
+  const ids = pair.tokenizer.encode(PROMPTS.join(" "));
+  const prompt = Array.from({ length: 40 + Math.floor(maxNewTokens / 2) }, (_, i) => ids[i % ids.length]);
+  const bare = await bareForwards(pair.target, prompt);
+  console.log(
+    `\nbare target forwards at ~${prompt.length} cached tokens: 1 token ${bare.one.toFixed(2)} ms, 3 tokens ${
+      bare.three.toFixed(2)
+    } ms = ${(bare.three / bare.one).toFixed(3)}× (the floor of an sd L=2 block, in 1-token forwards)`,
+  );
   console.log(`load at the end ${load()}`);
   for (const g of new Set(generators.map((g) => g.generator))) await g.dispose();
-  console.log(JSON.stringify({ dtype, backend, temperature, prompts: prompts.length, maxNewTokens, rows }));
+  console.log(
+    JSON.stringify({ dtype, backend, temperature, prompts: prompts.length, maxNewTokens, rows, bare }),
+  );
 }
 
 if (import.meta.main) await main();
