@@ -29,7 +29,7 @@ export function askLlamaCpp(request: GenerateRequest): Promise<GenerateReply> {
 
 /**
  * Tokens/s of each peer over the given chat prompts (one generation per prompt and temperature,
- * exactly `maxNewTokens` tokens, wall time with the prefill): transformers.js fp32 and q8, llama.cpp
+ * exactly `maxNewTokens` tokens, wall time with the prefill; temperature 0 is greedy): transformers.js fp32 and q8, llama.cpp
  * with `threads` threads and with 1 (ggml's threads spin at every op's barrier, so on a busy 2-core
  * machine 2 threads can collapse; both are reported).
  */
@@ -67,9 +67,8 @@ export async function measurePeers(o: {
         const output: any = await model.generate({
           input_ids: new Tensor("int64", BigInt64Array.from(ids, BigInt), [1, n]),
           attention_mask: new Tensor("int64", new BigInt64Array(n).fill(1n), [1, n]),
-          do_sample: true,
-          temperature,
-          top_k: 0,
+          // T = 0: greedy (transformers.js rejects temperature 0 with sampling on).
+          ...(temperature > 0 ? { do_sample: true, temperature, top_k: 0 } : { do_sample: false }),
           max_new_tokens: o.maxNewTokens,
           min_new_tokens: o.maxNewTokens,
         });
