@@ -5,6 +5,8 @@ drafter's input embedding and, at d2t, its frozen head: the ONNX builder dequant
 d2t: the draft vocabulary, the --k tokens with the largest target probability mass over the sampled
 training data (sum over answer positions of the stored top-k probabilities, plus sampled-token counts),
 always including the special/chat tokens 0, 1, 2; ascending.
+onorm: the target's final norm weight, the initial value of the drafter's head norm (the head is the
+target's own embedding rows, so this starts the logits at the target's scale).
   python3 prep.py --data /tmp/eagle/train --max-files 8 --k 8192 --out /tmp/eagle/prep.npz
 """
 import argparse, glob, os
@@ -25,6 +27,7 @@ V = 49152
 r = gguf.GGUFReader(args.gguf)
 t = next(t for t in r.tensors if t.name == 'token_embd.weight')
 E = gguf.quants.dequantize(t.data, t.tensor_type).reshape(V, -1).astype(np.float32)
+onorm = np.array(next(t for t in r.tensors if t.name == 'output_norm.weight').data, np.float32)
 soft = np.zeros(V)
 cnt = np.zeros(V)
 n = 0
@@ -39,6 +42,6 @@ for f in files:
 score = soft + cnt
 score[[0, 1, 2]] = 1e18
 d2t = np.sort(np.argsort(-score, kind='stable')[:args.k])
-np.savez(args.out, E=E, d2t=d2t.astype(np.int32))
+np.savez(args.out, E=E, d2t=d2t.astype(np.int32), onorm=onorm)
 print(f'{len(files)} shards, {n} answer tokens; draft vocabulary K={args.k}: covers {soft[d2t].sum() / soft.sum():.4f} '
       f'of the target top-k mass, {cnt[d2t].sum() / cnt.sum():.4f} of sampled tokens; E {E.shape} rms {np.sqrt((E**2).mean()):.4f}')

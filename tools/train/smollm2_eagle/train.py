@@ -15,7 +15,7 @@ Resumable: --resume CKPT continues weights, optimiser and step.
 import argparse, glob, json, math, os, sys, time
 import numpy as np
 import torch
-from model import Drafter
+from model import Drafter, rms
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--data', default='/tmp/eagle/train')
@@ -27,8 +27,10 @@ ap.add_argument('--max-files', type=int, default=0, help='train on the first N s
 ap.add_argument('--steps', type=int, default=2000)
 ap.add_argument('--batch', type=int, default=8, help='rows per step')
 ap.add_argument('--max-len', type=int, default=256, help='positions per row (longer rows: a random window)')
-ap.add_argument('--ttt', type=int, default=4, help='unrolled depths (training-time test)')
+ap.add_argument('--ttt', type=int, default=3, help='unrolled depths (training-time test)')
 ap.add_argument('--depth-decay', type=float, default=0.8)
+ap.add_argument('--reg', type=float, default=0.0, help='weight of the feature regression (EAGLE-1): the drafter head input '
+                'rms(g)*norm against the target head input rms(h29)*onorm of the next position, smooth L1')
 ap.add_argument('--lr', type=float, default=1e-3)
 ap.add_argument('--min-lr-frac', type=float, default=0.05)
 ap.add_argument('--warmup', type=int, default=50)
@@ -36,6 +38,7 @@ ap.add_argument('--wd', type=float, default=0.0)
 ap.add_argument('--seed', type=int, default=1234)
 ap.add_argument('--threads', type=int, default=2)
 ap.add_argument('--eval-every', type=int, default=200)
+ap.add_argument('--log-every', type=int, default=10)
 ap.add_argument('--eval-rows', type=int, default=64)
 ap.add_argument('--reload-every', type=int, default=0, help='pick up new shards every N steps (sampling still running)')
 ap.add_argument('--max-minutes', type=float, default=0)
@@ -56,7 +59,8 @@ def load_rows(folder, max_files=0):
     rows = []
     files = sorted(glob.glob(os.path.join(folder, 'shard_*.npz')))[:max_files or None]
     for f in files:
-        d = np.load(f)
+        z = np.load(f)
+        d = {k: z[k] for k in z.files}                    # read each array once (npz access decompresses anew)
         o, pl, gl = d['row_off'], d['prompt_len'], d['gen_len']
         fo = 0
         go = 0
@@ -90,45 +94,47 @@ def make_batch(rows, max_len, rng=None):
     tid = torch.zeros(B, T, k, dtype=torch.long)
     tlp = torch.full((B, T, k), -1e4)
     has = torch.zeros(B, T, dtype=torch.bool)
+    nxt = torch.zeros(B, T, Fd // 3)
     for b, (r, (lo, hi)) in enumerate(zip(rows, wins)):
         m = hi - lo
         feats[b, :m] = torch.from_numpy(r['feats'][lo:hi].astype(np.float32))
         toks[b, :m] = torch.from_numpy(r['ids'][lo + 1:hi + 1])
         valid[b, :m] = True
+        top = r['feats'][lo + 1:hi + 1, 2 * (Fd // 3):]          # h29 of position i + 1 (where it exists)
+        nxt[b, :len(top)] = torch.from_numpy(top.astype(np.float32))
         # position i (absolute) has a target when x_{i+2} is an answer token: offset j = i + 2 - plen in [0, gen)
         for i in range(max(lo, r['plen'] - 2), min(hi, len(r['ids']) - 2)):
             j = i + 2 - r['plen']
             tid[b, i - lo] = torch.from_numpy(r['tk_ids'][j])
             tlp[b, i - lo] = torch.from_numpy(r['tk_lp'][j])
             has[b, i - lo] = True
-    return feats, toks, valid, tid, tlp, has
+    return feats, toks, valid, tid, tlp, has, nxt
 
 
-def depth_losses(model, batch, steps, temps=(1.0,)):
-    feats, toks, valid, tid, tlp, has = batch
+def depth_losses(model, batch, steps):
+    """Per depth s: the draft-vocabulary logits at the positions with a target (depth s needs i >= s),
+    [n_s, K], and those positions' target slots / probabilities."""
+    feats, toks, valid, tid, tlp, has, nxt = batch
     outs = model.unrolled(feats, toks, valid, steps)
-    slot = t2d[tid]                                        # [B,T,k] draft slot or -1
-    inv = slot < 0
-    p = torch.exp(tlp).masked_fill(inv, 0.0)
     res = []
-    T = feats.shape[1]
     for s, g in enumerate(outs):
         m = has.clone()
         m[:, :s] = False
-        logits = model.head_logits(g)                      # [B,T,K]
-        res.append((logits, m))
-    return res, slot, inv, p
+        slot = t2d[tid[m]]                                 # [n, k] draft slot or -1
+        res.append((model.head_logits(g[m]), slot, tlp[m], tid[m], g[m], nxt[m]))
+    return res
 
 
 def train_loss(model, batch, steps):
-    res, slot, inv, p = depth_losses(model, batch, steps)
-    total, parts = 0.0, []
-    wsum = 0.0
-    for s, (logits, m) in enumerate(res):
-        lq = torch.log_softmax(logits, -1)
-        lq_t = torch.gather(lq, -1, slot.clamp(min=0))     # [B,T,k]
-        ce = -(p * lq_t).sum(-1)                           # [B,T]
-        l = ce[m].mean() if m.any() else ce.sum() * 0
+    total, parts, wsum = 0.0, [], 0.0
+    for s, (logits, slot, lp, _, g, h) in enumerate(depth_losses(model, batch, steps)):
+        p = torch.exp(lp).masked_fill(slot < 0, 0.0)
+        lq = torch.gather(torch.log_softmax(logits, -1), -1, slot.clamp(min=0))
+        l = -(p * lq).sum(-1).mean()
+        if args.reg:
+            ok = h.abs().sum(-1) > 0                       # the last position of a row has no next feature
+            if ok.any():
+                l = l + args.reg * torch.nn.functional.smooth_l1_loss(rms(g[ok]) * model.norm, rms(h[ok]) * ONORM)
         w = args.depth_decay ** s
         total = total + w * l
         wsum += w
@@ -144,19 +150,15 @@ def evaluate(model, rows, steps):
     count = np.zeros(steps)
     for i in range(0, len(rows), 8):
         batch = make_batch(rows[i:i + 8], 10 ** 9)
-        res, slot, inv, _ = depth_losses(model, batch, steps)
-        tlp = batch[4]
-        for s, (logits, m) in enumerate(res):
+        for s, (logits, slot, lp, tid, _, _) in enumerate(depth_losses(model, batch, steps)):
+            inv = slot < 0
             for T in (1.0, 0.7):
                 # T = 1: the stored log-probs themselves; T < 1: re-warped over the top-k (tail ≈ 0)
-                pT = torch.exp(tlp) if T == 1.0 else torch.softmax(tlp / T, -1)
-                qT = torch.softmax(logits / T, -1)
-                q_t = torch.gather(qT, -1, slot.clamp(min=0)).masked_fill(inv, 0.0)
-                a = torch.minimum(pT, q_t).sum(-1)
-                acc[T][s] += float(a[m].sum())
-            top = logits.argmax(-1)                          # draft slot
-            greedy[s] += float((d2t[top] == batch[3][..., 0])[m].sum())
-            count[s] += float(m.sum())
+                pT = torch.exp(lp) if T == 1.0 else torch.softmax(lp / T, -1)
+                q_t = torch.gather(torch.softmax(logits / T, -1), -1, slot.clamp(min=0)).masked_fill(inv, 0.0)
+                acc[T][s] += float(torch.minimum(pT, q_t).sum())
+            greedy[s] += float((d2t[logits.argmax(-1)] == tid[:, 0]).sum())
+            count[s] += len(slot)
     return {'alpha_t1': (acc[1.0] / count).round(4).tolist(), 'alpha_t07': (acc[0.7] / count).round(4).tolist(),
             'greedy': (greedy / count).round(4).tolist(), 'positions': int(count[0])}
 
@@ -168,6 +170,9 @@ n_answer = sum(len(r['tk_ids']) for r in rows)
 print(f'train: {len(files)} shards, {len(rows)} rows, {n_answer} answer tokens; eval: {len(eval_rows)} rows', flush=True)
 
 model = Drafter(E, d2t)
+ONORM = torch.from_numpy(prep['onorm']) if 'onorm' in prep.files else torch.ones(E.shape[1])
+with torch.no_grad():
+    model.norm.copy_(ONORM)
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.95),
                         weight_decay=args.wd)
 step = 0
@@ -206,7 +211,7 @@ while step < args.steps:
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     step += 1
-    if step % 20 == 0:
+    if step % args.log_every == 0:
         print(f'step {step} lr {lr:.2e} loss {float(loss):.4f} depths {[round(x, 3) for x in parts]} '
               f'{time.time() - t0:.0f}s', flush=True)
     if step % args.eval_every == 0:
