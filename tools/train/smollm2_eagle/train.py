@@ -191,7 +191,7 @@ def save(tag=''):
 
 
 t0 = time.time()
-log = []
+best = -1.0
 last_eval = None
 while step < args.steps:
     el = (time.time() - t0) / 60
@@ -220,6 +220,11 @@ while step < args.steps:
         model.train()
         print(f'eval step {step}: {json.dumps(last_eval)}', flush=True)
         save()
+        score = sum(last_eval['alpha_t1']) + sum(last_eval['alpha_t07'])
+        if score > best:
+            best = score
+            save('.best')
+            print(f'best so far: step {step}', flush=True)
 model.eval()
 last_eval = evaluate(model, eval_rows, args.ttt)
 print(f'final step {step} ({time.time() - t0:.0f}s, {len(rows)} rows, {n_answer} answer tokens): {json.dumps(last_eval)}', flush=True)
