@@ -5,6 +5,16 @@
  * k = 4, L = 2) and by speculative sampling (L = 2) are distributed as plain sampling from the
  * target. The real pair's prompt is a chat message through the chat template.
  *
+ * The feature drafter (models/smollm2-eagle, when its onnx/ is built; EagleProposer over
+ * OnnxEagleDrafter, target with features) on the same real target, a short plain prompt, same null
+ * hypothesis: spectr k = 4, L = 2 on cpu (q8 target and q8 drafter, onnx/model_quantized.onnx) and
+ * sd L = 2 on wasm (fp32 target and drafter, onnx/model.onnx), each p ≥ 5e-4 (α = 1e-3 over the 2 correct configurations). Power
+ * check: the same proposer reporting q² renormalised instead of the q it sampled from, spectr k = 4
+ * on cpu, must be rejected (it has power only where drafts fall in the target's top 4: a trained
+ * drafter; a random one is rejected almost always, so its q does not matter). SPECTR_EAGLE_DIR
+ * overrides the drafter folder (it must sit beside smollm2-135m-instruct's build, as
+ * buildEagleFolder needs).
+ *
  * Null hypothesis: (x1, x2) ~ P(x1, x2) = p(x1 | prompt) · p(x2 | prompt, x1), with p the target's
  * warped distribution (temperature 1, top-k 4, so the outcome space has at most 16 cells). P is
  * computed here from the target's own logits (full forwards, no KV cache, float64 softmax), not by
@@ -17,6 +27,9 @@
 
 import assert from "node:assert/strict";
 import { BlockDecoder } from "../src/decode/decoder.ts";
+import { EagleProposer } from "../src/decode/eagle_proposer.ts";
+import type { DraftProposal, Proposer } from "../src/decode/proposer.ts";
+import { OnnxEagleDrafter } from "../src/model/eagle_drafter.ts";
 import type { Verifier } from "../src/verify/types.ts";
 import { loadKernel } from "../src/kernel/wasm.ts";
 import { OnnxCausalLM } from "../src/model/causal_lm.ts";
@@ -54,6 +67,17 @@ function topKProbs(logits: Float32Array): Map<number, number> {
 async function lastLogits(model: OnnxCausalLM, tokens: number[]): Promise<Float32Array> {
   model.reset();
   return await model.append([tokens], 1);
+}
+
+/** The exact P(x1, x2) of the warped target after `prompt`, from uncached forwards: cell keys and probs. */
+async function twoTokenCells(target: OnnxCausalLM, prompt: number[]): Promise<[string[], number[]]> {
+  const first = topKProbs(await lastLogits(target, prompt));
+  const cells = new Map<string, number>();
+  for (const [x1, p1] of first) {
+    const second = topKProbs(await lastLogits(target, [...prompt, x1]));
+    for (const [x2, p2] of second) cells.set(`${x1},${x2}`, p1 * p2);
+  }
+  return [[...cells.keys()], [...cells.values()]];
 }
 
 /**
@@ -155,5 +179,147 @@ Deno.test({
       }]),
     );
     await checkPair(REAL_TARGET, REAL_DRAFT, prompt, "real pair");
+  },
+});
+
+const EAGLE_DIR = Deno.env.get("SPECTR_EAGLE_DIR") ??
+  new URL("../models/smollm2-eagle/", import.meta.url).pathname;
+const isFile = (f: string) => {
+  try {
+    return Deno.statSync(f).isFile;
+  } catch {
+    return false;
+  }
+};
+const eagleReady = isFile(`${REAL_TARGET}onnx/model.onnx`) &&
+  isFile(`${REAL_TARGET}onnx/model_quantized.onnx`) &&
+  ["fuse.onnx", "model.onnx", "model_quantized.onnx", "draft_vocab.json"].every((f) =>
+    isFile(`${EAGLE_DIR}/onnx/${f}`)
+  );
+
+/** q² renormalised: a sharper q than the one sampled from (the power check's mistake). */
+function sharpened(q: ArrayLike<number>): Float64Array {
+  const out = Float64Array.from(q, (x) => x * x);
+  const sum = out.reduce((a, b) => a + b, 0);
+  return out.map((x) => x / sum);
+}
+
+/** An EagleProposer that reports q² renormalised instead of the q it sampled from. */
+class SharpenedQProposer implements Proposer {
+  readonly name = "eagle (q sharpened)";
+  readonly needsTargetFeatures = true;
+  constructor(readonly inner: EagleProposer) {}
+  get vocabSize(): number {
+    return this.inner.vocabSize;
+  }
+  reset(): void {
+    this.inner.reset();
+  }
+  room(known: number): number {
+    return this.inner.room(known);
+  }
+  async propose(...args: Parameters<Proposer["propose"]>): Promise<DraftProposal> {
+    const proposal = await this.inner.propose(...args);
+    return { ...proposal, probs: proposal.probs.map((row) => row.map(sharpened)) };
+  }
+  rollback(row: number, accepted: number): number[] {
+    return this.inner.rollback(row, accepted);
+  }
+}
+
+Deno.test({
+  name:
+    "the first two tokens of spectr (cpu, q8 feature drafter) and sd (wasm, fp32 feature drafter) with the real feature drafter follow the target's distribution",
+  ignore: !eagleReady,
+  async fn() {
+    const json = JSON.parse(await Deno.readTextFile(`${REAL_TARGET}tokenizer.json`));
+    const config = JSON.parse(await Deno.readTextFile(`${REAL_TARGET}tokenizer_config.json`));
+    const tokenizer = Tokenizer.fromJSON(json, config);
+    // a short plain prompt: each of the 3,000 generations starts with its prefill
+    const prompt = tokenizer.encode("Once upon a time, a little robot");
+    const layers = JSON.parse(await Deno.readTextFile(`${EAGLE_DIR}/config.json`)).target_hidden_layers;
+    const kernel = await loadKernel({ fallback: false });
+    const runs = [
+      {
+        backend: ffi ? "cpu" : "wasm",
+        dtype: "q8",
+        verifier: "kseq",
+        k: 4,
+        seed: 11,
+        name: "spectr k=4 L=2",
+      },
+      { backend: "wasm", dtype: "fp32", verifier: "sd", k: 1, seed: 12, name: "sd L=2" },
+    ] as const;
+    const results: string[] = [];
+    const started = performance.now();
+    let power: { pValue: number } | undefined;
+    for (const [i, run] of runs.entries()) {
+      const t0 = performance.now();
+      // the target's own dtype: P is computed from the same session the decoder scores with
+      const target = await OnnxCausalLM.load(REAL_TARGET, {
+        backend: run.backend,
+        dtype: run.dtype,
+        features: layers,
+      });
+      const drafter = await OnnxEagleDrafter.load(EAGLE_DIR, {
+        backend: run.backend,
+        numThreads: run.backend === "cpu" ? 1 : undefined,
+        dtype: run.dtype,
+      });
+      try {
+        const [keys, expected] = await twoTokenCells(target, prompt);
+        const sample = async (proposer: Proposer, seed: number) => {
+          const decoder = new BlockDecoder({
+            target,
+            proposer,
+            kernel,
+            verifier: run.verifier,
+            k: run.k,
+            draftLength: 2,
+            warp: WARP,
+          });
+          const random = new Random(seed);
+          const counts = new Float64Array(keys.length + 1); // last cell: outside the support (impossible)
+          let accepted = 0, blocks = 0;
+          for (let n = 0; n < N; n++) {
+            const { tokens, stats } = await decoder.generate(prompt, { maxNewTokens: 2, random });
+            const at = keys.indexOf(`${tokens[0]},${tokens[1]}`);
+            counts[at < 0 ? keys.length : at]++;
+            accepted += stats.acceptedPerDepth[0] ?? 0;
+            blocks += stats.blocks;
+          }
+          return { fit: gTest(counts, [...expected, 0]), acceptance: accepted / blocks };
+        };
+        const proposer = new EagleProposer({ drafter, kernel, warp: WARP });
+        const { fit, acceptance } = await sample(proposer, run.seed);
+        results.push(
+          `${run.name} (${run.backend}, ${drafter.file}): ${keys.length} cells, G=${
+            fit.statistic.toFixed(1)
+          } df=${fit.df} p=${fit.pValue.toExponential(2)}, depth-1 acceptance ${acceptance.toFixed(2)}, ${
+            ((performance.now() - t0) / 1000).toFixed(1)
+          } s`,
+        );
+        assert.ok(fit.pValue >= THRESHOLD, `eagle ${run.name} rejected: p = ${fit.pValue} < ${THRESHOLD}`);
+        if (i === 0) {
+          const t1 = performance.now();
+          const wrong = await sample(new SharpenedQProposer(proposer), run.seed + 100);
+          power = wrong.fit;
+          results.push(
+            `power (q² reported, ${run.name}, ${run.backend}): p=${wrong.fit.pValue.toExponential(2)}, ${
+              ((performance.now() - t1) / 1000).toFixed(1)
+            } s`,
+          );
+        }
+      } finally {
+        target.dispose();
+        await drafter.dispose();
+      }
+    }
+    console.log(
+      `feature drafter ${EAGLE_DIR}, N = ${N}, threshold ${THRESHOLD}, ${
+        ((performance.now() - started) / 1000).toFixed(1)
+      } s:\n  ${results.join("\n  ")}`,
+    );
+    assert.ok(power!.pValue < THRESHOLD, `the sharpened-q proposer was not rejected: p = ${power!.pValue}`);
   },
 });
