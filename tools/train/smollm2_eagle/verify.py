@@ -30,7 +30,7 @@ with torch.no_grad():
 m.eval()
 z = np.load(sorted(glob.glob(os.path.join(args.eval, 'shard_*.npz')))[0])
 n = 40
-ids = z['ids'][:n + 4].astype(np.int64)
+ids = z['ids'][:n + 5].astype(np.int64)
 feats = z['feats'][:n].astype(np.float32)
 fuse = ort.InferenceSession(os.path.join(args.folder, 'onnx', 'fuse.onnx'), providers=['CPUExecutionProvider'])
 u_onnx = fuse.run(['hidden_states'], {'target_hidden': feats[None]})[0]
