@@ -204,8 +204,11 @@ Deno.test({
 // q8: the kernel quantizes activations per block of 32 to int8, as onnxruntime's MatMulNBits does at
 // accuracy level 4, with its own rounding; so logits are not equal to onnxruntime's q8 ones. Bound:
 // they differ from onnxruntime's q8 by no more than onnxruntime's q8 differs from fp32 (measured in
-// the same test), and the argmax agrees at ≥ 11 of 12 positions. A wrong kernel (e.g. codes not
-// re-centred: the zero point forgotten) is off by whole logits at every position.
+// the same test), and the argmax agrees at ≥ 10 of 12 positions (11 before the target's graphs
+// gained the hidden_states.{2,15,29} outputs: onnxruntime then fuses fewer residual-add + norm pairs
+// and its q8 rounding moved; measured after: 10/12, logits 0.989 apart against its own q8-vs-fp32
+// spread of 1.107 — two near ties tip). A wrong kernel (e.g. codes not re-centred: the zero point
+// forgotten) is off by whole logits at every position.
 Deno.test({
   name:
     "kernel backend: the real target at q8 — within onnxruntime's own q8 rounding; greedy spectr = greedy AR",
@@ -238,7 +241,7 @@ Deno.test({
       `q8: kernel vs ort ${ours.toFixed(3)}, ort q8 vs fp32 ${ortSpread.toFixed(3)}, argmax ${agree}/12`,
     );
     assert.ok(ours <= Math.max(ortSpread, 0.1) * 1.5, `kernel q8 vs onnxruntime q8 ${ours}`);
-    assert.ok(agree >= 11, `argmax agrees at ${agree}/12`);
+    assert.ok(agree >= 10, `argmax agrees at ${agree}/12`);
 
     const generator = await SpeculativeGenerator.fromPretrained({
       target: REAL,
