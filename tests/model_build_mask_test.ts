@@ -32,6 +32,12 @@ Deno.test({
         `${dir}/build.json`,
         JSON.stringify({ source, attentionMask: "any", files: {} }),
       );
+      // a build before the feature drafter records no hidden-state outputs: rebuilt too
+      assert.match((await checkBuilt(dir)) ?? "", /hidden-state outputs \[\]/);
+      await Deno.writeTextFile(
+        `${dir}/build.json`,
+        JSON.stringify({ source, attentionMask: "any", hiddenStates: SMOLLM2.hiddenStates, files: {} }),
+      );
       assert.equal(await checkBuilt(dir), undefined);
     } finally {
       await Deno.remove(dir, { recursive: true });
