@@ -11,7 +11,14 @@
 import type { Kernel, Probs, WarpOptions } from "../kernel/types.ts";
 import type { Random } from "../random.ts";
 import type { CausalModel } from "./model.ts";
-import type { DraftProposal, ProposalRequest, Proposer, ProposerKind, ProposerParts } from "./proposer.ts";
+import {
+  checkProposalRequest,
+  type DraftProposal,
+  type ProposalRequest,
+  type Proposer,
+  type ProposerKind,
+  type ProposerParts,
+} from "./proposer.ts";
 
 /**
  * The drafter a {@linkcode EagleProposer} drives (`OnnxEagleDrafter` in src/model/eagle_drafter.ts
@@ -187,12 +194,7 @@ export class EagleProposer implements Proposer {
   ): Promise<DraftProposal> {
     const { draftLength, sampling = "iid" } = request;
     let k = request.k;
-    if (!Number.isInteger(k) || k < 1) {
-      throw new RangeError(`Cannot propose drafts: k must be an integer >= 1, got ${k}`);
-    }
-    if (!Number.isInteger(draftLength) || draftLength < 0) {
-      throw new RangeError(`Cannot propose drafts: draftLength must be an integer >= 0, got ${draftLength}`);
-    }
+    checkProposalRequest(k, draftLength);
     const drafter = this.drafter, f = drafter.featureSize;
     if (!(features instanceof Float32Array) || features.length !== pending.length * f) {
       throw new RangeError(

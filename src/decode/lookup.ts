@@ -9,7 +9,14 @@
 
 import type { Probs } from "../kernel/types.ts";
 import type { Random } from "../random.ts";
-import type { DraftProposal, ProposalRequest, Proposer, ProposerKind, ProposerParts } from "./proposer.ts";
+import {
+  checkProposalRequest,
+  type DraftProposal,
+  type ProposalRequest,
+  type Proposer,
+  type ProposerKind,
+  type ProposerParts,
+} from "./proposer.ts";
 
 /** Options of {@linkcode LookupProposer}. */
 export interface LookupProposerOptions {
@@ -255,12 +262,7 @@ export class LookupProposer implements Proposer {
 
   #propose(pending: ArrayLike<number>, request: ProposalRequest): DraftProposal {
     const { k, draftLength } = request;
-    if (!Number.isInteger(k) || k < 1) {
-      throw new RangeError(`Cannot propose drafts: k must be an integer >= 1, got ${k}`);
-    }
-    if (!Number.isInteger(draftLength) || draftLength < 0) {
-      throw new RangeError(`Cannot propose drafts: draftLength must be an integer >= 0, got ${draftLength}`);
-    }
+    checkProposalRequest(k, draftLength);
     for (let i = 0; i < pending.length; i++) {
       const id = pending[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {

@@ -136,6 +136,27 @@ export interface ProposerKind {
   timingModel(parts: ProposerParts): CausalModel | undefined;
 }
 
+/**
+ * Checks a proposal request's k and L (every proposer's `propose` starts with it).
+ *
+ * @throws {RangeError} k not an integer ≥ 1, L not an integer ≥ 0.
+ * @example
+ * ```ts
+ * import { checkProposalRequest } from "./proposer.ts";
+ * import assert from "node:assert/strict";
+ * checkProposalRequest(2, 0);
+ * assert.throws(() => checkProposalRequest(0, 3), RangeError);
+ * ```
+ */
+export function checkProposalRequest(k: number, draftLength: number): void {
+  if (!Number.isInteger(k) || k < 1) {
+    throw new RangeError(`Cannot propose drafts: k must be an integer >= 1, got ${k}`);
+  }
+  if (!Number.isInteger(draftLength) || draftLength < 0) {
+    throw new RangeError(`Cannot propose drafts: draftLength must be an integer >= 0, got ${draftLength}`);
+  }
+}
+
 /** Options of {@linkcode DraftProposer}. */
 export interface DraftProposerOptions {
   /** The draft model. */
@@ -241,12 +262,7 @@ export class DraftProposer implements Proposer {
   ): Promise<DraftProposal> {
     const { draftLength, sampling = "iid" } = request;
     let k = request.k;
-    if (!Number.isInteger(k) || k < 1) {
-      throw new RangeError(`Cannot propose drafts: k must be an integer >= 1, got ${k}`);
-    }
-    if (!Number.isInteger(draftLength) || draftLength < 0) {
-      throw new RangeError(`Cannot propose drafts: draftLength must be an integer >= 0, got ${draftLength}`);
-    }
+    checkProposalRequest(k, draftLength);
     const waiting = this.#waiting;
     for (let i = 0; i < pending.length; i++) waiting.push(pending[i]);
     if (draftLength === 0) {
