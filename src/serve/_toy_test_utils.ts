@@ -53,6 +53,8 @@ export interface Spy {
   failed: number;
   /** Signals passed in. */
   signals: AbortSignal[];
+  /** The options of every generation, in order. */
+  options: GenerationOptions[];
 }
 
 /** Wraps a generator: waits `delayMs` before each piece and counts what happens. */
@@ -60,11 +62,12 @@ export function spyGenerator(
   inner: ServeGenerator,
   delayMs: number,
 ): { generator: ServeGenerator; spy: Spy } {
-  const spy: Spy = { pieces: 0, started: 0, finished: 0, failed: 0, signals: [] };
+  const spy: Spy = { pieces: 0, started: 0, finished: 0, failed: 0, signals: [], options: [] };
   const generator: ServeGenerator = {
     tokenizer: inner.tokenizer,
     async *stream(prompt: string | readonly number[], options: GenerationOptions = {}) {
       spy.started++;
+      spy.options.push(options);
       if (options.signal) spy.signals.push(options.signal);
       const it = inner.stream(prompt, options);
       try {

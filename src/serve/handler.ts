@@ -290,6 +290,7 @@ export function createHandler(options: HandlerOptions): ServeHandler {
       maxNewTokens: job.maxTokens,
       temperature: job.temperature,
       topP: job.topP,
+      topK: job.topK,
       seed: job.seed,
       stop: job.stop,
       method: job.method,

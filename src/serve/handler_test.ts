@@ -216,3 +216,34 @@ Deno.test("createHandler rejects bad options with typed errors", () => {
   assert.throws(() => createHandler({ generator: toyGenerator(), maxBodyBytes: -1 }), RangeError);
   assert.throws(() => createHandler({ generator: undefined as never }), TypeError);
 });
+
+Deno.test("top_k reaches the generator: top_k 1 at temperature 1 samples the greedy answer; -1 turns it off", async () => {
+  const { generator, spy } = spyGenerator(toyGenerator(), 0);
+  const handler = createHandler({ generator, apiKey: KEY, modelName: "toy" });
+  const server = serveLoopback(handler);
+  try {
+    const openai = client(server.origin);
+    const ask = async (extra: Record<string, unknown>) =>
+      (await openai.completions.create(
+        {
+          model: "toy",
+          prompt: "ab",
+          max_tokens: 24,
+          seed: 11,
+          spectr: { method: "spectr", k: 2 },
+          ...extra,
+        } as OpenAI.CompletionCreateParamsNonStreaming,
+      )).choices[0].text;
+    const greedy = await ask({ temperature: 0 });
+    const topOne = await ask({ temperature: 1, top_k: 1 });
+    const off = await ask({ temperature: 1, top_k: -1 });
+    const plain = await ask({ temperature: 1 });
+    assert.equal(topOne, greedy, "top_k 1 keeps only the most likely token");
+    // Power: without the filter the same seed samples away from greedy on the toy pair (24 tokens).
+    assert.notEqual(plain, greedy);
+    assert.equal(off, plain, "top_k -1 is no filter");
+    assert.deepEqual(spy.options.map((o) => o.topK), [0, 1, 0, 0]);
+  } finally {
+    await server.close();
+  }
+});

@@ -8,6 +8,9 @@
  */
 
 import { MAX_SEED } from "../random.ts";
+
+/** Largest `top_k` a request may give (more than any vocabulary served here; the filter caps at the vocabulary). */
+const MAX_TOP_K = 1_000_000;
 import { type ChatMessage, type ChatTokenizer, renderChat } from "../generate/chat.ts";
 import { type GenerationMethod, generationMethods } from "../generate/generator.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -27,6 +30,8 @@ export interface Job {
   temperature: number;
   /** Nucleus sampling mass. */
   topP: number;
+  /** Top-k filter: the k most likely tokens; 0 disables (a request's -1, vLLM's "off", reads as 0). */
+  topK: number;
   /** Seed, if the request gave one. */
   seed: number | undefined;
   /** Stop strings. */
@@ -167,6 +172,7 @@ export function parseJob(body: Record<string, unknown>, kind: Job["kind"], conte
   const temperature = _number(body.temperature, "temperature", 1, 0, 2, false);
   const topP = _number(body.top_p, "top_p", 1, 0, 1, false);
   if (topP === 0) throw paramError("top_p", `'top_p' must be greater than 0 and at most 1, got 0`);
+  const topK = Math.max(0, _number(body.top_k, "top_k", 0, -1, MAX_TOP_K, true));
   const seed = body.seed == null ? undefined : _number(body.seed, "seed", 0, 0, MAX_SEED, true);
   const stream = body.stream == null ? false : body.stream;
   if (typeof stream !== "boolean") throw paramError("stream", `'stream' must be a boolean`);
@@ -203,6 +209,7 @@ export function parseJob(body: Record<string, unknown>, kind: Job["kind"], conte
     maxTokens,
     temperature,
     topP,
+    topK,
     seed,
     stop,
     method: method as GenerationMethod,

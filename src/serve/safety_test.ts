@@ -133,6 +133,27 @@ const CASES: BadCase[] = [
     param: "top_p",
   },
   {
+    name: "top_k below -1",
+    body: post({ prompt: "a", top_k: -2 }),
+    status: 400,
+    message: /'top_k' must be between -1 and/,
+    param: "top_k",
+  },
+  {
+    name: "fractional top_k",
+    body: post({ prompt: "a", top_k: 2.5 }),
+    status: 400,
+    message: /'top_k' must be an integer/,
+    param: "top_k",
+  },
+  {
+    name: "string top_k",
+    body: post({ prompt: "a", top_k: "40" }),
+    status: 400,
+    message: /'top_k' must be an integer/,
+    param: "top_k",
+  },
+  {
     name: "string seed",
     body: post({ prompt: "a", seed: "x" }),
     status: 400,
