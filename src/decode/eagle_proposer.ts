@@ -354,4 +354,5 @@ export const eagleProposerKind: ProposerKind = Object.freeze({
   create: (parts: ProposerParts) =>
     new EagleProposer({ drafter: parts.drafter!, kernel: parts.kernel, warp: parts.warp }),
   timingModel: (parts: ProposerParts) => (parts.drafter ? drafterTimingModel(parts.drafter) : undefined),
+  draftingModel: (parts: ProposerParts) => parts.drafter,
 });

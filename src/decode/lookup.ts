@@ -378,4 +378,5 @@ export const lookupProposerKind: ProposerKind = Object.freeze({
   missing: () => undefined,
   create: (parts: ProposerParts) => new LookupProposer({ vocabSize: parts.target.vocabSize }),
   timingModel: () => undefined,
+  draftingModel: () => undefined,
 });

@@ -134,6 +134,11 @@ export interface ProposerKind {
    * undefined: drafting costs no forwards.
    */
   timingModel(parts: ProposerParts): CausalModel | undefined;
+  /**
+   * The model that drafts, as loaded (the generator reports its graph `file` in the stats);
+   * undefined: none.
+   */
+  draftingModel(parts: ProposerParts): object | undefined;
 }
 
 /**
@@ -339,4 +344,5 @@ export const draftProposerKind: ProposerKind = Object.freeze({
   create: (parts: ProposerParts) =>
     new DraftProposer({ model: parts.draft!, kernel: parts.kernel, warp: parts.warp }),
   timingModel: (parts: ProposerParts) => parts.draft,
+  draftingModel: (parts: ProposerParts) => parts.draft,
 });

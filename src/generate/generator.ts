@@ -154,6 +154,11 @@ export interface GenerationStats extends DecodeStats {
   tokenizerMs: number;
   /** Generated tokens per second of wall time (`tokens / totalMs`). */
   tokensPerSecond: number;
+  /**
+   * The graph file of the draft model or feature drafter that drafted, when it says (e.g.
+   * "onnx/model.onnx" for a q8 target whose draft folder has only fp32); undefined without one.
+   */
+  draftFile?: string;
 }
 
 /** The output of {@linkcode SpeculativeGenerator.generate}. */
@@ -222,11 +227,12 @@ export interface FromPretrainedOptions extends OnnxCausalLMOptions {
   /**
    * The draft's own file choice, independent of the target's: `dtype`, `merged`, `file` (e.g. an
    * fp32 target with a q8 draft: `{ dtype: "fp32", draftOptions: { dtype: "q8" } }`). Each field
-   * left out follows the target's option. A feature drafter (model_type "spectr_eagle") reads
-   * `dtype` ("fp32": onnx/model.onnx, "q8": onnx/model_quantized.onnx, 8-bit MatMulNBits, the fast
-   * one on cpu) and `file` (never the target's); a dtype taken from the target that the drafter
-   * folder lacks falls back to "q8" for a quantized target dtype (int8, uint8, q4, q4f16, bnb4)
-   * and to "fp32" otherwise. The target's dtype defaults to "fp32", so wasm gets the fp32 drafter
+   * left out follows the target's option, except that a dtype taken from the target that the
+   * draft folder lacks falls back to the graph it has: "q8" first for a quantized target dtype
+   * (int8, uint8, q4, q4f16, bnb4), "fp32" first otherwise (`stats.draftFile` names the graph loaded). A feature drafter
+   * (model_type "spectr_eagle") reads `dtype` ("fp32": onnx/model.onnx, "q8":
+   * onnx/model_quantized.onnx, 8-bit MatMulNBits, the fast one on cpu) and `file` (never the
+   * target's). The target's dtype defaults to "fp32", so wasm gets the fp32 drafter
    * (onnxruntime-web's MatMulNBits is slow) unless a q8 target pulls it along: then pass
    * `draftOptions: { dtype: "fp32" }`.
    * @default {the target's dtype, merged and file choice (file only if it is not set for the target)}
@@ -240,19 +246,32 @@ export interface FromPretrainedOptions extends OnnxCausalLMOptions {
 }
 
 /**
- * The feature drafter's dtype: the draft's own, else the target's when the folder has that step
- * graph, else "q8" for a quantized target dtype (when built), else "fp32".
+ * The dtype of a draft or feature-drafter folder: its own when given, else the target's when the
+ * folder has that graph (plain or merged), else the one of "q8" and "fp32" the folder has ("q8"
+ * first for a quantized target dtype: int8, uint8, q4, q4f16, bnb4); else the target's (whose
+ * missing file the loader then names).
  */
-async function drafterGraph(
+async function draftDtype(
   folder: ModelLoader,
   own: ModelDtype | undefined,
   target: ModelDtype | undefined,
 ): Promise<{ dtype: ModelDtype }> {
   if (own !== undefined) return { dtype: own };
   const dtype = target ?? "fp32";
-  if (await folder.has(modelFileName(dtype))) return { dtype };
+  const has = async (d: ModelDtype) =>
+    await folder.has(modelFileName(d)) || await folder.has(modelFileName(d, true));
+  if (await has(dtype)) return { dtype };
   const quantized = dtype !== "fp32" && dtype !== "fp16";
-  return { dtype: quantized && await folder.has(modelFileName("q8")) ? "q8" : "fp32" };
+  for (const fallback of quantized ? ["q8", "fp32"] as const : ["fp32", "q8"] as const) {
+    if (await has(fallback)) return { dtype: fallback };
+  }
+  return { dtype };
+}
+
+/** A model's graph file, when it names one (the onnxruntime models do). */
+function fileOf(model: object | undefined): string | undefined {
+  const file = model === undefined ? undefined : (model as { file?: unknown }).file;
+  return typeof file === "string" ? file : undefined;
 }
 
 const FINISH: Record<StopReason, FinishReason> = {
@@ -467,7 +486,7 @@ export class SpeculativeGenerator {
         drafter = await OnnxEagleDrafter.load(draftFolder, {
           backend: target.backend,
           numThreads: target.backend === "cpu" ? draftNumThreads ?? 1 : modelOptions.numThreads,
-          ...await drafterGraph(draftFolder, draftOptions?.dtype, modelOptions.dtype),
+          ...await draftDtype(draftFolder, draftOptions?.dtype, modelOptions.dtype),
           file: draftOptions?.file,
         });
       }
@@ -478,6 +497,9 @@ export class SpeculativeGenerator {
           // An explicit target file names a file of the target's folder, not the draft's.
           file: undefined,
           ...draftOptions,
+          ...(draftOptions?.file === undefined
+            ? await draftDtype(draftFolder, draftOptions?.dtype, modelOptions.dtype)
+            : {}),
           backend: target.backend,
           numThreads: target.backend === "cpu" ? draftNumThreads ?? 1 : modelOptions.numThreads,
         })
@@ -690,6 +712,7 @@ export class SpeculativeGenerator {
       promptTokens: promptIds.length,
       tokenizerMs,
       tokensPerSecond: totalMs > 0 ? (tokens.length * 1000) / totalMs : 0,
+      draftFile: run === "autoregressive" ? undefined : fileOf(kind.draftingModel(parts)),
     };
     return { text: stops.text, tokens, finishReason: FINISH[result.stats.stopReason], stats };
   }

@@ -122,9 +122,33 @@ Deno.test({
     const out = await generator.generate("Once upon a time", { maxNewTokens: 4, seed: 1, temperature: 0 });
     assert.equal(out.tokens.length, 4);
     await generator.dispose();
-    // Without draftOptions the draft follows the target's dtype, and its fp32 file is missing.
+    // Without draftOptions the draft follows the target's dtype; a draft folder without that graph
+    // falls back to the one it has and the stats say which.
+    const fellBack = await SpeculativeGenerator.fromPretrained({ target, draft: draftQ8, backend: "wasm" });
+    const q8Draft = await fellBack.generate("Once upon a time", { maxNewTokens: 4, seed: 1, temperature: 0 });
+    assert.deepEqual(q8Draft.tokens, out.tokens);
+    assert.equal(q8Draft.stats.draftFile, "onnx/model_quantized.onnx");
+    await fellBack.dispose();
+    // A q8 target (the fp32 bytes under the q8 name) with a draft folder holding only fp32.
+    const targetQ8 = { ...target, "onnx/model_quantized.onnx": target["onnx/model.onnx"] };
+    const q8 = await SpeculativeGenerator.fromPretrained({
+      target: targetQ8,
+      draft,
+      backend: "wasm",
+      dtype: "q8",
+    });
+    const fromQ8 = await q8.generate("Once upon a time", { maxNewTokens: 4, seed: 1, temperature: 0 });
+    assert.deepEqual(fromQ8.tokens, out.tokens);
+    assert.equal((q8.target as unknown as { file: string }).file, "onnx/model_quantized.onnx");
+    assert.equal(fromQ8.stats.draftFile, "onnx/model.onnx");
+    const ar = await q8.generate("Once upon a time", { maxNewTokens: 2, method: "autoregressive" });
+    assert.equal(ar.stats.draftFile, undefined);
+    await q8.dispose();
+    // A draft folder with neither graph: the error names the file the target's dtype asks for.
+    const noGraph = { ...draft };
+    delete (noGraph as Record<string, Uint8Array>)["onnx/model.onnx"];
     await assert.rejects(
-      () => SpeculativeGenerator.fromPretrained({ target, draft: draftQ8, backend: "wasm", dtype: "fp32" }),
+      () => SpeculativeGenerator.fromPretrained({ target, draft: noGraph, backend: "wasm", dtype: "fp32" }),
       (e: unknown) => e instanceof ModelNotFoundError && /onnx\/model\.onnx/.test((e as Error).message),
     );
   },
