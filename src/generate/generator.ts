@@ -155,6 +155,14 @@ export interface GenerationStats extends DecodeStats {
   /** Generated tokens per second of wall time (`tokens / totalMs`). */
   tokensPerSecond: number;
   /**
+   * Drafts per block a fixed speculative method ran with: the asked k capped by the verifier's
+   * `maxCandidates` and the proposer's `maxDrafts`; undefined for "autoregressive" and "auto"
+   * (whose `plans` give each plan's k).
+   */
+  k?: number;
+  /** Draft length a fixed speculative method ran with; undefined for "autoregressive" and "auto". */
+  draftLength?: number;
+  /**
    * The graph file of the draft model or feature drafter that drafted, when it says (e.g.
    * "onnx/model.onnx" for a q8 target whose draft folder has only fp32); undefined without one.
    */
@@ -655,14 +663,14 @@ export class SpeculativeGenerator {
     const planner = run === "auto"
       ? await this.#autoPlanner(warp, drafts, draftLength, kind, parts)
       : undefined;
+    const fixed = run !== "autoregressive" && run !== "auto";
+    const runK = fixed ? Math.min(drafts, getVerifier(run).maxCandidates) : drafts;
     const decoder = createDecoder(toDecodeMethod(run), {
       target: this.target,
       proposer: run === "autoregressive" ? undefined : kind.create(parts),
       kernel: this.kernel,
       planner,
-      k: run === "autoregressive" || run === "auto"
-        ? drafts
-        : Math.min(drafts, getVerifier(run).maxCandidates),
+      k: runK,
       draftLength,
       warp,
     });
@@ -712,6 +720,8 @@ export class SpeculativeGenerator {
       promptTokens: promptIds.length,
       tokenizerMs,
       tokensPerSecond: totalMs > 0 ? (tokens.length * 1000) / totalMs : 0,
+      k: fixed ? runK : undefined,
+      draftLength: fixed ? draftLength : undefined,
       draftFile: run === "autoregressive" ? undefined : fileOf(kind.draftingModel(parts)),
     };
     return { text: stops.text, tokens, finishReason: FINISH[result.stats.stopReason], stats };

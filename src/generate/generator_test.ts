@@ -262,3 +262,20 @@ Deno.test("method auto is the default, gives valid text and reports the plans it
     assert.ok(Number.isFinite(p.predictedTokensPerSecond) && p.predictedTokensPerSecond > 0);
   }
 });
+
+Deno.test("stats report the k and L a fixed method ran with: capped by the verifier and the proposer", async () => {
+  const generator = makeGenerator();
+  const run = async (options: Parameters<SpeculativeGenerator["generate"]>[1]) =>
+    (await generator.generate("ab", { maxNewTokens: 6, seed: 3, ...options })).stats;
+  const spectr = await run({ method: "spectr", k: 3, draftLength: 2 });
+  assert.deepEqual([spectr.k, spectr.draftLength], [3, 2]);
+  // sd and block verify one draft; the lookup proposer drafts one.
+  const sd = await run({ method: "sd", k: 4, draftLength: 3 });
+  assert.deepEqual([sd.k, sd.draftLength], [1, 3]);
+  const lookup = await run({ method: "spectr", k: 4, draftLength: 2, proposer: "lookup" });
+  assert.deepEqual([lookup.k, lookup.draftLength], [1, 2]);
+  for (const method of ["autoregressive", "auto"] as const) {
+    const s = await run({ method, k: 4, draftLength: 3 });
+    assert.deepEqual([s.k, s.draftLength], [undefined, undefined], method);
+  }
+});

@@ -6,7 +6,6 @@
  * @module
  */
 
-import { getVerifier } from "../verify/mod.ts";
 import type { GenerationResult } from "../generate/generator.ts";
 import type { Job } from "./request.ts";
 
@@ -104,12 +103,11 @@ function _usage(result: GenerationResult) {
 
 function _extension(job: Job, result: GenerationResult) {
   const s = result.stats;
-  // A fixed speculative method reports its k and L; autoregressive has none, auto's are in plans.
-  const fixed = job.method !== "autoregressive" && job.method !== "auto";
+  // A fixed speculative method reports the k and L it ran with; autoregressive has none, auto's are in plans.
   return {
     method: job.method,
-    k: fixed ? Math.min(job.k, getVerifier(job.method).maxCandidates) : null,
-    draft_length: fixed ? job.draftLength : null,
+    k: s.k ?? null,
+    draft_length: s.draftLength ?? null,
     plans: s.plans.map((p) => ({
       method: p.method,
       k: p.k,
