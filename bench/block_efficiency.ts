@@ -8,7 +8,7 @@
  * text continues along the driver's choice (kseq-block's, `--drive` to change), which is fine for
  * efficiency: each verifier's tokens per block is an unbiased estimate on the same contexts. sd,
  * block, kseq and kseq-block are scored by their exact E[tokens | block] over their own uniforms
- * ({@linkcode expectedTokens}: closed forms, or their rule summed over the tree of the fixed drafts),
+ * (each verifier's `expectedTokens`: closed forms, or its rule summed over the tree of the fixed drafts),
  * specinfer and specinfer-wor by the mean of `--repeats` decisions (fresh uniforms); the repeated
  * decisions of the other four are kept as a check of the exact values (printed, ~0). The driver
  * continues along its first decision.
@@ -44,8 +44,6 @@ import { MarkovModel, nearMarkovTable, randomMarkovTable } from "../src/decode/m
 import type { CausalModel } from "../src/decode/model.ts";
 import { TargetScorer } from "../src/decode/scorer.ts";
 import { Random } from "../src/random.ts";
-import { blockWeights, residualMass } from "../src/verify/block.ts";
-import { solveWeightedRho } from "../src/verify/kseq_block.ts";
 import { getVerifier } from "../src/verify/mod.ts";
 import type { BlockProposal, BlockScores, Verifier } from "../src/verify/types.ts";
 import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
@@ -100,95 +98,6 @@ function entriesFor(k: number): Entry[] {
       withoutReplacement: verifier.draftSampling === "without-replacement",
     };
   });
-}
-
-/**
- * E[tokens | block] (accepted + 1, over the verifier's uniforms, drafts fixed) where it has a closed
- * form or a short recursion: sd (Π of min(1, p/q)), block (P(τ ≥ i) = 1 − Π_{j≥i}(1 − h_j)), the
- * K-SEQ walk and kseq-block (their rules, summed over the tree of the fixed drafts). Undefined for
- * the SpecInfer rules (measured by repeated decisions only).
- *
- * @example One draft token with p/q = 1/2: sd keeps it half the time
- * ```ts
- * import { expectedTokens } from "./block_efficiency.ts";
- * import { referenceKernel } from "../src/kernel/reference.ts";
- * const p = Float64Array.of(0.25, 0.75), q = Float64Array.of(0.5, 0.5);
- * const proposal = { k: 1, draftLength: 1, tokens: [Int32Array.of(0)], probs: [[q]] };
- * console.assert(expectedTokens("sd", referenceKernel, proposal, { probs: () => p }) === 1.5);
- * ```
- */
-export function expectedTokens(
-  name: Name,
-  kernel: Kernel,
-  proposal: BlockProposal,
-  scores: BlockScores,
-): number | undefined {
-  const { draftLength: L, tokens: drafts, probs: qRows } = proposal;
-  const all = drafts.map((_, r) => r);
-  if (name === "sd" || name === "block") {
-    const x = drafts[0], pOf: number[] = [], qOf: number[] = [];
-    for (let i = 0; i < L; i++) {
-      pOf.push(scores.probs(0, i)[x[i]]);
-      qOf.push(qRows[0][i][x[i]]);
-    }
-    let mean = 1;
-    if (name === "sd") {
-      let kept = 1;
-      for (let i = 0; i < L; i++) mean += kept *= Math.min(1, pOf[i] / qOf[i]);
-      return mean;
-    }
-    const { h } = blockWeights(pOf, qOf, (i, wi) => residualMass(scores.probs(0, i), qRows[0][i], wi));
-    let allFail = 1;
-    for (let i = L; i >= 1; i--) mean += 1 - (allFail *= 1 - h[i]);
-    return mean;
-  }
-  if (name === "kseq") {
-    // E[accepted below a node | walk at the node] over K-SEQ's choices.
-    const walk = (depth: number, survivors: number[]): number => {
-      if (depth === L) return 0;
-      const first = survivors[0], p = scores.probs(first, depth), q = qRows[first][depth];
-      const { rho } = kernel.solveRho(p, q, survivors.length);
-      let none = 1, mean = 0;
-      for (const r of survivors) {
-        const y = drafts[r][depth], a = Math.min(1, p[y] / (rho * q[y]));
-        mean += none * a * (1 + walk(depth + 1, survivors.filter((s) => drafts[s][depth] === y)));
-        none *= 1 - a;
-      }
-      return mean;
-    };
-    return 1 + walk(0, all);
-  }
-  if (name === "kseq-block") {
-    // [P(kept), E[accepted below the node · 1{kept}]] of a visit, as in src/verify/kseq_block.ts.
-    const visit = (depth: number, survivors: number[], w: number): [number, number] => {
-      if (!(w > 0)) return [0, 0];
-      if (depth === L) return [w, 0];
-      const first = survivors[0], p = scores.probs(first, depth), q = qRows[first][depth];
-      const { rho, acceptance } = solveWeightedRho(p, q, Math.min(1, w), survivors.length);
-      const mass = new Map<number, number>();
-      let none = 1;
-      for (const r of survivors) {
-        const y = drafts[r][depth], a = Math.min(1, (w * p[y]) / (rho * q[y]));
-        mass.set(y, (mass.get(y) ?? 0) + none * a);
-        none *= 1 - a;
-      }
-      let reach = 1, keep = 0, below = 0, used = 0;
-      for (const [y, py] of mass) {
-        const weight = used < 1 ? Math.min(1, py / (1 - used)) : 0;
-        used += py;
-        const [k, g] = visit(depth + 1, survivors.filter((r) => drafts[r][depth] === y), weight);
-        keep += reach * k;
-        below += reach * (k + g);
-        reach *= 1 - k;
-      }
-      const h = depth === 0 || w >= 1 || acceptance >= 1
-        ? 1
-        : Math.max(0, (w - acceptance) / (1 - acceptance));
-      return [keep + reach * h, below];
-    };
-    return 1 + visit(0, all, 1)[1];
-  }
-  return undefined;
 }
 
 /** The drafts `offset .. offset + k − 1` of a block as a verifier's proposal and scores. */
@@ -285,7 +194,7 @@ async function runPrompt(
         sum += result.tokens.length;
         if (i === driver && j === 0) chosen = { offset, ...result };
       }
-      const exact = expectedTokens(e.name, kernel, view.proposal, view.scores);
+      const exact = e.verifier.expectedTokens?.(kernel, view.proposal, view.scores);
       tallies.get(e.name)!.add(exact ?? sum / repeats);
       accepted[i] = exact ?? sum / repeats;
       if (exact !== undefined) checks.get(e.name)!.add(sum / repeats - exact);

@@ -83,6 +83,24 @@ export function blockWeights(
 }
 
 /**
+ * E[tokens | block] of block verification on the first draft x: 1 + Σ_{i=1..L} (1 − Π_{j≥i} (1 − h_j)),
+ * with h the stopping weights of {@linkcode blockWeights} (token i is kept when some stop at depth
+ * ≥ i succeeds).
+ */
+export function blockExpectedTokens(_kernel: Kernel, proposal: BlockProposal, scores: BlockScores): number {
+  const L = proposal.draftLength, x = proposal.tokens[0], q = proposal.probs[0];
+  const pOf: number[] = [], qOf: number[] = [];
+  for (let i = 0; i < L; i++) {
+    pOf.push(scores.probs(0, i)[x[i]]);
+    qOf.push(q[i][x[i]]);
+  }
+  const { h } = blockWeights(pOf, qOf, (i, wi) => residualMass(scores.probs(0, i), q[i], wi));
+  let mean = 1, allFail = 1;
+  for (let i = L; i >= 1; i--) mean += 1 - (allFail *= 1 - h[i]);
+  return mean;
+}
+
+/**
  * Block verification for one draft per block (`maxCandidates` 1).
  *
  * @example Identical target and draft keep the whole block
@@ -102,6 +120,7 @@ export const blockVerifier: Verifier = Object.freeze({
   name: "block",
   draftSampling: "iid",
   maxCandidates: 1,
+  expectedTokens: blockExpectedTokens,
   verifyBlock(kernel: Kernel, proposal: BlockProposal, scores: BlockScores, random: Random): BlockResult {
     if (proposal.k !== 1) {
       throw new RangeError(`Cannot verify with block: it takes exactly 1 draft per block, got ${proposal.k}`);

@@ -221,6 +221,44 @@ function weightedResidual(p: Probs, q: Probs, w: number, rho: number, scale: num
 }
 
 /**
+ * E[tokens | block] of K-SEQ with block verification over the fixed drafts: for each visit,
+ * [P(kept), E[accepted below the node · 1{kept}]], computed with the same weighted ρ and stopping
+ * rule as {@linkcode kseqBlock}'s walk.
+ */
+export function kseqBlockExpectedTokens(
+  _kernel: Kernel,
+  proposal: BlockProposal,
+  scores: BlockScores,
+): number {
+  const { draftLength: L, tokens: drafts, probs: qRows } = proposal;
+  const visit = (depth: number, survivors: number[], w: number): [number, number] => {
+    if (!(w > 0)) return [0, 0];
+    if (depth === L) return [w, 0];
+    const first = survivors[0], p = scores.probs(first, depth), q = qRows[first][depth];
+    const { rho, acceptance } = solveWeightedRho(p, q, Math.min(1, w), survivors.length);
+    const mass = new Map<number, number>();
+    let none = 1;
+    for (const r of survivors) {
+      const y = drafts[r][depth], a = Math.min(1, (w * p[y]) / (rho * q[y]));
+      mass.set(y, (mass.get(y) ?? 0) + none * a);
+      none *= 1 - a;
+    }
+    let reach = 1, keep = 0, below = 0, used = 0;
+    for (const [y, py] of mass) {
+      const weight = used < 1 ? Math.min(1, py / (1 - used)) : 0;
+      used += py;
+      const [k, g] = visit(depth + 1, survivors.filter((r) => drafts[r][depth] === y), weight);
+      keep += reach * k;
+      below += reach * (k + g);
+      reach *= 1 - k;
+    }
+    const h = depth === 0 || w >= 1 || acceptance >= 1 ? 1 : Math.max(0, (w - acceptance) / (1 - acceptance));
+    return [keep + reach * h, below];
+  };
+  return 1 + visit(0, drafts.map((_, r) => r), 1)[1];
+}
+
+/**
  * K-SEQ block verification over k i.i.d. drafts (1 ≤ k ≤ 1024; see the module doc for the rule and
  * its proof).
  *
@@ -241,6 +279,7 @@ export const kseqBlock: Verifier = Object.freeze({
   name: "kseq-block",
   draftSampling: "iid",
   maxCandidates: 1024,
+  expectedTokens: kseqBlockExpectedTokens,
   verifyBlock(kernel: Kernel, proposal: BlockProposal, scores: BlockScores, random: Random): BlockResult {
     const { k, draftLength: L, tokens: drafts, probs: draftProbs } = proposal;
     if (!Number.isInteger(k) || k < 1 || k > 1024) {

@@ -6,8 +6,30 @@
  * @module
  */
 
-import type { LevelVerifier } from "./types.ts";
+import type { Kernel } from "../kernel/types.ts";
+import type { BlockProposal, BlockScores, LevelVerifier } from "./types.ts";
 import { levelVerifier } from "./walk.ts";
+
+/**
+ * E[tokens | block] of speculative sampling on the first draft x: 1 + Σ_i Π_{j≤i} min(1, p(x_j)/q(x_j)).
+ *
+ * @example One draft token with p/q = 1/2: kept half the time
+ * ```ts
+ * import { sdExpectedTokens } from "./sd.ts";
+ * import { referenceKernel } from "../kernel/reference.ts";
+ * const p = Float64Array.of(0.25, 0.75), q = Float64Array.of(0.5, 0.5);
+ * const proposal = { k: 1, draftLength: 1, tokens: [Int32Array.of(0)], probs: [[q]] };
+ * console.assert(sdExpectedTokens(referenceKernel, proposal, { probs: () => p }) === 1.5);
+ * ```
+ */
+export function sdExpectedTokens(_kernel: Kernel, proposal: BlockProposal, scores: BlockScores): number {
+  const x = proposal.tokens[0];
+  let mean = 1, kept = 1;
+  for (let i = 0; i < proposal.draftLength; i++) {
+    mean += kept *= Math.min(1, scores.probs(0, i)[x[i]] / proposal.probs[0][i][x[i]]);
+  }
+  return mean;
+}
 
 /**
  * Speculative sampling with a single candidate per node.
@@ -33,4 +55,5 @@ export const sd: LevelVerifier = levelVerifier({
     }
     return kernel.kseqSelect(p, q, candidates, uniforms);
   },
+  expectedTokens: sdExpectedTokens,
 });

@@ -67,6 +67,12 @@ export interface Verifier {
    * @param random Source of the uniforms, drawn in an order the verifier documents.
    */
   verifyBlock(kernel: Kernel, proposal: BlockProposal, scores: BlockScores, random: Random): BlockResult;
+  /**
+   * E[tokens the block yields | its drafts and target rows] over this verifier's own uniforms
+   * (accepted + 1), where it has a closed form; `bench:efficiency` scores with it and `auto`-style
+   * planners may. Absent: estimate it by repeating `verifyBlock`.
+   */
+  expectedTokens?(kernel: Kernel, proposal: BlockProposal, scores: BlockScores): number;
 }
 
 /** One tree level of a token-level rule: k candidates at one node, k + 1 uniforms, one token out. */

@@ -15,6 +15,7 @@ import type {
   DraftSampling,
   LevelRule,
   LevelVerifier,
+  Verifier,
 } from "./types.ts";
 
 /**
@@ -97,6 +98,8 @@ export interface LevelVerifierDefinition extends LevelRule {
   readonly draftSampling: DraftSampling;
   /** Largest k it takes. */
   readonly maxCandidates: number;
+  /** See {@linkcode Verifier.expectedTokens}. */
+  readonly expectedTokens?: Verifier["expectedTokens"];
 }
 
 /**
@@ -115,12 +118,13 @@ export interface LevelVerifierDefinition extends LevelRule {
  * ```
  */
 export function levelVerifier(definition: LevelVerifierDefinition): LevelVerifier {
-  const { name, draftSampling, maxCandidates, select } = definition;
+  const { name, draftSampling, maxCandidates, select, expectedTokens } = definition;
   const verifier: LevelVerifier = {
     name,
     draftSampling,
     maxCandidates,
     select,
+    ...(expectedTokens ? { expectedTokens } : {}),
     verifyBlock: (kernel, proposal, scores, random) => walkBlock(kernel, verifier, proposal, scores, random),
   };
   return Object.freeze(verifier);
