@@ -28,7 +28,7 @@ import assert from "node:assert/strict";
 import { Random } from "../src/random.ts";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import type { Kernel, Probs, Selection } from "../src/kernel/types.ts";
-import { getVerifier } from "../src/verify/mod.ts";
+import { getVerifier, verifiers } from "../src/verify/mod.ts";
 import type { LevelVerifier as Verifier } from "../src/verify/types.ts";
 import { binomialZ, gTest } from "./_stats.ts";
 import { kseqNaiveResidual, kseqRhoOne } from "./_wrong_verifiers.ts";
@@ -219,6 +219,9 @@ function predictedAcceptance(name: string, p: Probs, q: Probs, k: number): numbe
 // ---------------------------------------------------------------------------------------------
 // The run plan, fixed before anything runs so the Bonferroni count is known up front.
 
+/** The registry's token-level verifiers (those with a level rule, `select`), in registry order. */
+const LEVEL_VERIFIERS = Object.values(verifiers).filter((v): v is Verifier => "select" in v);
+
 const kernels = await kernelsUnderTest();
 const fastest = await fastestKernel();
 
@@ -261,9 +264,7 @@ TOKEN_CASES.forEach((tokenCase, caseIndex) => {
       : large.referenceDraws;
     const reduced = draws < DRAWS;
     const { q } = rowsFor(tokenCase, kernel);
-    const names = tokenCase.k === 1
-      ? ["sd", "kseq", "specinfer", "specinfer-wor"]
-      : ["kseq", "specinfer", "specinfer-wor"];
+    const names = LEVEL_VERIFIERS.filter((v) => v.maxCandidates >= tokenCase.k).map((v) => v.name);
     for (const verifierName of names) {
       const k = verifierName === "specinfer-wor" ? Math.min(tokenCase.k, supportOf(q)) : tokenCase.k;
       plan.push({ tokenCase, caseIndex, kernel, verifierName, k, draws, reduced });
@@ -301,7 +302,7 @@ for (const run of plan) {
       const { p, q } = rowsFor(tokenCase, kernel);
       const verifier = getVerifier(verifierName) as Verifier; // a token-level rule
       const seed = 7919 * (run.caseIndex + 1) +
-        101 * ["sd", "kseq", "specinfer", "specinfer-wor"].indexOf(verifierName) +
+        101 * LEVEL_VERIFIERS.findIndex((v) => v.name === verifierName) +
         (kernel.name === "wasm" ? 13 : 0);
       const result = runVerifications(kernel, verifier, p, q, k, draws, seed);
       assert.equal(result.malformed, 0, "selections must name a valid token and the candidate it came from");
