@@ -71,7 +71,8 @@ export type {
 
 export { BackendUnavailableError, InvalidModelError, ModelNotFoundError } from "./src/model/errors.ts";
 export { ContextLimitError } from "./src/decode/errors.ts";
-export type { BackendName, BackendOptions, ModelDtype, ResolvedBackend } from "./src/model/backend.ts";
+export type { BackendName, ResolvedBackend } from "./src/backend/mod.ts";
+export type { BackendOptions, ModelDtype } from "./src/model/session.ts";
 export type { ModelFiles, ModelSource } from "./src/model/loader.ts";
 export type { OnnxCausalLMOptions } from "./src/model/causal_lm.ts";
 

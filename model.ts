@@ -2,7 +2,8 @@
  * The ONNX model layer of spectr (`./model`): {@linkcode OnnxCausalLM} (a causal LM over an
  * onnxruntime session with a KV cache that forks into k rows and crops back to the accepted one),
  * model folders from a path, a URL or in-memory files, config parsing for GPT-2 and Llama/Qwen
- * style models, and the backends (`wasm`, `webgpu`, `cpu`, `auto`).
+ * style models, and the backends: the registry {@linkcode backends} (`wasm`, `webgpu`, `cpu`, `kernel`;
+ * `auto` picks cpu or wasm) and the {@linkcode Backend} interface each implements.
  *
  * @example Load the bundled draft model and score a prompt
  * ```ts
@@ -16,10 +17,12 @@
  * @module
  */
 
-export { OnnxCausalLM, openModelFolder, parseModelConfig } from "./src/model/mod.ts";
+export { backends, getBackend, OnnxCausalLM, openModelFolder, parseModelConfig } from "./src/model/mod.ts";
 export type {
+  Backend,
   BackendName,
   BackendOptions,
+  BackendSession,
   ModelConfig,
   ModelDtype,
   ModelFamily,
@@ -28,6 +31,11 @@ export type {
   ModelSource,
   OnnxCausalLMOptions,
   ResolvedBackend,
+  Tensor,
+  TensorData,
+  TensorInput,
+  TensorType,
+  ValueMetadata,
 } from "./src/model/mod.ts";
 export { BackendUnavailableError, InvalidModelError, ModelNotFoundError } from "./src/model/errors.ts";
 export { OnnxEagleDrafter, parseEagleDrafterConfig } from "./src/model/eagle_drafter.ts";

@@ -38,7 +38,7 @@ import { parseArgs } from "node:util";
 import { SpeculativeGenerator } from "../src/generate/generator.ts";
 import { renderChat } from "../src/generate/chat.ts";
 import type { Kernel, Probs, WarpOptions } from "../src/kernel/types.ts";
-import type { ModelDtype } from "../src/model/backend.ts";
+import type { ModelDtype } from "../src/model/session.ts";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import { MarkovModel, nearMarkovTable, randomMarkovTable } from "../src/decode/markov.ts";
 import type { CausalModel } from "../src/decode/model.ts";

@@ -35,6 +35,7 @@
 
 import { SpeculativeGenerator } from "../src/generate/generator.ts";
 import { renderChat } from "../src/generate/chat.ts";
+import { getBackend } from "../src/backend/mod.ts";
 import { OnnxCausalLM } from "../src/model/causal_lm.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import type { GenerateReply } from "../tests/_llama_cpp_oracle.ts";
@@ -130,7 +131,7 @@ async function measureLatency(rounds: number, calls: number): Promise<Map<string
       const model = await OnnxCausalLM.load(FOLDER, {
         backend,
         dtype,
-        numThreads: backend === "cpu" ? THREADS : 1,
+        numThreads: getBackend(backend).threads === "session" ? THREADS : 1,
       });
       models.push({ key: `${backend} ${dtype}`, model });
     }

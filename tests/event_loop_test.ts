@@ -21,7 +21,7 @@ import { SpeculativeGenerator } from "../src/generate/generator.ts";
 import { YIELD_SLICE_MS } from "../src/event_loop.ts";
 import { createHandler } from "../src/serve/handler.ts";
 import type { CausalModel } from "../src/decode/model.ts";
-import { loadOrt } from "../src/model/backend.ts";
+import { loadOrt } from "../src/backend/mod.ts";
 
 const MODELS = new URL("../models/", import.meta.url);
 const PERIOD_MS = 5;
@@ -282,7 +282,7 @@ Deno.test("wasm: dispose the shared generator", async () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// worker: true — the onnxruntime-web session in a module Worker (src/model/_session_worker.ts):
+// worker: true — the onnxruntime-web session in a module Worker (src/backend/ort/_session_worker.ts):
 // the main thread is free during a forward, not only between forwards.
 
 const TICK_MS = 2;
@@ -414,7 +414,7 @@ Deno.test("wasm worker: tokens/s and the longest timer gap of 128-token generati
     // the worker, in 6 interleaved batches of 40 runs each; the difference of the fastest batch means
     // is what posting the feeds, waking the worker and transferring the outputs back costs per forward
     // (the fastest batch: this machine is shared, a slow batch measures the other load).
-    const { createOnnxSession } = await import("../src/model/backend.ts");
+    const { createOnnxSession } = await import("../src/model/session.ts");
     const { openModelFolder } = await import("../src/model/loader.ts");
     const folder = await openModelFolder(new URL("draft/", MODELS));
     const sessions = {

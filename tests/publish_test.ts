@@ -39,8 +39,9 @@ Deno.test("deno publish --dry-run passes and lists the package's files and no ot
       "README.md",
       "LICENSE",
       "src/kernel/spectr_kernel.wasm",
-      "src/model/_session_worker.ts",
-      "src/model/backend.ts",
+      "src/backend/ort/_session_worker.ts",
+      "src/backend/mod.ts",
+      "src/model/session.ts",
       "src/generate/generator.ts",
     ]
   ) {

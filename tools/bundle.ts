@@ -25,6 +25,8 @@
  * @module
  */
 
+import { type Backend, backends } from "../src/backend/mod.ts";
+
 /** What {@linkcode buildBundle} wrote. */
 export interface BundleResult {
   /** The output folder (absolute path). */
@@ -49,8 +51,14 @@ const ROOT = new URL("../", import.meta.url);
 /** onnxruntime-web files the wasm backend loads at run time (the plain SIMD build; no JSEP/JSPI). */
 const ORT_FILES = ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs"];
 const KERNEL = "spectr_kernel.wasm";
-/** Left out, as written in src/model/backend.ts; an edge runtime's import of them fails, and "auto" then uses wasm. */
-export const EXTERNAL = ["npm:onnxruntime-node@1.30.0", "npm:onnxruntime-web@1.30.0/webgpu"];
+/**
+ * Left out: the runtime modules of the backends that do not run on an edge runtime (`edge: false` in
+ * the registry, src/backend/mod.ts: onnxruntime-node, onnxruntime-web's WebGPU build); an edge
+ * runtime's import of them fails, and "auto" then uses wasm.
+ */
+export const EXTERNAL: readonly string[] = Object.values<Backend>(backends)
+  .filter((b) => !b.edge && b.runtimeModule !== undefined)
+  .map((b) => `npm:${b.runtimeModule}`);
 
 function path(url: URL): string {
   return decodeURIComponent(url.pathname);

@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { SpeculativeGenerator } from "../src/generate/generator.ts";
 import type { GenerationMethod, GenerationOptions } from "../src/generate/generator.ts";
-import type { BackendName } from "../src/model/backend.ts";
+import type { BackendName } from "../src/backend/mod.ts";
 import { measureLatency } from "./_latency.ts";
 
 const { values } = parseArgs({

@@ -9,6 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { getBackend } from "../src/backend/mod.ts";
 import { OnnxCausalLM } from "../src/model/causal_lm.ts";
 import { measureLatency } from "./_latency.ts";
 
@@ -33,7 +34,7 @@ for (const backend of values.backends.split(",") as ("cpu" | "wasm")[]) {
     const model = await OnnxCausalLM.load(positionals[0], {
       backend,
       dtype,
-      numThreads: backend === "cpu" ? 2 : 1,
+      numThreads: getBackend(backend).threads === "session" ? 2 : 1, // cpu: its own pool per session
     });
     const ms = await measureLatency(model, CELLS, { past: 64, rounds, calls });
     console.log(

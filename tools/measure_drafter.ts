@@ -31,7 +31,7 @@ import { type GraphBuilder, writeModel } from "../src/convert/onnx_writer.ts";
 import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "../src/convert/safetensors.ts";
 import { quantize } from "../src/convert/_quantize.ts";
 import { gaussian } from "../src/convert/_testing.ts";
-import { loadOrt } from "../src/model/backend.ts";
+import { loadOrt } from "../src/backend/mod.ts";
 import { OnnxEagleDrafter } from "../src/model/eagle_drafter.ts";
 import { EagleProposer } from "../src/decode/eagle_proposer.ts";
 import { loadKernel } from "../src/kernel/wasm.ts";

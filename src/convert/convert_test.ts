@@ -11,7 +11,7 @@ import type { Q4_1Mode } from "./nbits.ts";
 import { writeGguf } from "./_gguf_writer.ts";
 import { toNBits8 } from "./nbits.ts";
 import { DataType, GraphBuilder, writeModel } from "./onnx_writer.ts";
-import { loadOrt } from "../model/backend.ts";
+import { loadOrt } from "../backend/mod.ts";
 import {
   gaussian,
   int8Blocks,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadOrt } from "../model/backend.ts";
+import { loadOrt } from "../backend/mod.ts";
 import { dequantize } from "./dequant.ts";
 import {
   buildEagleFolder,

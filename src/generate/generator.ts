@@ -25,7 +25,8 @@ import {
   type VerifierName,
   verifierNames,
 } from "../verify/mod.ts";
-import { type BackendOptions, type ModelDtype, modelFileName } from "../model/backend.ts";
+import { getBackend, requireOnnxruntime } from "../backend/mod.ts";
+import { type BackendOptions, type ModelDtype, modelFileName } from "../model/session.ts";
 import { OnnxCausalLM, type OnnxCausalLMOptions } from "../model/causal_lm.ts";
 import { OnnxEagleDrafter, parseEagleDrafterConfig } from "../model/eagle_drafter.ts";
 import { InvalidModelError } from "../model/errors.ts";
@@ -484,16 +485,16 @@ export class SpeculativeGenerator {
     ]);
     let draft: OnnxCausalLM | undefined;
     let drafter: OnnxEagleDrafter | undefined;
+    // The draft's own threads where each session has its own pool (cpu); elsewhere the target's setting.
+    const draftThreads = getBackend(target.backend).threads === "session"
+      ? draftNumThreads ?? 1
+      : modelOptions.numThreads;
     try {
       if (eagle && draftFolder) {
-        if (target.backend === "kernel") {
-          throw new RangeError(
-            'Cannot load the feature drafter: it runs on onnxruntime (backend "cpu", "wasm" or "webgpu"), got "kernel"',
-          );
-        }
+        requireOnnxruntime(target.backend, "load the feature drafter");
         drafter = await OnnxEagleDrafter.load(draftFolder, {
           backend: target.backend,
-          numThreads: target.backend === "cpu" ? draftNumThreads ?? 1 : modelOptions.numThreads,
+          numThreads: draftThreads,
           ...await draftDtype(draftFolder, draftOptions?.dtype, modelOptions.dtype),
           file: draftOptions?.file,
         });
@@ -509,7 +510,7 @@ export class SpeculativeGenerator {
             ? await draftDtype(draftFolder, draftOptions?.dtype, modelOptions.dtype)
             : {}),
           backend: target.backend,
-          numThreads: target.backend === "cpu" ? draftNumThreads ?? 1 : modelOptions.numThreads,
+          numThreads: draftThreads,
         })
         : undefined;
     } catch (error) {

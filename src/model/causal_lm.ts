@@ -14,13 +14,9 @@ import {
   checkKeepTreePath,
   checkSelect,
 } from "../decode/model.ts";
-import {
-  type BackendOptions,
-  createOnnxSession,
-  type OnnxSession,
-  type OrtTensor,
-  type ResolvedBackend,
-} from "./backend.ts";
+import type { ResolvedBackend } from "../backend/mod.ts";
+import type { Tensor } from "../backend/types.ts";
+import { type BackendOptions, createOnnxSession, type OnnxSession } from "./session.ts";
 import { type ModelConfig, readModelConfig } from "./config.ts";
 import { InvalidModelError } from "./errors.ts";
 import { type ModelSource, openModelFolder } from "./loader.ts";
@@ -186,7 +182,7 @@ export class OnnxCausalLM implements CausalModel {
   readonly #useCacheBranch: boolean;
   readonly #mask: "2d" | "4d" | "any";
   readonly #featureNames: string[];
-  #past: OrtTensor[] = [];
+  #past: Tensor[] = [];
   /** Features of the last session.run, `[rows, t, featureSize]`. */
   #runFeatures: Float32Array | undefined;
   /** Features of the last append / appendTree (see lastFeatures). */
@@ -649,11 +645,11 @@ export class OnnxCausalLM implements CausalModel {
     return this.#kvType === "float16" ? new Float16(n) : new Float32Array(n);
   }
 
-  #kvTensor(data: KvData, dims: number[]): OrtTensor {
+  #kvTensor(data: KvData, dims: number[]): Tensor {
     return this.#session.tensor(this.#kvType, data, dims);
   }
 
-  #replaceCache(next: OrtTensor[]): void {
+  #replaceCache(next: Tensor[]): void {
     for (const tensor of this.#past) tensor.dispose();
     this.#past = next;
   }
@@ -711,7 +707,7 @@ export class OnnxCausalLM implements CausalModel {
   }
 
   /** The chosen `hidden_states.{i}` outputs of one run, concatenated per position: `[positions, featureSize]`. */
-  #readFeatures(outputs: Record<string, OrtTensor>, positions: number): Float32Array {
+  #readFeatures(outputs: Record<string, Tensor>, positions: number): Float32Array {
     const names = this.#featureNames, h = this.config.hiddenSize, f = names.length * h;
     const out = new Float32Array(positions * f);
     for (let l = 0; l < names.length; l++) {
@@ -750,7 +746,7 @@ export class OnnxCausalLM implements CausalModel {
     const session = this.#session;
     const past = this.#held;
     const total = past + t;
-    const feeds: Record<string, OrtTensor> = {
+    const feeds: Record<string, Tensor> = {
       input_ids: session.tensor("int64", ids, [rows, t]),
       attention_mask: session.tensor("int64", mask, maskDims),
     };
@@ -759,7 +755,7 @@ export class OnnxCausalLM implements CausalModel {
       feeds.use_cache_branch = session.tensor("bool", new Uint8Array([past > 0 ? 1 : 0]), [1]);
     }
     for (let i = 0; i < this.#pastNames.length; i++) feeds[this.#pastNames[i]] = this.#past[i];
-    let outputs: Record<string, OrtTensor>;
+    let outputs: Record<string, Tensor>;
     const start = performance.now();
     try {
       outputs = await session.run(feeds);

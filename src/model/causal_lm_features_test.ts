@@ -10,7 +10,7 @@ import { convertGgufToOnnx } from "../convert/mod.ts";
 import { minimalConfig, TINY, tinyLlamaGguf } from "../convert/_testing.ts";
 import { OnnxCausalLM } from "./causal_lm.ts";
 import { InvalidModelError } from "./errors.ts";
-import type { BackendName } from "./backend.ts";
+import type { BackendName } from "../backend/mod.ts";
 
 const TOL = 1e-4;
 

@@ -12,14 +12,9 @@
 
 import type { EagleDrafterModel } from "../decode/eagle_proposer.ts";
 import { checkFork, checkSelect } from "../decode/model.ts";
-import {
-  type BackendOptions,
-  createOnnxSession,
-  modelFileName,
-  type OnnxSession,
-  type OrtTensor,
-  type ResolvedBackend,
-} from "./backend.ts";
+import { requireOnnxruntime, type ResolvedBackend } from "../backend/mod.ts";
+import type { Tensor } from "../backend/types.ts";
+import { type BackendOptions, createOnnxSession, modelFileName, type OnnxSession } from "./session.ts";
 import { InvalidModelError } from "./errors.ts";
 import { type ModelSource, openModelFolder } from "./loader.ts";
 
@@ -160,7 +155,7 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
   calls = 0;
   readonly #fuse: OnnxSession;
   readonly #model: OnnxSession;
-  #past: OrtTensor[] = [];
+  #past: Tensor[] = [];
   #rows = 1;
   #length = 0;
 
@@ -191,14 +186,10 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
    * @throws {InvalidModelError} a config that is not a drafter's, graphs without the contract's
    *   inputs / outputs, a draft_vocab.json that is not strictly ascending ids below vocab_size of
    *   the config's draft_vocab_size.
-   * @throws {RangeError} backend "kernel", a bad maxLength or dtype.
+   * @throws {RangeError} a backend without onnxruntime (`kernel`), a bad maxLength or dtype.
    */
   static async load(source: ModelSource, options: OnnxEagleDrafterOptions = {}): Promise<OnnxEagleDrafter> {
-    if (options.backend === "kernel") {
-      throw new RangeError(
-        'Cannot load the feature drafter: it runs on onnxruntime (backend "cpu", "wasm" or "webgpu"), got "kernel"',
-      );
-    }
+    requireOnnxruntime(options.backend, "load the feature drafter");
     const folder = await openModelFolder(source);
     const config = parseEagleDrafterConfig(await folder.readJson("config.json"));
     let maxLength = config.maxLength;
@@ -275,7 +266,7 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
       );
     }
     const input = this.#fuse.tensor("float32", features, [1, positions, this.featureSize]);
-    let outputs: Record<string, OrtTensor>;
+    let outputs: Record<string, Tensor>;
     try {
       outputs = await this.#fuse.run({ target_hidden: input });
     } finally {
@@ -322,7 +313,7 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
         positions[r * t + i] = BigInt(past + i);
       }
     }
-    const feeds: Record<string, OrtTensor> = {
+    const feeds: Record<string, Tensor> = {
       input_ids: s.tensor("int64", ids, [rows, t]),
       hidden_states: s.tensor("float32", hidden, [rows, t, hs]),
       attention_mask: s.tensor("int64", new BigInt64Array(rows * total).fill(1n), [rows, total]),
@@ -330,7 +321,7 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
       "past_key_values.0.key": this.#past[0],
       "past_key_values.0.value": this.#past[1],
     };
-    let outputs: Record<string, OrtTensor>;
+    let outputs: Record<string, Tensor>;
     try {
       outputs = await s.run(feeds);
     } finally {
@@ -392,7 +383,7 @@ export class OnnxEagleDrafter implements EagleDrafterModel {
     await this.#model.release();
   }
 
-  #replace(next: OrtTensor[]): void {
+  #replace(next: Tensor[]): void {
     for (const t of this.#past) t.dispose();
     this.#past = next;
   }

@@ -4,7 +4,7 @@
 // tools/train/export_external.py, so the two hold the same float32 bytes: bound 0, measured 0).
 // The dtype names transformers.js folders use map to their files.
 import assert from "node:assert/strict";
-import { modelFileName } from "./backend.ts";
+import { modelFileName } from "./session.ts";
 import { OnnxCausalLM } from "./causal_lm.ts";
 import { ModelNotFoundError } from "./errors.ts";
 import { externalDataFiles } from "./external_data.ts";

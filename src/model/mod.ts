@@ -1,6 +1,6 @@
 /**
  * ONNX causal LMs for the block decoder: model folders (path, URL or in-memory), config parsing for
- * GPT-2 and Llama families, onnxruntime sessions on wasm / webgpu / cpu, and
+ * GPT-2 and Llama families, sessions on the registered backends (src/backend/mod.ts), and
  * {@linkcode OnnxCausalLM}, a {@linkcode CausalModel} with a KV cache per row.
  *
  * @example Parse a config
@@ -16,17 +16,23 @@
 export type { CausalModel } from "../decode/model.ts";
 export { OnnxCausalLM } from "./causal_lm.ts";
 export type { OnnxCausalLMOptions } from "./causal_lm.ts";
-export { BACKENDS, createOnnxSession, DTYPES, loadOrt, modelFileName, OnnxSession } from "./backend.ts";
+export { createOnnxSession, DTYPES, modelFileName, OnnxSession } from "./session.ts";
+export type { BackendOptions, ModelDtype } from "./session.ts";
+export { BACKENDS, backends, getBackend, loadOrt, resolveBackend } from "../backend/mod.ts";
 export type {
+  Backend,
   BackendName,
-  BackendOptions,
-  ModelDtype,
+  BackendSession,
   Ort,
   OrtTensor,
-  OrtTensorType,
   ResolvedBackend,
+  Tensor,
+  TensorData,
+  TensorInput,
+  TensorType,
+  TensorType as OrtTensorType,
   ValueMetadata,
-} from "./backend.ts";
+} from "../backend/mod.ts";
 export { parseModelConfig, readModelConfig } from "./config.ts";
 export type { ModelConfig, ModelFamily } from "./config.ts";
 export { openModelFolder } from "./loader.ts";

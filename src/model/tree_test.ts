@@ -14,7 +14,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { OnnxCausalLM } from "./causal_lm.ts";
-import { createOnnxSession, type OnnxSession, type OrtTensor } from "./backend.ts";
+import type { Tensor } from "../backend/types.ts";
+import { createOnnxSession, type OnnxSession } from "./session.ts";
 import { BackendUnavailableError } from "./errors.ts";
 import { openModelFolder } from "./loader.ts";
 import { argmax, granted, haveModel, maxAbsDiff, modelPath } from "./_testing.ts";
@@ -417,7 +418,7 @@ async function rawForward(
   mask: Uint8Array, // [S, S], 1 = query s sees key t
 ): Promise<Float32Array> {
   const s = tokens.length, h = TINY.kvHeads, d = TINY.hidden / TINY.heads;
-  const feeds: Record<string, OrtTensor> = {
+  const feeds: Record<string, Tensor> = {
     input_ids: session.tensor("int64", BigInt64Array.from(tokens, BigInt), [1, s]),
     position_ids: session.tensor("int64", BigInt64Array.from(positions, BigInt), [1, s]),
     attention_mask: session.tensor("int64", BigInt64Array.from(mask, BigInt), [1, 1, s, s]),

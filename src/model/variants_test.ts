@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { createDecoder } from "../decode/mod.ts";
 import { loadKernel } from "../kernel/wasm.ts";
-import type { BackendOptions, OrtTensor } from "./backend.ts";
-import { createOnnxSession } from "./backend.ts";
+import type { Tensor } from "../backend/types.ts";
+import { type BackendOptions, createOnnxSession } from "./session.ts";
 import { OnnxCausalLM } from "./causal_lm.ts";
 import { ModelNotFoundError } from "./errors.ts";
 import { openModelFolder } from "./loader.ts";
@@ -288,8 +288,8 @@ Deno.test("The merged decoder's use_cache_branch selects its branch (false ignor
   try {
     const ids = (xs: number[]) => session.tensor("int64", BigInt64Array.from(xs, BigInt), [1, xs.length]);
     const empty = (n: number) => session.tensor("float32", new Float32Array(0), [1, 2, n, 8]);
-    const feeds = (tokens: number[], past: number, kv: OrtTensor[] | null, branch: boolean) => {
-      const f: Record<string, OrtTensor> = {
+    const feeds = (tokens: number[], past: number, kv: Tensor[] | null, branch: boolean) => {
+      const f: Record<string, Tensor> = {
         input_ids: ids(tokens),
         // the no-past branch attends to the new tokens only, so its mask covers just them
         attention_mask: ids(new Array((branch ? past : 0) + tokens.length).fill(1)),

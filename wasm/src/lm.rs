@@ -1,5 +1,5 @@
 //! The arithmetic of a transformer forward pass, for the `kernel` model backend (a model run
-//! without onnxruntime, `src/model/kernel_session.ts`): linear layers, layer / RMS norms, the
+//! without onnxruntime, `src/backend/kernel/kernel_session.ts`): linear layers, layer / RMS norms, the
 //! tanh-GELU and SiLU-gate activations, and masked multi-head attention over a KV cache.
 //!
 //! Everything is f32 row-major. A linear layer's weight is `[in, out]` (y = x · W, what an ONNX

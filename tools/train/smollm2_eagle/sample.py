@@ -45,6 +45,10 @@ ap.add_argument('--eval-temps', default='0.7,1.0')
 ap.add_argument('--max-minutes', type=float, default=30)
 ap.add_argument('--max-rounds', type=int, default=100)
 ap.add_argument('--max-shards', type=int, default=100000)
+ap.add_argument('--max-prompt-tokens', type=int, default=192, help='with --prompt-file: longer prompts are left out')
+ap.add_argument('--prompt-file', action='append', default=[],
+                help='JSON array of user prompts (repeatable); the train split then samples these instead of '
+                     'prompts.py\'s, into shards named shard_x<round>_<batch>.npz')
 args = ap.parse_args()
 os.makedirs(args.out, exist_ok=True)
 
@@ -62,8 +66,21 @@ NH = len(hid_names)
 END = {0, 2}
 PAD = 2
 
-prompts = train_prompts(passages=True) if args.split == 'train' else eval_prompts()
+if args.prompt_file:
+    if args.split != 'train':
+        sys.exit('--prompt-file is for the train split')
+    prompts = [p for f in args.prompt_file for p in json.load(open(f))]
+    held_out = set(eval_prompts())
+    assert not held_out & set(prompts), 'a --prompt-file prompt is an eval prompt'
+else:
+    prompts = train_prompts(passages=True) if args.split == 'train' else eval_prompts()
+PREFIX = 'x' if args.prompt_file else 'r'
 enc = [tok.encode(render(p), add_special_tokens=False).ids for p in prompts]
+if args.prompt_file:                       # a long prompt would pad every row of its batch to its length
+    keep = [i for i, e in enumerate(enc) if len(e) <= args.max_prompt_tokens]
+    print(f'{len(prompts)} prompts from {args.prompt_file}, {len(keep)} of at most {args.max_prompt_tokens} tokens kept',
+          flush=True)
+    prompts, enc = [prompts[i] for i in keep], [enc[i] for i in keep]
 
 
 def jobs():
@@ -160,7 +177,7 @@ for r, jl in jobs():
     rng_r = r
     for s in range(0, len(jl), args.batch):
         rows = jl[s:s + args.batch]
-        path = os.path.join(args.out, f'shard_r{r:02d}_{s // args.batch:03d}.npz')
+        path = os.path.join(args.out, f'shard_{PREFIX}{r:02d}_{s // args.batch:03d}.npz')
         if os.path.exists(path):
             continue
         tb = time.time()

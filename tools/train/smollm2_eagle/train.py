@@ -40,8 +40,15 @@ ap.add_argument('--threads', type=int, default=2)
 ap.add_argument('--eval-every', type=int, default=200)
 ap.add_argument('--log-every', type=int, default=10)
 ap.add_argument('--eval-rows', type=int, default=64)
+ap.add_argument('--epochs-order', action='store_true',
+                help='batches walk a fresh permutation of the rows each epoch (no row twice before all are seen; '
+                     'evals report the unique answer tokens seen: a one-pass learning curve)')
+ap.add_argument('--eval-every-frac', type=float, default=0,
+                help='with --epochs-order: evaluate every this fraction of an epoch (overrides --eval-every)')
 ap.add_argument('--reload-every', type=int, default=0, help='pick up new shards every N steps (sampling still running)')
 ap.add_argument('--max-minutes', type=float, default=0)
+ap.add_argument('--continue-schedule', action='store_true',
+                help="with --resume: continue the checkpoint's LR schedule (its minutes count toward --max-minutes)")
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
@@ -176,25 +183,33 @@ with torch.no_grad():
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.95),
                         weight_decay=args.wd)
 step = 0
+prior_minutes = 0.0
 if args.resume:
     ck = torch.load(args.resume)
     model.load_state_dict(ck['state_dict'])
     opt.load_state_dict(ck['opt'])
     step = ck['step']
+    if args.continue_schedule:
+        prior_minutes = ck.get('minutes', 0.0)
 print(f'drafter: {sum(p.numel() for p in model.parameters()):,} trainable params, K={K}', flush=True)
 os.makedirs(os.path.dirname(args.out), exist_ok=True)
 
 
 def save(tag=''):
-    torch.save({'state_dict': model.state_dict(), 'opt': opt.state_dict(), 'step': step, 'args': vars(args)},
+    torch.save({'state_dict': model.state_dict(), 'opt': opt.state_dict(), 'step': step, 'args': vars(args),
+                'minutes': prior_minutes + (time.time() - t0) / 60},
                args.out + tag)
 
 
 t0 = time.time()
 best = -1.0
+order, cursor, seen_rows, seen_tokens = None, 0, set(), 0
+if args.epochs_order and args.eval_every_frac:
+    args.eval_every = max(1, round(args.eval_every_frac * len(rows) / args.batch))
+    print(f'eval every {args.eval_every} steps ({args.eval_every_frac} of an epoch of {len(rows)} rows)', flush=True)
 last_eval = None
 while step < args.steps:
-    el = (time.time() - t0) / 60
+    el = prior_minutes + (time.time() - t0) / 60
     prog = max(step / args.steps, el / args.max_minutes if args.max_minutes else 0)
     if prog >= 1:
         break
@@ -203,7 +218,17 @@ while step < args.steps:
         g['lr'] = lr
     if args.reload_every and step and step % args.reload_every == 0:
         rows, files = load_rows(args.data, args.max_files)
-    pick = rng.choice(len(rows), args.batch, replace=False)
+    if args.epochs_order:
+        if order is None or cursor + args.batch > len(order):
+            order, cursor = rng.permutation(len(rows)), 0
+        pick = order[cursor:cursor + args.batch]
+        cursor += args.batch
+        for i in pick:
+            if int(i) not in seen_rows:
+                seen_rows.add(int(i))
+                seen_tokens += len(rows[i]['tk_ids'])
+    else:
+        pick = rng.choice(len(rows), args.batch, replace=False)
     batch = make_batch([rows[i] for i in pick], args.max_len, rng)
     loss, parts = train_loss(model, batch, args.ttt)
     opt.zero_grad()
@@ -218,7 +243,9 @@ while step < args.steps:
         model.eval()
         last_eval = evaluate(model, eval_rows, args.ttt)
         model.train()
-        print(f'eval step {step}: {json.dumps(last_eval)}', flush=True)
+        print(f'eval step {step}: {json.dumps(last_eval)}'
+              + (f' unique rows {len(seen_rows)}/{len(rows)}, answer tokens {seen_tokens}' if args.epochs_order else ''),
+              flush=True)
         save()
         score = sum(last_eval['alpha_t1']) + sum(last_eval['alpha_t07'])
         if score > best:

@@ -1,8 +1,8 @@
 /**
- * The session worker of `worker: true` (see `createOnnxSession` in src/model/backend.ts): a module
+ * The session worker of `worker: true` (see src/backend/ort/worker.ts): a module
  * Worker that owns one onnxruntime-web (wasm) session, so that its forwards, which compute
  * synchronously on the thread that calls `run`, leave the main thread free. Messages: see
- * src/model/_worker_protocol.ts. Internal: not part of the public API.
+ * src/backend/ort/_worker_protocol.ts. Internal: not part of the public API.
  *
  * @module
  */
@@ -91,7 +91,9 @@ async function handle(message: ToWorker): Promise<void> {
       for (const [name, t] of Object.entries(message.feeds)) {
         feeds[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
       }
-      const outputs = await session.run(feeds);
+      const outputs = message.fetches === undefined
+        ? await session.run(feeds)
+        : await session.run(feeds, message.fetches);
       for (const [name, tensor] of Object.entries(outputs)) {
         const data = wholeBuffer(tensor.data as WireData);
         wire[name] = { type: tensor.type, dims: [...tensor.dims], data };

@@ -1,4 +1,4 @@
-// The kernel backend (src/model/kernel_session.ts) against onnxruntime-web on the same ONNX files:
+// The kernel backend (src/backend/kernel/kernel_session.ts) against onnxruntime-web on the same ONNX files:
 // the bundled GPT-2 target and Llama draft, through OnnxCausalLM as users drive them (prefill, one
 // cached step, fork to rows, a tree), and greedy generation token for token.
 //
@@ -7,11 +7,11 @@
 // run); we allow 50× the larger of that and 1e-6, and the power checks (a wrong RoPE layout, a mask
 // one position too wide) must exceed it by far.
 import assert from "node:assert/strict";
-import { OnnxCausalLM } from "./causal_lm.ts";
-import { SpeculativeGenerator } from "../generate/generator.ts";
+import { OnnxCausalLM } from "../../model/causal_lm.ts";
+import { SpeculativeGenerator } from "../../generate/generator.ts";
 
-const TARGET = new URL("../../models/target", import.meta.url);
-const DRAFT = new URL("../../models/draft", import.meta.url);
+const TARGET = new URL("../../../models/target", import.meta.url);
+const DRAFT = new URL("../../../models/draft", import.meta.url);
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
@@ -109,8 +109,8 @@ Deno.test("kernel backend: greedy speculative text equals onnxruntime-web's toke
 });
 
 Deno.test("kernel backend: power checks — doubled positions and a mask that sees one future token are caught", async () => {
-  const { createOnnxSession } = await import("./backend.ts");
-  const { openModelFolder } = await import("./loader.ts");
+  const { createOnnxSession } = await import("../../model/session.ts");
+  const { openModelFolder } = await import("../../model/loader.ts");
   for (const folder of [TARGET, DRAFT]) {
     const files = await openModelFolder(folder);
     const kernel = await createOnnxSession(files, { backend: "kernel" });
@@ -162,8 +162,8 @@ Deno.test("kernel backend: power checks — doubled positions and a mask that se
 
 // ---- the real pair (deno task model:smollm2 builds the target; models/smollm2-draft ships) ----
 
-const REAL = new URL("../../models/smollm2-135m-instruct", import.meta.url);
-const REAL_DRAFT = new URL("../../models/smollm2-draft", import.meta.url);
+const REAL = new URL("../../../models/smollm2-135m-instruct", import.meta.url);
+const REAL_DRAFT = new URL("../../../models/smollm2-draft", import.meta.url);
 const haveFile = (u: URL) => {
   try {
     return Deno.statSync(u).isFile;

@@ -9,9 +9,9 @@
  *
  * @module
  */
-import type { ModelConfig } from "./config.ts";
-import { InvalidModelError } from "./errors.ts";
-import type { OnnxGraph, OnnxInitializer } from "./onnx_graph.ts";
+import type { ModelConfig } from "../../model/config.ts";
+import { InvalidModelError } from "../../model/errors.ts";
+import type { OnnxGraph, OnnxInitializer } from "../../model/onnx_graph.ts";
 import { Q8_BLOCK, type Q8Weight } from "./q8_weight.ts";
 import { exposedHiddenStates } from "./transformer_weights.ts";
 

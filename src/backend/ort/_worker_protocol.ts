@@ -1,6 +1,6 @@
 /**
- * The messages between {@linkcode OnnxSession} (src/model/backend.ts) and its session worker
- * (src/model/_session_worker.ts) when a wasm session runs in a Worker (`worker: true`). Internal:
+ * The messages between the worker session (src/backend/ort/worker.ts) and its session worker
+ * (src/backend/ort/_session_worker.ts) when a wasm session runs in a Worker (`worker: true`). Internal:
  * not part of the public API.
  *
  * Releasing the session terminates the worker (its wasm memory goes with it), so there is no
@@ -59,7 +59,13 @@ export type ToWorker =
     externalData?: { path: string; data: Uint8Array }[];
     env: WireEnv;
   }
-  | { kind: "run"; id: number; feeds: Record<string, WireTensor> };
+  | {
+    kind: "run";
+    id: number;
+    feeds: Record<string, WireTensor>;
+    /** Only these outputs (all when absent). */
+    fetches?: string[];
+  };
 
 /** Worker → main thread. */
 export type FromWorker =

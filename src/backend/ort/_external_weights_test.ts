@@ -1,4 +1,4 @@
-// Weights by reference (src/model/_external_weights.ts): the rewritten graph names each large
+// Weights by reference (src/backend/ort/_external_weights.ts): the rewritten graph names each large
 // initializer's own bytes in the original file (decoded with npm onnx-proto, not with the rewriter's
 // reader), leaves everything else as it was, and a wasm session created from it gives bit-identical
 // outputs to onnxruntime-web given the file as it is (bound 0: the same kernels on the same weights).
@@ -8,15 +8,16 @@
 // handing the weights by reference on wasm (weightsByReference undefined).
 import assert from "node:assert/strict";
 import onnxProto from "npm:onnx-proto@8.0.1";
-import { createOnnxSession, loadOrt, type OrtTensor } from "./backend.ts";
+import { loadOrt, type OrtTensor, type Tensor as SessionTensor } from "../mod.ts";
+import { createOnnxSession } from "../../model/session.ts";
 import { referenceWeights } from "./_external_weights.ts";
-import { openModelFolder } from "./loader.ts";
-import { granted, haveModel, modelPath } from "./_testing.ts";
+import { openModelFolder } from "../../model/loader.ts";
+import { granted, haveModel, modelPath } from "../../model/_testing.ts";
 
 // deno-lint-ignore no-explicit-any
 const { onnx } = onnxProto as any;
-const VARIANTS = new URL("./testdata/variants/", import.meta.url);
-const EXTERNAL = new URL("./testdata/external/onnx/model.onnx", import.meta.url);
+const VARIANTS = new URL("../../model/testdata/variants/", import.meta.url);
+const EXTERNAL = new URL("../../model/testdata/external/onnx/model.onnx", import.meta.url);
 const ffi = granted("ffi", "the check that cpu sessions keep their weights inline");
 
 // deno-lint-ignore no-explicit-any
@@ -95,8 +96,8 @@ Deno.test("referenceWeights: nothing to move (weights already external, all smal
 });
 
 /** A one-position forward's feeds for a graph with past_key_values.* inputs (empty past). */
-function feeds(session: Awaited<ReturnType<typeof createOnnxSession>>): Record<string, OrtTensor> {
-  const out: Record<string, OrtTensor> = {};
+function feeds(session: Awaited<ReturnType<typeof createOnnxSession>>): Record<string, SessionTensor> {
+  const out: Record<string, SessionTensor> = {};
   for (const m of session.inputMetadata) {
     if (m.name === "input_ids") {
       out[m.name] = session.tensor("int64", new BigInt64Array([5n, 7n, 11n]), [1, 3]);
@@ -136,7 +137,8 @@ for (const [label, dir, file] of CASES) {
       assert.ok(session.weightsByReference, "the weights went by reference");
       assert.ok(session.weightsByReference.tensors > 0 && session.weightsByReference.bytes > 0);
       const input = feeds(session);
-      const a = await session.run(input), b = await inline.run(input);
+      // the wasm session's tensors are onnxruntime-web's own
+      const a = await session.run(input), b = await inline.run(input as Record<string, OrtTensor>);
       assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
       for (const name of Object.keys(b)) {
         assert.deepEqual(a[name].dims, b[name].dims, name);

@@ -32,9 +32,9 @@
  * @module
  */
 
-import type { ModelConfig } from "./config.ts";
-import { InvalidModelError } from "./errors.ts";
-import type { OnnxGraph, OnnxInitializer, OnnxNode } from "./onnx_graph.ts";
+import type { ModelConfig } from "../../model/config.ts";
+import { InvalidModelError } from "../../model/errors.ts";
+import type { OnnxGraph, OnnxInitializer, OnnxNode } from "../../model/onnx_graph.ts";
 
 /** An LM head weight: `[vocab, hidden]` ("vocab-major", logits = x · Wᵀ) or `[hidden, vocab]` ("in-out"). */
 export interface HeadWeight {
@@ -1195,9 +1195,9 @@ function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
  *   projection, no SiLU, no RoPE frequencies, ...), named with the values got.
  * @example
  * ```ts ignore
- * import { readOnnxGraph } from "./onnx_graph.ts";
+ * import { readOnnxGraph } from "../../model/onnx_graph.ts";
  * import { transformerWeights } from "./transformer_weights.ts";
- * import { parseModelConfig } from "./config.ts";
+ * import { parseModelConfig } from "../../model/config.ts";
  * const graph = readOnnxGraph(await Deno.readFile("models/draft/onnx/model.onnx"));
  * const config = parseModelConfig(JSON.parse(await Deno.readTextFile("models/draft/config.json")));
  * const w = transformerWeights(graph, config);

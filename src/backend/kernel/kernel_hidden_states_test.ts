@@ -11,15 +11,16 @@
 // do (the existing q8 logits test's factor; measured 0.4–1.24×).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { convertGgufToOnnx } from "../convert/mod.ts";
-import { minimalConfig, TINY, tinyLlamaGguf } from "../convert/_testing.ts";
-import { type BackendName, createOnnxSession, type OnnxSession } from "./backend.ts";
-import { OnnxCausalLM } from "./causal_lm.ts";
-import { readModelConfig } from "./config.ts";
-import { InvalidModelError } from "./errors.ts";
-import { KernelSession, type KernelTensor } from "./kernel_session.ts";
-import { openModelFolder } from "./loader.ts";
-import { readOnnxGraph } from "./onnx_graph.ts";
+import { convertGgufToOnnx } from "../../convert/mod.ts";
+import { minimalConfig, TINY, tinyLlamaGguf } from "../../convert/_testing.ts";
+import type { BackendName } from "../mod.ts";
+import { createOnnxSession, type OnnxSession } from "../../model/session.ts";
+import { OnnxCausalLM } from "../../model/causal_lm.ts";
+import { readModelConfig } from "../../model/config.ts";
+import { InvalidModelError } from "../../model/errors.ts";
+import { KernelSession } from "./kernel_session.ts";
+import { openModelFolder } from "../../model/loader.ts";
+import { readOnnxGraph } from "../../model/onnx_graph.ts";
 import { converterQ8Weights } from "./q8_graph_weights.ts";
 import { transformerWeights } from "./transformer_weights.ts";
 
@@ -191,15 +192,14 @@ Deno.test("kernel backend: fetches pick outputs; a graph without hidden_states e
       const ids = [1, 5, 9, 13];
       const f = () => feeds(s, ids, [0, 1, 2, 3], [1n, 1n, 1n, 1n], [1, 4], 1, undefined);
       const all = await run(s, f());
-      const kf = () => f() as unknown as Record<string, KernelTensor>;
       assert.ok("hidden_states.1" in all && "logits" in all);
-      const onlyLogits = await kernel.run(kf(), ["logits"]);
+      const onlyLogits = await kernel.run(f(), ["logits"]);
       assert.deepEqual(Object.keys(onlyLogits), ["logits"]);
       assert.deepEqual(onlyLogits.logits.data, all.logits);
-      const onlyHidden = await kernel.run(kf(), ["hidden_states.1"]);
+      const onlyHidden = await kernel.run(f(), ["hidden_states.1"]);
       assert.deepEqual(Object.keys(onlyHidden), ["hidden_states.1"]);
       assert.deepEqual(onlyHidden["hidden_states.1"].data, all["hidden_states.1"]);
-      await assert.rejects(() => kernel.run(kf(), ["hidden_states.0"]), RangeError);
+      await assert.rejects(() => kernel.run(f(), ["hidden_states.0"]), RangeError);
       const plainOut = await run(p, feeds(p, ids, [0, 1, 2, 3], [1n, 1n, 1n, 1n], [1, 4], 1, undefined));
       assert.deepEqual(plainOut.logits, all.logits);
     } finally {
@@ -245,7 +245,7 @@ Deno.test("weight readers record the exposed layers and reject a hidden_states o
 
 // ---- the real target (deno task model:smollm2 builds it with hidden_states.2, .15, .29) ----
 
-const REAL = new URL("../../models/smollm2-135m-instruct", import.meta.url);
+const REAL = new URL("../../../models/smollm2-135m-instruct", import.meta.url);
 const haveFile = (u: URL) => {
   try {
     return Deno.statSync(u).isFile;

@@ -1,17 +1,22 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import onnxProto from "npm:onnx-proto@8.0.1";
-import { type ModelConfig, parseModelConfig } from "./config.ts";
-import { InvalidModelError } from "./errors.ts";
-import { type OnnxGraph, type OnnxInitializer, type OnnxNode, readOnnxGraph } from "./onnx_graph.ts";
+import { type ModelConfig, parseModelConfig } from "../../model/config.ts";
+import { InvalidModelError } from "../../model/errors.ts";
+import {
+  type OnnxGraph,
+  type OnnxInitializer,
+  type OnnxNode,
+  readOnnxGraph,
+} from "../../model/onnx_graph.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
-import { haveModel, modelPath, MODELS_DIR } from "./_testing.ts";
-import { buildLlamaGraph } from "../convert/llama_onnx.ts";
-import type { GraphBuilder } from "../convert/onnx_writer.ts";
-import { dequantize } from "../convert/dequant.ts";
-import { findTensor, type GgufFile, parseGguf } from "../convert/gguf.ts";
-import { GgmlType } from "../convert/ggml_types.ts";
-import { minimalConfig, TINY, tinyLlamaGguf, type TinyOptions } from "../convert/_testing.ts";
+import { haveModel, modelPath, MODELS_DIR } from "../../model/_testing.ts";
+import { buildLlamaGraph } from "../../convert/llama_onnx.ts";
+import type { GraphBuilder } from "../../convert/onnx_writer.ts";
+import { dequantize } from "../../convert/dequant.ts";
+import { findTensor, type GgufFile, parseGguf } from "../../convert/gguf.ts";
+import { GgmlType } from "../../convert/ggml_types.ts";
+import { minimalConfig, TINY, tinyLlamaGguf, type TinyOptions } from "../../convert/_testing.ts";
 
 // deno-lint-ignore no-explicit-any
 const { onnx } = onnxProto as any;

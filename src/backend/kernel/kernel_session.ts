@@ -18,17 +18,18 @@
  *
  * @module
  */
-import type { ModelConfig } from "./config.ts";
-import { InvalidModelError } from "./errors.ts";
-import { readOnnxGraph } from "./onnx_graph.ts";
+import type { ModelConfig } from "../../model/config.ts";
+import { InvalidModelError } from "../../model/errors.ts";
+import { readOnnxGraph } from "../../model/onnx_graph.ts";
+import type { BackendSession, Tensor, TensorInput, TensorType, ValueMetadata } from "../types.ts";
 import { converterQ8Weights, isConverterQ8Graph } from "./q8_graph_weights.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
-import { kernelWasmUrl, readBytes } from "../kernel/wasm_load.ts";
+import { kernelWasmUrl, readBytes } from "../../kernel/wasm_load.ts";
 import { isQ8, type LinearWeight, Q8_BLOCK } from "./q8_weight.ts";
-import { bindExports, type KernelExports } from "../kernel/wasm_abi.ts";
+import { bindExports, type KernelExports } from "../../kernel/wasm_abi.ts";
 
 /** A CPU tensor with the fields the model layer reads (onnxruntime-common's shape of one). */
-export class KernelTensor {
+export class KernelTensor implements Tensor {
   /** Always "cpu". */
   readonly location = "cpu";
   /** Element type. */
@@ -195,23 +196,23 @@ interface Shape {
  * @example The bundled draft on the kernel backend
  * ```ts
  * import { KernelSession } from "./kernel_session.ts";
- * import { readModelConfig } from "./config.ts";
- * import { openModelFolder } from "./loader.ts";
- * const folder = await openModelFolder(new URL("../../models/draft", import.meta.url));
+ * import { readModelConfig } from "../../model/config.ts";
+ * import { openModelFolder } from "../../model/loader.ts";
+ * const folder = await openModelFolder(new URL("../../../models/draft", import.meta.url));
  * const session = await KernelSession.create(await folder.readBytes("onnx/model.onnx"), await readModelConfig(folder), "onnx/model.onnx");
  * console.assert(session.outputNames[0] === "logits");
  * await session.release();
  * ```
  */
-export class KernelSession {
+export class KernelSession implements BackendSession {
   /** Graph input names, in order. */
   readonly inputNames: readonly string[];
   /** Graph output names, in order. */
   readonly outputNames: readonly string[];
   /** Input metadata: `attention_mask` is declared without a shape (2D or 4D, tree attention). */
-  readonly inputMetadata: readonly { name: string; type: string; shape?: (number | string)[] }[];
+  readonly inputMetadata: readonly ValueMetadata[];
   /** Output metadata. */
-  readonly outputMetadata: readonly { name: string; type: string; shape?: (number | string)[] }[];
+  readonly outputMetadata: readonly ValueMetadata[];
   /** Bytes of weights held in the kernel's memory. */
   readonly weightBytes: number;
   readonly #mem: LinearMemory;
@@ -398,7 +399,7 @@ export class KernelSession {
    * @throws {RangeError} feeds missing or shaped inconsistently, or a fetch names no output.
    */
   run(
-    feeds: Record<string, KernelTensor>,
+    feeds: Record<string, Tensor>,
     fetches?: readonly string[] | Record<string, unknown>,
   ): Promise<Record<string, KernelTensor>> {
     try {
@@ -419,13 +420,18 @@ export class KernelSession {
     }
   }
 
+  /** A CPU tensor over `data` (not copied; booleans become a Uint8Array of 0 / 1). */
+  tensor(type: TensorType, data: TensorInput, dims: readonly number[]): KernelTensor {
+    return new KernelTensor(type, Array.isArray(data) ? Uint8Array.from(data, Number) : data, dims);
+  }
+
   /** Drops the weights (the instance and its memory become garbage). */
   release(): Promise<void> {
     this.#released = true;
     return Promise.resolve();
   }
 
-  #forward(feeds: Record<string, KernelTensor>, want?: Set<string>): Record<string, KernelTensor> {
+  #forward(feeds: Record<string, Tensor>, want?: Set<string>): Record<string, KernelTensor> {
     if (this.#released) throw new Error("Cannot run the model: the kernel session was released");
     const s = this.#s, mem = this.#mem, x = mem.x;
     const ids = feeds.input_ids, mask = feeds.attention_mask, positions = feeds.position_ids;
@@ -658,7 +664,7 @@ export class KernelSession {
   #writeMask(
     u8: Uint8Array,
     at: number,
-    mask: KernelTensor,
+    mask: Tensor,
     r: number,
     t: number,
     past: number,

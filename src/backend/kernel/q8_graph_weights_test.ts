@@ -5,15 +5,15 @@
 // with gate and up swapped and one with the codes left uncentred (zero point forgotten).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { convertGgufToOnnx } from "../convert/mod.ts";
-import { minimalConfig, tinyLlamaGguf } from "../convert/_testing.ts";
-import { readModelConfig } from "./config.ts";
-import { openModelFolder } from "./loader.ts";
-import { readOnnxGraph } from "./onnx_graph.ts";
+import { convertGgufToOnnx } from "../../convert/mod.ts";
+import { minimalConfig, tinyLlamaGguf } from "../../convert/_testing.ts";
+import { readModelConfig } from "../../model/config.ts";
+import { openModelFolder } from "../../model/loader.ts";
+import { readOnnxGraph } from "../../model/onnx_graph.ts";
 import { converterQ8Weights, isConverterQ8Graph } from "./q8_graph_weights.ts";
 import type { Q8Weight } from "./q8_weight.ts";
 import { type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
-import { OnnxCausalLM } from "./causal_lm.ts";
+import { OnnxCausalLM } from "../../model/causal_lm.ts";
 
 /** W as [k, n] float64 from the 8-bit form, written out from the documented formula. */
 function dense(w: Q8Weight): Float64Array {

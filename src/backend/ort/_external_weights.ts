@@ -14,7 +14,7 @@
  * @module
  */
 
-import { fields, LEN, readVarint, VARINT } from "./_protobuf.ts";
+import { fields, LEN, readVarint, VARINT } from "../../model/_protobuf.ts";
 
 /** Field numbers (onnx.proto3). */
 const MODEL_GRAPH = 7;

@@ -1,4 +1,4 @@
-// `worker: true` (the onnxruntime-web session in a module Worker, src/model/_session_worker.ts)
+// `worker: true` (the onnxruntime-web session in a module Worker, src/backend/ort/_session_worker.ts)
 // against `worker: false` (inline) on the same wasm kernels: logits equal bit for bit (bound 0)
 // through prefill, steps, a lazy fork to 3 rows (shared token at batch 1, then 3 rows), select +
 // crop, a fork before the prompt; on the bundled pair, the fp16 variant (float16 KV cache and
@@ -8,15 +8,15 @@
 // no Worker → BackendUnavailableError, another backend → RangeError. wasmPaths / wasmBinary reach
 // the worker's own onnxruntime-web.
 import assert from "node:assert/strict";
-import { SpeculativeGenerator } from "../generate/generator.ts";
-import { type BackendOptions, createOnnxSession } from "./backend.ts";
-import { OnnxCausalLM } from "./causal_lm.ts";
-import { BackendUnavailableError, InvalidModelError } from "./errors.ts";
-import { openModelFolder } from "./loader.ts";
-import { haveModel, maxAbsDiff, modelPath, randomTokens } from "./_testing.ts";
+import { SpeculativeGenerator } from "../../generate/generator.ts";
+import { type BackendOptions, createOnnxSession } from "../../model/session.ts";
+import { OnnxCausalLM } from "../../model/causal_lm.ts";
+import { BackendUnavailableError, InvalidModelError } from "../../model/errors.ts";
+import { openModelFolder } from "../../model/loader.ts";
+import { haveModel, maxAbsDiff, modelPath, randomTokens } from "../../model/_testing.ts";
 
-const VARIANTS = new URL("./testdata/variants", import.meta.url).pathname;
-const EXTERNAL = new URL("./testdata/external", import.meta.url).pathname;
+const VARIANTS = new URL("../../model/testdata/variants", import.meta.url).pathname;
+const EXTERNAL = new URL("../../model/testdata/external", import.meta.url).pathname;
 const bundled = haveModel("target") && haveModel("draft");
 
 /** Every append's logits through a fixed sequence of KV-cache operations. */
@@ -54,7 +54,7 @@ async function trace(model: OnnxCausalLM): Promise<{ logits: Float32Array[]; cal
 /**
  * Loads inline first, then in a worker: the inline session starts onnxruntime-web's wasm runtime on
  * this thread, whose Emscripten glue then replaces globalThis.Worker with node:worker_threads' Worker
- * (under Deno); the worker session must still start a Web Worker (backend.ts keeps the original).
+ * (under Deno); the worker session must still start a Web Worker (worker.ts keeps the original).
  */
 async function compare(folder: string, options: BackendOptions): Promise<void> {
   const load = (worker: boolean) =>

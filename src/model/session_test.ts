@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { createOnnxSession, loadOrt, modelFileName } from "./backend.ts";
+import { loadOrt } from "../backend/mod.ts";
+import { createOnnxSession, modelFileName } from "./session.ts";
 import { InvalidModelError, ModelNotFoundError } from "./errors.ts";
 import { openModelFolder } from "./loader.ts";
 import { granted, haveModel, modelPath } from "./_testing.ts";
@@ -99,7 +100,7 @@ Deno.test({
   ignore: Deno.permissions.querySync({ name: "run", command: Deno.execPath() }).state !== "granted",
   async fn() {
     // wasmPaths is process-wide and fixed by the first wasm session: run it in a fresh process.
-    const backend = new URL("./backend.ts", import.meta.url).href;
+    const backend = new URL("./session.ts", import.meta.url).href;
     const config = new URL("../../deno.json", import.meta.url).pathname;
     const model = new URL("../../models/draft/", import.meta.url).href;
     const script = `
