@@ -57,16 +57,20 @@ export type {
 } from "./src/decode/mod.ts";
 export { LookupProposer, type LookupProposerOptions } from "./src/decode/lookup.ts";
 export {
+  type AutoCandidate,
   AutoPlanner,
   type AutoPlannerOptions,
+  type BlockCostModel,
   type EagleDrafterModel,
   EagleProposer,
   type EagleProposerOptions,
+  ForwardCost,
   getProposerKind,
   type ProposerKind,
   type ProposerName,
   proposerNames,
   type ProposerParts,
+  type Proposers,
   proposers,
 } from "./src/decode/mod.ts";
 
@@ -94,6 +98,7 @@ export type {
   Verifier,
   VerifierAlias,
   VerifierName,
+  Verifiers,
 } from "./src/verify/mod.ts";
 
 export type { Kernel, Probs, RhoSolution, Selection, WarpOptions } from "./src/kernel/types.ts";

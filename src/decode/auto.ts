@@ -209,7 +209,11 @@ export class AutoPlanner implements BlockPlanner {
   readonly #uniqueShare = new Map<number, number>();
   #last: AutoCandidate | undefined;
 
-  /** @throws {RangeError} bad maxDraftLength / maxDrafts, unknown verifier names. */
+  /**
+   * A planner over the given cost model and verifiers.
+   *
+   * @throws {RangeError} bad maxDraftLength / maxDrafts, unknown verifier names.
+   */
   constructor(options: AutoPlannerOptions) {
     const {
       cost,

@@ -49,6 +49,8 @@ export class ForwardCost {
   readonly rate: number;
 
   /**
+   * A cost surface fitted to measured forward timings.
+   *
    * @param timings At least one shape; times > 0.
    * @param rate Weight of each online observation, in (0, 1].
    * @throws {RangeError} no shapes, ragged arrays, or non-positive times.

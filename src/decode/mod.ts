@@ -32,10 +32,12 @@ export {
   EagleProposer,
   type EagleProposerOptions,
 } from "./eagle_proposer.ts";
-export { getProposerKind, type ProposerName, proposerNames, proposers } from "./proposers.ts";
+export { getProposerKind, type ProposerName, proposerNames, type Proposers, proposers } from "./proposers.ts";
 export type { ProposerKind, ProposerParts } from "./proposer.ts";
 export { AutoPlanner } from "./auto.ts";
-export type { AutoPlannerOptions } from "./auto.ts";
+export type { AutoCandidate, AutoPlannerOptions } from "./auto.ts";
+export type { BlockCostModel } from "./cost.ts";
+export { ForwardCost } from "./cost.ts";
 export { FixedPlanner } from "./plan.ts";
 export type { BlockOutcome, BlockPlan, BlockPlanner } from "./plan.ts";
 export { TargetScorer, TargetScores } from "./scorer.ts";

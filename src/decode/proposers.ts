@@ -10,8 +10,18 @@ import { draftProposerKind, type ProposerKind } from "./proposer.ts";
 import { lookupProposerKind } from "./lookup.ts";
 import { eagleProposerKind } from "./eagle_proposer.ts";
 
+/** The registry's shape: one entry per shipped proposer. */
+export interface Proposers {
+  /** A draft model's k sampled sequences. */
+  readonly draft: ProposerKind;
+  /** Prompt n-gram lookup, no model. */
+  readonly lookup: ProposerKind;
+  /** The feature drafter (EAGLE-style), reading the target's hidden states. */
+  readonly eagle: ProposerKind;
+}
+
 /** Every shipped proposer kind, keyed by its name (one line per proposer). */
-export const proposers = Object.freeze(
+export const proposers: Proposers = Object.freeze(
   {
     draft: draftProposerKind,
     lookup: lookupProposerKind,

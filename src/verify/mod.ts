@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Verifier } from "./types.ts";
+import type { LevelVerifier, Verifier } from "./types.ts";
 import { blockVerifier } from "./block.ts";
 import { kseq } from "./kseq.ts";
 import { kseqBlock } from "./kseq_block.ts";
@@ -26,8 +26,24 @@ export { levelVerifier, walkBlock } from "./walk.ts";
 export type { LevelVerifierDefinition } from "./walk.ts";
 export { blockVerifier, kseq, kseqBlock, sd, specInfer, specInferWor };
 
+/** The registry's shape: one entry per shipped verifier. */
+export interface Verifiers {
+  /** Speculative sampling (one draft). */
+  readonly sd: LevelVerifier;
+  /** SpecTr's K-SEQ. */
+  readonly kseq: LevelVerifier;
+  /** SpecInfer's multi-round rejection, drafts drawn with replacement. */
+  readonly specinfer: LevelVerifier;
+  /** SpecInfer with drafts drawn without replacement. */
+  readonly "specinfer-wor": LevelVerifier;
+  /** Block verification (one draft). */
+  readonly block: Verifier;
+  /** K-SEQ with block verification. */
+  readonly "kseq-block": Verifier;
+}
+
 /** Every shipped verifier, keyed by its name (one line per verifier). */
-export const verifiers = Object.freeze(
+export const verifiers: Verifiers = Object.freeze(
   {
     sd,
     kseq,
@@ -42,7 +58,7 @@ export const verifiers = Object.freeze(
 export type VerifierName = keyof typeof verifiers;
 
 /** Other names a verifier is known by in the generation API: SpecTr's K-SEQ is `spectr` there. */
-export const verifierAliases = Object.freeze(
+export const verifierAliases: Readonly<{ spectr: "kseq" }> = Object.freeze(
   { spectr: "kseq" } as const satisfies Record<string, VerifierName>,
 );
 
@@ -65,7 +81,7 @@ export const verifierNames: readonly VerifierName[] = Object.freeze(Object.keys(
  */
 export function getVerifier(name: string): Verifier {
   const key = Object.hasOwn(verifierAliases, name) ? verifierAliases[name as VerifierAlias] : name;
-  const v = Object.hasOwn(verifiers, key) ? (verifiers as Record<string, Verifier>)[key] : undefined;
+  const v = Object.hasOwn(verifiers, key) ? verifiers[key as VerifierName] : undefined;
   if (!v) {
     throw new RangeError(
       `Unknown verifier "${name}": expected one of ${
