@@ -27,7 +27,7 @@ import { buildEagleGraphs, type EagleConfig, parseEagleConfig } from "../src/con
 import { GgmlType } from "../src/convert/ggml_types.ts";
 import { findTensor, parseGguf } from "../src/convert/gguf.ts";
 import { nbitsInit, nbitsMatMul } from "../src/convert/llama_onnx.ts";
-import { type GraphBuilder, writeModel } from "../src/convert/onnx_writer.ts";
+import { type GraphBuilder, writeModel } from "../src/onnx/mod.ts";
 import { parseSafetensors, writeSafetensors } from "../src/convert/safetensors.ts";
 import { quantize } from "../src/convert/_quantize.ts";
 import { gaussian, randomEagleDrafter } from "../src/convert/_testing.ts";

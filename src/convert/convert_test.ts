@@ -10,7 +10,7 @@ import { convertGgufToOnnx, type ConvertOptions } from "./mod.ts";
 import type { Q4_1Mode } from "./nbits.ts";
 import { writeGguf } from "./_gguf_writer.ts";
 import { toNBits8 } from "./nbits.ts";
-import { DataType, GraphBuilder, writeModel } from "./onnx_writer.ts";
+import { DataType, GraphBuilder, writeModel } from "../onnx/mod.ts";
 import { loadOrt } from "../backend/mod.ts";
 import {
   gaussian,

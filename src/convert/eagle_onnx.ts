@@ -22,7 +22,7 @@ import { GgmlType } from "./ggml_types.ts";
 import { findTensor, type GgufTensorInfo, parseGguf } from "./gguf.ts";
 import { nbitsInit, nbitsMatMul, type Part } from "./llama_onnx.ts";
 import { nbitsCompatible, toNBits8 } from "./nbits.ts";
-import { DataType, GraphBuilder, writeModel } from "./onnx_writer.ts";
+import { DataType, GraphBuilder, writeModel } from "../onnx/mod.ts";
 import { parseSafetensors, type SafetensorsTensor } from "./safetensors.ts";
 import { quantize } from "./_quantize.ts";
 

@@ -11,7 +11,7 @@ import {
 } from "./eagle_onnx.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { findTensor, parseGguf } from "./gguf.ts";
-import { writeModel } from "./onnx_writer.ts";
+import { writeModel } from "../onnx/mod.ts";
 import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "./safetensors.ts";
 import { writeGguf } from "./_gguf_writer.ts";
 import { gaussian, randomEagleDrafter } from "./_testing.ts";

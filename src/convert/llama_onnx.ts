@@ -25,7 +25,7 @@ import { findTensor, type GgufFile, type GgufTensorInfo, UnsupportedGgufError } 
 import { hfRowOrder, type LlamaSpec, llamaSpec } from "./llama_spec.ts";
 import { concatNBits, nbitsCompatible, type NBitsWeight, type Q4_1Mode, toNBits, toNBits8 } from "./nbits.ts";
 import { GgmlType } from "./ggml_types.ts";
-import { DataType, GraphBuilder } from "./onnx_writer.ts";
+import { DataType, GraphBuilder } from "../onnx/mod.ts";
 
 /** Weight precision of a converted graph. */
 export type Precision = "fp32" | "q4" | "q8";

@@ -21,7 +21,7 @@ import {
 } from "./llama_onnx.ts";
 import { type LlamaSpec, llamaSpec } from "./llama_spec.ts";
 import type { Q4_1Mode } from "./nbits.ts";
-import { writeModel } from "./onnx_writer.ts";
+import { writeModel } from "../onnx/mod.ts";
 
 export {
   type GgufFile,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { modelFileName } from "./session.ts";
 import { OnnxCausalLM } from "./causal_lm.ts";
 import { ModelNotFoundError } from "./errors.ts";
-import { externalDataFiles } from "./external_data.ts";
+import { externalDataFiles } from "../onnx/mod.ts";
 import { granted, maxAbsDiff, randomTokens } from "./_testing.ts";
 
 const EXTERNAL = new URL("./testdata/external/", import.meta.url);

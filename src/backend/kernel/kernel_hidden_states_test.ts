@@ -20,7 +20,7 @@ import { readModelConfig } from "../../model/config.ts";
 import { InvalidModelError } from "../../model/errors.ts";
 import { KernelSession } from "./kernel_session.ts";
 import { openModelFolder } from "../../model/loader.ts";
-import { readOnnxGraph } from "../../model/onnx_graph.ts";
+import { readOnnxGraph } from "../../onnx/mod.ts";
 import { converterQ8Weights } from "./q8_graph_weights.ts";
 import { transformerWeights } from "./transformer_weights.ts";
 

@@ -20,7 +20,7 @@
  */
 import type { ModelConfig } from "../../model/config.ts";
 import { InvalidModelError } from "../../model/errors.ts";
-import { readOnnxGraph } from "../../model/onnx_graph.ts";
+import { readOnnxGraph } from "../../onnx/graph.ts";
 import type { BackendSession, Tensor, TensorInput, TensorType, ValueMetadata } from "../types.ts";
 import { converterQ8Weights, isConverterQ8Graph } from "./q8_graph_weights.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";

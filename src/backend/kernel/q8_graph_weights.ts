@@ -11,7 +11,9 @@
  */
 import type { ModelConfig } from "../../model/config.ts";
 import { InvalidModelError } from "../../model/errors.ts";
-import type { OnnxGraph, OnnxInitializer } from "../../model/onnx_graph.ts";
+import { DataType } from "../../onnx/data_types.ts";
+import type { OnnxGraph, OnnxInitializer } from "../../onnx/graph.ts";
+import { nodeWithInput, usersOf } from "../../onnx/queries.ts";
 import { Q8_BLOCK, type Q8Weight } from "./q8_weight.ts";
 import { exposedHiddenStates } from "./transformer_weights.ts";
 
@@ -70,7 +72,7 @@ export function isConverterQ8Graph(graph: OnnxGraph): boolean {
 }
 
 function floats(init: OnnxInitializer): Float32Array {
-  if (init.dataType !== 1) {
+  if (init.dataType !== DataType.FLOAT) {
     throw new InvalidModelError(`${init.name} must be float32, got data type ${init.dataType}`);
   }
   return new Float32Array(init.raw.slice().buffer);
@@ -105,7 +107,10 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
   /** The whole quantized matrix `base` (qweight [N, blocks, 32], scales, optional mins [blocks, N]). */
   const matrix = (base: string, k: number): Q8Weight => {
     const q = init(`${base}.qweight`);
-    if (q.dataType !== 2 || q.dims.length !== 3 || q.dims[2] !== Q8_BLOCK || q.dims[1] * Q8_BLOCK !== k) {
+    if (
+      q.dataType !== DataType.UINT8 || q.dims.length !== 3 || q.dims[2] !== Q8_BLOCK ||
+      q.dims[1] * Q8_BLOCK !== k
+    ) {
       fail(
         `${base}.qweight must be uint8 [N, ${k / Q8_BLOCK}, ${Q8_BLOCK}], got type ${q.dataType} [${q.dims}]`,
       );
@@ -197,7 +202,7 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
   const eps = floats(init("rms_eps"))[0];
   const downNodes = Array.from({ length: config.numLayers }, (_, i) => {
     const qweight = `layers.${i}.mlp.down.qweight`;
-    return graph.nodes.find((n) => n.opType === "MatMulNBits" && n.inputs[1] === qweight) ??
+    return nodeWithInput(graph, "MatMulNBits", 1, qweight) ??
       fail(`no MatMulNBits multiplies by ${qweight}`);
   });
   const hiddenStates = exposedHiddenStates(graph, downNodes, config);
@@ -221,8 +226,8 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
  * both do.
  */
 function gateComesFirst(graph: OnnxGraph, qweight: string): boolean | undefined {
-  const consumers = (name: string) => graph.nodes.filter((n) => n.inputs.includes(name));
-  const matmul = graph.nodes.find((n) => n.opType === "MatMulNBits" && n.inputs[1] === qweight);
+  const consumers = (name: string) => usersOf(graph, name);
+  const matmul = nodeWithInput(graph, "MatMulNBits", 1, qweight);
   if (!matmul) return undefined;
   // MatMulNBits → Add (mins) → Split
   let frontier = [matmul.outputs[0]];

@@ -9,7 +9,7 @@ import { convertGgufToOnnx } from "../../convert/mod.ts";
 import { minimalConfig, tinyLlamaGguf } from "../../convert/_testing.ts";
 import { readModelConfig } from "../../model/config.ts";
 import { openModelFolder } from "../../model/loader.ts";
-import { readOnnxGraph } from "../../model/onnx_graph.ts";
+import { readOnnxGraph } from "../../onnx/mod.ts";
 import { converterQ8Weights, isConverterQ8Graph } from "./q8_graph_weights.ts";
 import type { Q8Weight } from "./q8_weight.ts";
 import { type LlamaWeights, transformerWeights } from "./transformer_weights.ts";

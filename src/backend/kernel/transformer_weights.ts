@@ -34,7 +34,23 @@
 
 import type { ModelConfig } from "../../model/config.ts";
 import { InvalidModelError } from "../../model/errors.ts";
-import type { OnnxGraph, OnnxInitializer, OnnxNode } from "../../model/onnx_graph.ts";
+import { DataType } from "../../onnx/data_types.ts";
+import type { OnnxGraph, OnnxInitializer, OnnxNode } from "../../onnx/graph.ts";
+import {
+  elementCount,
+  formatDims,
+  type GraphIndex,
+  halfToFloat,
+  indexGraph,
+  intValues,
+  isFloatTensor,
+  onlyUse,
+  ownBuffer,
+  PASS_THROUGH,
+  sourceOf,
+  tensorOf,
+  upThrough,
+} from "../../onnx/queries.ts";
 
 /** An LM head weight: `[vocab, hidden]` ("vocab-major", logits = x · Wᵀ) or `[hidden, vocab]` ("in-out"). */
 export interface HeadWeight {
@@ -174,8 +190,6 @@ export interface TransformerWeightsOptions {
 // ---------------------------------------------------------------------------------------------
 // Graph index and tensor helpers
 
-/** Op types a value passes through unchanged in meaning (looking up or down for a norm, ids). */
-const PASS_THROUGH = new Set(["Reshape", "Cast", "Identity", "Squeeze", "Unsqueeze", "Flatten"]);
 /** Ops of quantized projections this reader does not dequantize. */
 const QUANTIZED = new Set([
   "MatMulNBits",
@@ -204,10 +218,7 @@ interface Linear {
   out: number;
 }
 
-interface Index {
-  graph: OnnxGraph;
-  producer: Map<string, OnnxNode>;
-  consumers: Map<string, OnnxNode[]>;
+interface Index extends GraphIndex {
   linears: Linear[];
   linearNodes: Set<OnnxNode>;
   config: ModelConfig;
@@ -217,46 +228,29 @@ function fail(config: ModelConfig, message: string): never {
   throw new InvalidModelError(`Cannot map the ONNX graph to ${config.family} weights: ${message}`);
 }
 
-function tensor(ix: Index, name: string): OnnxInitializer | undefined {
-  return ix.graph.initializers.get(name) ?? ix.graph.constants.get(name);
-}
-
-function count(dims: number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
-}
-
-function isFloat(t: OnnxInitializer): boolean {
-  return t.dataType === 1 || t.dataType === 10;
-}
-
-function shape(dims: number[]): string {
-  return `[${dims.join(", ")}]`;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
 /** The tensor as a fresh float32 array (4-byte aligned, its own buffer) in its stored layout. */
 function floats(ix: Index, t: OnnxInitializer, what: string): Float32Array {
-  const n = count(t.dims);
+  const n = elementCount(t.dims);
   let out: Float32Array;
-  if (t.dataType === 1) {
+  if (t.dataType === DataType.FLOAT) {
     if (t.raw.length !== 4 * n) {
-      fail(ix.config, `${what} "${t.name}" ${shape(t.dims)} holds ${t.raw.length} bytes, expected ${4 * n}`);
+      fail(
+        ix.config,
+        `${what} "${t.name}" ${formatDims(t.dims)} holds ${t.raw.length} bytes, expected ${4 * n}`,
+      );
     }
     // a view of the file's bytes when they are 4-aligned (no copy of a 538 MB model); else a copy
     out = t.raw.byteOffset % 4 === 0
       ? new Float32Array(t.raw.buffer, t.raw.byteOffset, n)
-      : new Float32Array(own(t.raw));
-  } else if (t.dataType === 10) {
+      : new Float32Array(ownBuffer(t.raw));
+  } else if (t.dataType === DataType.FLOAT16) {
     if (t.raw.length !== 2 * n) {
-      fail(ix.config, `${what} "${t.name}" ${shape(t.dims)} holds ${t.raw.length} bytes, expected ${2 * n}`);
+      fail(
+        ix.config,
+        `${what} "${t.name}" ${formatDims(t.dims)} holds ${t.raw.length} bytes, expected ${2 * n}`,
+      );
     }
-    const bits = new Uint16Array(own(t.raw));
+    const bits = new Uint16Array(ownBuffer(t.raw));
     out = new Float32Array(n);
     for (let i = 0; i < n; i++) out[i] = halfToFloat(bits[i]);
   } else {
@@ -266,13 +260,6 @@ function floats(ix: Index, t: OnnxInitializer, what: string): Float32Array {
     );
   }
   return out;
-}
-
-/** A copy of `bytes` in an ArrayBuffer of its own (aligned; `slice` of a Node Buffer is a view). */
-function own(bytes: Uint8Array): ArrayBuffer {
-  const copy = new Uint8Array(bytes.length);
-  copy.set(bytes);
-  return copy.buffer;
 }
 
 function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
@@ -305,7 +292,9 @@ function tidy(x: number): number {
 
 /** Whether the square tensor is a signed permutation (exactly one ±1 per row): a RoPE rotation. */
 function signedPermutation(ix: Index, t: OnnxInitializer): Float32Array | undefined {
-  if (t.dims.length !== 2 || t.dims[0] !== t.dims[1] || !isFloat(t) || t.dims[0] > 1024) return undefined;
+  if (t.dims.length !== 2 || t.dims[0] !== t.dims[1] || !isFloatTensor(t) || t.dims[0] > 1024) {
+    return undefined;
+  }
   const n = t.dims[0], m = floats(ix, t, "rotation");
   for (let r = 0; r < n; r++) {
     let nonzero = 0;
@@ -321,23 +310,7 @@ function signedPermutation(ix: Index, t: OnnxInitializer): Float32Array | undefi
 }
 
 function buildIndex(graph: OnnxGraph, config: ModelConfig): Index {
-  const ix: Index = {
-    graph,
-    producer: new Map(),
-    consumers: new Map(),
-    linears: [],
-    linearNodes: new Set(),
-    config,
-  };
-  for (const node of graph.nodes) {
-    for (const o of node.outputs) ix.producer.set(o, node);
-    for (const i of node.inputs) {
-      if (i === "") continue;
-      const list = ix.consumers.get(i);
-      if (list) list.push(node);
-      else ix.consumers.set(i, [node]);
-    }
-  }
+  const ix: Index = { ...indexGraph(graph), linears: [], linearNodes: new Set(), config };
   for (const node of graph.nodes) {
     if (QUANTIZED.has(node.opType)) {
       const weight = node.inputs.find((i) => graph.initializers.has(i)) ?? node.inputs[1] ?? "";
@@ -360,14 +333,14 @@ function asLinear(ix: Index, node: OnnxNode): Linear | undefined {
     return undefined;
   }
   let name = node.inputs[1], transposed = false;
-  let init = tensor(ix, name);
+  let init = tensorOf(ix, name);
   if (!init) {
     const t = ix.producer.get(name);
     if (t?.opType !== "Transpose") return undefined;
     const perm = t.attributes.perm;
     if (perm !== undefined && !(Array.isArray(perm) && perm.join() === "1,0")) return undefined;
     name = t.inputs[0];
-    init = tensor(ix, name);
+    init = tensorOf(ix, name);
     transposed = true;
   }
   if (!init || init.dims.length !== 2) return undefined;
@@ -381,7 +354,7 @@ function asLinear(ix: Index, node: OnnxNode): Linear | undefined {
     }
     if (transB) transposed = !transposed;
   }
-  if (!isFloat(init)) {
+  if (!isFloatTensor(init)) {
     fail(
       ix.config,
       `${node.opType} "${node.name}" multiplies by "${init.name}" of data type ${init.dataType}; only fp32/fp16 MatMul graphs are supported`,
@@ -420,19 +393,13 @@ function downstream(ix: Index, from: string[]): { nodes: Set<OnnxNode>; values: 
   return { nodes, values };
 }
 
-/** The node producing `value`, looking through reshapes and casts. */
-function sourceOf(ix: Index, value: string): OnnxNode | undefined {
-  let node = ix.producer.get(value);
-  for (let i = 0; i < 8 && node && PASS_THROUGH.has(node.opType); i++) node = ix.producer.get(node.inputs[0]);
-  return node;
-}
-
 /** The rank-1 float vector of `n` elements among the node's other inputs, if any. */
 function vectorInput(ix: Index, node: OnnxNode, n: number, skip: string): string | undefined {
   return node.inputs.find((i) => {
     if (i === skip) return false;
-    const t = tensor(ix, i);
-    return t !== undefined && isFloat(t) && count(t.dims) === n && t.dims.filter((d) => d !== 1).length <= 1;
+    const t = tensorOf(ix, i);
+    return t !== undefined && isFloatTensor(t) && elementCount(t.dims) === n &&
+      t.dims.filter((d) => d !== 1).length <= 1;
   });
 }
 
@@ -446,8 +413,10 @@ function biasOf(ix: Index, l: Linear): { name: string; output: string } | undefi
 }
 
 function vector(ix: Index, name: string, n: number, what: string): Float32Array {
-  const t = tensor(ix, name)!;
-  if (count(t.dims) !== n) fail(ix.config, `${what} "${name}" is ${shape(t.dims)}, expected [${n}]`);
+  const t = tensorOf(ix, name)!;
+  if (elementCount(t.dims) !== n) {
+    fail(ix.config, `${what} "${name}" is ${formatDims(t.dims)}, expected [${n}]`);
+  }
   return floats(ix, t, what);
 }
 
@@ -468,9 +437,9 @@ function expectLinear(ix: Index, l: Linear | undefined, inDim: number, outDim: n
 function splitSizes(ix: Index, split: OnnxNode, total: number): number[] | undefined {
   const n = split.outputs.length;
   let sizes: number[] | undefined;
-  const given = split.inputs[1] ? tensor(ix, split.inputs[1]) : undefined;
-  if (given && given.dataType === 7) {
-    sizes = Array.from(new BigInt64Array(own(given.raw)), Number);
+  const given = split.inputs[1] ? tensorOf(ix, split.inputs[1]) : undefined;
+  if (given && given.dataType === DataType.INT64) {
+    sizes = Array.from(new BigInt64Array(ownBuffer(given.raw)), Number);
   } else if (Array.isArray(split.attributes.split)) sizes = split.attributes.split as number[];
   else if (split.inputs[1]) return undefined;
   else if (total % n === 0) sizes = Array(n).fill(total / n);
@@ -535,10 +504,12 @@ function rmsEps(ix: Index, value: string): number | undefined {
       seen.add(v);
       if (node.opType === "Add") {
         const mean = node.inputs.find((i) => ix.producer.get(i)?.opType === "ReduceMean");
-        const e = node.inputs.map((i) => tensor(ix, i)).find((t) => t && isFloat(t) && count(t.dims) === 1);
+        const e = node.inputs.map((i) => tensorOf(ix, i)).find((t) =>
+          t && isFloatTensor(t) && elementCount(t.dims) === 1
+        );
         if (mean && e) return floats(ix, e, "RMSNorm epsilon")[0];
       }
-      next.push(...node.inputs.filter((i) => i !== "" && !tensor(ix, i)));
+      next.push(...node.inputs.filter((i) => i !== "" && !tensorOf(ix, i)));
     }
     frontier = next;
   }
@@ -548,54 +519,34 @@ function rmsEps(ix: Index, value: string): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // Embeddings and head
 
-/** The value `v` is a copy of, looking up through reshapes and casts. */
-function upThrough(ix: Index, v: string, ops: Set<string> = PASS_THROUGH): string {
-  for (let i = 0; i < 8; i++) {
-    const p = ix.producer.get(v);
-    if (!p || !ops.has(p.opType)) return v;
-    v = p.inputs[0];
-  }
-  return v;
-}
-
-/** The one consumer of `v` that is not a Shape (exporters read shapes off every value), if one. */
-function onlyUse(ix: Index, v: string): OnnxNode | undefined {
-  const uses = (ix.consumers.get(v) ?? []).filter((n) => n.opType !== "Shape");
-  return uses.length === 1 ? uses[0] : undefined;
-}
-
-/** An int32 / int64 tensor's values (undefined: another type, or bytes that do not fit its dims). */
-function intValues(t: OnnxInitializer | undefined): number[] | undefined {
-  if (!t) return undefined;
-  const n = count(t.dims);
-  if (t.dataType === 6 && t.raw.length === 4 * n) return Array.from(new Int32Array(own(t.raw)));
-  if (t.dataType === 7 && t.raw.length === 8 * n) return Array.from(new BigInt64Array(own(t.raw)), Number);
-  return undefined;
-}
-
 /** The rank-1 int tensor `m` of `Gather(m, input_ids)` feeding the embedding Gather `gather`, if any. */
 function tokenMap(ix: Index, gather: OnnxNode): OnnxInitializer | undefined {
   const src = ix.producer.get(upThrough(ix, gather.inputs[1]));
   if (src?.opType !== "Gather" || upThrough(ix, src.inputs[1]) !== "input_ids") return undefined;
-  const t = tensor(ix, src.inputs[0]);
-  return t && (t.dataType === 6 || t.dataType === 7) && t.dims.length === 1 ? t : undefined;
+  const t = tensorOf(ix, src.inputs[0]);
+  return t && (t.dataType === DataType.INT32 || t.dataType === DataType.INT64) && t.dims.length === 1
+    ? t
+    : undefined;
 }
 
 function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer; inMap?: Int32Array } {
   const gathers = ix.graph.nodes.filter((n) => {
-    const t = n.opType === "Gather" ? tensor(ix, n.inputs[0]) : undefined;
-    return t !== undefined && isFloat(t) && t.dims.length === 2;
+    const t = n.opType === "Gather" ? tensorOf(ix, n.inputs[0]) : undefined;
+    return t !== undefined && isFloatTensor(t) && t.dims.length === 2;
   });
   const fromIds = (n: OnnxNode) =>
     upThrough(ix, n.inputs[1]) === "input_ids" || tokenMap(ix, n) !== undefined;
   const gather = gathers.find(fromIds) ?? gathers[0];
   if (!gather) fail(ix.config, "no Gather from a rank-2 float tensor (the token embedding) was found");
-  const init = tensor(ix, gather.inputs[0])!;
+  const init = tensorOf(ix, gather.inputs[0])!;
   const { vocabSize: v, hiddenSize: d } = ix.config;
   const map = tokenMap(ix, gather);
   if (!map) {
     if (init.dims[0] !== v || init.dims[1] !== d) {
-      fail(ix.config, `the token embedding "${init.name}" is ${shape(init.dims)}, expected [${v}, ${d}]`);
+      fail(
+        ix.config,
+        `the token embedding "${init.name}" is ${formatDims(init.dims)}, expected [${v}, ${d}]`,
+      );
     }
     return { gather, init };
   }
@@ -605,7 +556,7 @@ function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer; i
     fail(
       ix.config,
       `the token map "${map.name}" feeding the embedding Gather is ${
-        shape(map.dims)
+        formatDims(map.dims)
       } of data type ${map.dataType}${
         rows ? "" : " (bytes not matching its dims)"
       }, expected [${v}] (vocab_size) int32/int64`,
@@ -620,7 +571,7 @@ function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer; i
   if (init.dims.length !== 2 || init.dims[0] !== max + 1 || init.dims[1] !== d) {
     fail(
       ix.config,
-      `the token embedding "${init.name}" is ${shape(init.dims)}, expected [${
+      `the token embedding "${init.name}" is ${formatDims(init.dims)}, expected [${
         max + 1
       }, ${d}] (rows: 1 + the largest row of the token map "${map.name}")`,
     );
@@ -676,7 +627,7 @@ function subsetHead(
     );
   }
   const bias = biasOf(ix, linear);
-  if (bias && floats(ix, tensor(ix, bias.name)!, "LM head bias").some((x) => x !== 0)) {
+  if (bias && floats(ix, tensorOf(ix, bias.name)!, "LM head bias").some((x) => x !== 0)) {
     fail(config, `${what} has a nonzero bias ("${bias.name}"), which this Llama reader does not support`);
   }
   const scores = bias ? bias.output : linear.output;
@@ -686,7 +637,7 @@ function subsetHead(
     fail(config, `${what}'s logits go to ${slice?.opType ?? "several nodes"}, expected one Slice`);
   }
   const [starts, ends, axes, steps] = [1, 2, 3, 4].map((i) =>
-    slice.inputs[i] ? intValues(tensor(ix, slice.inputs[i])) : undefined
+    slice.inputs[i] ? intValues(tensorOf(ix, slice.inputs[i])) : undefined
   );
   const headRows = ends && ends.length === 1 ? Math.min(ends[0], rows) : 0;
   if (
@@ -726,9 +677,9 @@ function subsetHead(
     );
   }
   const shapeSrc = ix.producer.get(filled.inputs[0]);
-  const shapeTail = intValues(tensor(ix, filled.inputs[0])) ??
+  const shapeTail = intValues(tensorOf(ix, filled.inputs[0])) ??
     (shapeSrc?.opType === "Concat"
-      ? intValues(tensor(ix, shapeSrc.inputs[shapeSrc.inputs.length - 1]))
+      ? intValues(tensorOf(ix, shapeSrc.inputs[shapeSrc.inputs.length - 1]))
       : undefined);
   if (shapeTail !== undefined && shapeTail[shapeTail.length - 1] !== v) {
     fail(
@@ -739,23 +690,23 @@ function subsetHead(
     );
   }
   const value = filled.tensorAttributes?.value;
-  if (value && (!isFloat(value) || count(value.dims) !== 1)) {
+  if (value && (!isFloatTensor(value) || elementCount(value.dims) !== 1)) {
     fail(
       config,
       `the ConstantOfShape "${filled.name}" value is ${
-        shape(value.dims)
+        formatDims(value.dims)
       } of data type ${value.dataType}, expected one float`,
     );
   }
   const fill = value ? floats(ix, value, "ConstantOfShape value")[0] : 0; // the operator's default: 0
-  const idsInit = tensor(ix, upThrough(ix, scatter.inputs[1], new Set([...PASS_THROUGH, "Expand"])));
+  const idsInit = tensorOf(ix, upThrough(ix, scatter.inputs[1], new Set([...PASS_THROUGH, "Expand"])));
   const ids = intValues(idsInit);
   if (!ids || ids.length !== headRows) {
     fail(
       config,
       `the ScatterElements "${scatter.name}" indices ${
         idsInit
-          ? `"${idsInit.name}" ${shape(idsInit.dims)} of data type ${idsInit.dataType}`
+          ? `"${idsInit.name}" ${formatDims(idsInit.dims)} of data type ${idsInit.dataType}`
           : "are not a constant"
       }, expected ${headRows} int32/int64 token ids (one per head row)`,
     );
@@ -805,8 +756,8 @@ function gpt2(ix: Index, options: TransformerWeightsOptions): Gpt2Weights {
   }
   const wte = floats(ix, wteInit, "token embedding");
   const positions = ix.graph.nodes.filter((n) => {
-    const t = n !== gather && n.opType === "Gather" ? tensor(ix, n.inputs[0]) : undefined;
-    return t !== undefined && isFloat(t) && t.dims.length === 2 && t.name !== wteInit.name;
+    const t = n !== gather && n.opType === "Gather" ? tensorOf(ix, n.inputs[0]) : undefined;
+    return t !== undefined && isFloatTensor(t) && t.dims.length === 2 && t.name !== wteInit.name;
   });
   if (positions.length !== 1) {
     fail(
@@ -814,12 +765,12 @@ function gpt2(ix: Index, options: TransformerWeightsOptions): Gpt2Weights {
       `expected one position-embedding Gather besides the token embedding, got ${positions.length}`,
     );
   }
-  const wpeInit = tensor(ix, positions[0].inputs[0])!;
+  const wpeInit = tensorOf(ix, positions[0].inputs[0])!;
   if (wpeInit.dims[0] !== config.maxLength || wpeInit.dims[1] !== d) {
     fail(
       config,
       `the position embedding "${wpeInit.name}" is ${
-        shape(wpeInit.dims)
+        formatDims(wpeInit.dims)
       }, expected [${config.maxLength}, ${d}] (n_positions, n_embd)`,
     );
   }
@@ -1004,7 +955,7 @@ function ropeStyle(ix: Index, value: string, hd: number): RopeEvidence | undefin
       return { style: n.attributes.interleaved ? "interleaved" : "half", how: "RotaryEmbedding.interleaved" };
     }
     if (n.opType === "MatMul" && !ix.linearNodes.has(n)) {
-      const t = tensor(ix, n.inputs[1]);
+      const t = tensorOf(ix, n.inputs[1]);
       const m = t && t.dims[0] === hd ? signedPermutation(ix, t) : undefined;
       if (!m) continue;
       // x · R = rotate(x): "half" has R[j + hd/2][j] = −1, R[j][j + hd/2] = 1; "interleaved"
@@ -1030,8 +981,10 @@ function ropeStyle(ix: Index, value: string, hd: number): RopeEvidence | undefin
       }
       if (src?.opType === "Slice") {
         const int = (i: number) => {
-          const t = src.inputs[i] ? tensor(ix, src.inputs[i]) : undefined;
-          return t && t.dataType === 7 ? Number(new BigInt64Array(own(t.raw))[0]) : undefined;
+          const t = src.inputs[i] ? tensorOf(ix, src.inputs[i]) : undefined;
+          return t && t.dataType === DataType.INT64
+            ? Number(new BigInt64Array(ownBuffer(t.raw))[0])
+            : undefined;
         };
         const start = int(1), step = int(4) ?? 1;
         if (step === 2) return { style: "interleaved", how: "Slice with step 2 before Neg" };
@@ -1055,8 +1008,10 @@ function ropeFrequencies(ix: Index, hd: number): Float32Array {
     for (const v of frontier) {
       if (seen.has(v)) continue;
       seen.add(v);
-      const t = tensor(ix, v);
-      if (t && isFloat(t) && count(t.dims) === hd / 2) return floats(ix, t, "RoPE inverse frequencies");
+      const t = tensorOf(ix, v);
+      if (t && isFloatTensor(t) && elementCount(t.dims) === hd / 2) {
+        return floats(ix, t, "RoPE inverse frequencies");
+      }
       const p = ix.producer.get(v);
       if (p) next.push(...p.inputs.filter((i) => i !== ""));
     }
@@ -1195,7 +1150,7 @@ function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
  *   projection, no SiLU, no RoPE frequencies, ...), named with the values got.
  * @example
  * ```ts ignore
- * import { readOnnxGraph } from "../../model/onnx_graph.ts";
+ * import { readOnnxGraph } from "../../onnx/mod.ts";
  * import { transformerWeights } from "./transformer_weights.ts";
  * import { parseModelConfig } from "../../model/config.ts";
  * const graph = readOnnxGraph(await Deno.readFile("models/draft/onnx/model.onnx"));
@@ -1237,16 +1192,7 @@ export function exposedHiddenStates(
 ): number[] {
   const named = graph.outputs.map((o) => [o, HIDDEN_STATE.exec(o)] as const).filter(([, m]) => m !== null);
   if (named.length === 0) return [];
-  const producer = new Map<string, OnnxNode>(), consumers = new Map<string, OnnxNode[]>();
-  for (const node of graph.nodes) {
-    for (const o of node.outputs) producer.set(o, node);
-    for (const i of node.inputs) {
-      if (i === "") continue;
-      const list = consumers.get(i);
-      if (list) list.push(node);
-      else consumers.set(i, [node]);
-    }
-  }
+  const { producer, consumers } = indexGraph(graph);
   const layerOf = new Map(downNodes.map((n, i) => [n, i]));
   const out: number[] = [];
   for (const [name, m] of named) {

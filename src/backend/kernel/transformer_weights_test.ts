@@ -4,15 +4,15 @@ import onnxProto from "npm:onnx-proto@8.0.1";
 import { type ModelConfig, parseModelConfig } from "../../model/config.ts";
 import { InvalidModelError } from "../../model/errors.ts";
 import {
+  type GraphBuilder,
   type OnnxGraph,
   type OnnxInitializer,
   type OnnxNode,
   readOnnxGraph,
-} from "../../model/onnx_graph.ts";
+} from "../../onnx/mod.ts";
 import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
 import { haveModel, modelPath, MODELS_DIR } from "../../model/_testing.ts";
 import { buildLlamaGraph } from "../../convert/llama_onnx.ts";
-import type { GraphBuilder } from "../../convert/onnx_writer.ts";
 import { dequantize } from "../../convert/dequant.ts";
 import { findTensor, type GgufFile, parseGguf } from "../../convert/gguf.ts";
 import { GgmlType } from "../../convert/ggml_types.ts";

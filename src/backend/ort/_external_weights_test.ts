@@ -1,4 +1,4 @@
-// Weights by reference (src/backend/ort/_external_weights.ts): the rewritten graph names each large
+// Weights by reference (src/onnx/external_data.ts, on the wasm session): the rewritten graph names each large
 // initializer's own bytes in the original file (decoded with npm onnx-proto, not with the rewriter's
 // reader), leaves everything else as it was, and a wasm session created from it gives bit-identical
 // outputs to onnxruntime-web given the file as it is (bound 0: the same kernels on the same weights).
@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import onnxProto from "npm:onnx-proto@8.0.1";
 import { loadOrt, type OrtTensor, type Tensor as SessionTensor } from "../mod.ts";
 import { createOnnxSession } from "../../model/session.ts";
-import { referenceWeights } from "./_external_weights.ts";
+import { referenceWeights } from "../../onnx/external_data.ts";
 import { openModelFolder } from "../../model/loader.ts";
 import { granted, haveModel, modelPath } from "../../model/_testing.ts";
 

@@ -7,12 +7,11 @@
  */
 import type * as OrtWeb from "npm:onnxruntime-web@1.30.0";
 import { BackendUnavailableError, InvalidModelError } from "../../model/errors.ts";
-import { externalDataFiles } from "../../model/external_data.ts";
+import { externalDataFiles, referenceWeights } from "../../onnx/external_data.ts";
 import type { ModelLoader } from "../../model/loader.ts";
 import type { BackendOptions } from "../../model/session.ts";
 import type { BackendSession, Tensor, TensorInput, TensorType, ValueMetadata } from "../types.ts";
 import type { Ort, OrtBackendName, OrtTensor } from "./load.ts";
-import { referenceWeights } from "./_external_weights.ts";
 import type { ToWorker } from "./_worker_protocol.ts";
 import { WorkerCreateError, workerEnv, WorkerSession } from "./worker.ts";
 
@@ -191,7 +190,7 @@ interface LoadPlan {
 
 /**
  * How to load `bytes`. On wasm, with its large initializers by reference
- * (src/backend/ort/_external_weights.ts): onnxruntime-web then copies each of them from `bytes` straight
+ * (src/onnx/external_data.ts): onnxruntime-web then copies each of them from `bytes` straight
  * into its tensor, instead of copying the whole file into its WebAssembly heap and parsing it there;
  * that heap never shrinks, so its high-water mark stays the process's for good (measured on the
  * bundled 34 MB target: 103 → 69 MiB of heap, logits bit-identical; docs/deploy.md). Elsewhere, for

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import onnxProto from "npm:onnx-proto@8.0.1";
-import { InvalidModelError } from "./errors.ts";
-import { readOnnxGraph } from "./onnx_graph.ts";
-import { haveModel, modelPath } from "./_testing.ts";
+import { InvalidModelError } from "../model/errors.ts";
+import { readOnnxGraph } from "./graph.ts";
+import { haveModel, modelPath } from "../model/_testing.ts";
 
 // deno-lint-ignore no-explicit-any
 const { onnx } = onnxProto as any;

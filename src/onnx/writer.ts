@@ -1,21 +1,31 @@
 /**
  * A small ONNX graph builder and a streaming `ModelProto` writer. Initializers are lazy: their
  * bytes are produced one at a time while the file is written, so converting a model holds at
- * most one weight tensor in memory besides the source file. The small graph part is encoded
- * with npm `onnx-proto`; each initializer is framed by hand as `raw_data` (protobuf lets a
- * repeated field's entries follow the other fields), which keeps the output a valid
- * `ModelProto`.
+ * most one weight tensor in memory besides the source file. The small graph part (nodes, inputs,
+ * outputs, each initializer's header) is encoded here with ./protobuf.ts, byte for byte as npm
+ * `onnx-proto` (protobufjs) encodes the same objects (./writer_test.ts checks that); each
+ * initializer is framed by hand as `raw_data` (protobuf lets a repeated field's entries follow the
+ * other fields), which keeps the output a valid `ModelProto`.
  *
  * @module
  */
 
-import onnxProto from "npm:onnx-proto@8.0.1";
-
-// deno-lint-ignore no-explicit-any
-const { onnx } = onnxProto as any;
-
-/** ONNX tensor element types used here. */
-export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7, BOOL: 9 } as const;
+import { DataType } from "./data_types.ts";
+import { fieldKey, LEN, ProtoWriter, varint } from "./protobuf.ts";
+import {
+  AttributeField,
+  AttributeType,
+  DimField,
+  GraphField,
+  ModelField,
+  NodeField,
+  OpsetField,
+  ShapeField,
+  TensorField,
+  TensorTypeField,
+  TypeField,
+  ValueInfoField,
+} from "./schema.ts";
 
 /** An attribute value: a number (INT), a list of numbers (INTS), a string, `{ float }` or `{ floats }`. */
 export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
@@ -48,7 +58,7 @@ export interface ValueInfo {
 }
 
 function attribute(name: string, value: AttrValue): Record<string, unknown> {
-  const T = onnx.AttributeProto.AttributeType;
+  const T = AttributeType;
   if (typeof value === "string") return { name, type: T.STRING, s: new TextEncoder().encode(value) };
   if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
   if (typeof value === "number") return { name, type: T.INT, i: value };
@@ -56,24 +66,12 @@ function attribute(name: string, value: AttrValue): Record<string, unknown> {
   return { name, type: T.FLOATS, floats: value.floats };
 }
 
-function valueInfo(v: ValueInfo): Record<string, unknown> {
-  return {
-    name: v.name,
-    type: {
-      tensorType: v.dims === null ? { elemType: v.dataType } : {
-        elemType: v.dataType,
-        shape: { dim: v.dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
-}
-
 /**
  * Collects nodes, inputs, outputs and (lazy) initializers; names intermediate values uniquely.
  *
  * @example
  * ```ts
- * import { DataType, GraphBuilder } from "./onnx_writer.ts";
+ * import { DataType, GraphBuilder } from "./mod.ts";
  * const g = new GraphBuilder();
  * g.input({ name: "x", dataType: DataType.FLOAT, dims: ["n"] });
  * const [y] = g.node("Neg", ["x"]);
@@ -168,16 +166,6 @@ export class GraphBuilder {
   }
 }
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return out;
-}
-
 /** Options of {@linkcode writeModel}. */
 export interface WriteModelOptions {
   /** Opset imports, e.g. `{ "": 17, "com.microsoft": 1 }`. */
@@ -197,24 +185,18 @@ export async function writeModel(
   graph: GraphBuilder,
   options: WriteModelOptions,
 ): Promise<number> {
-  const head = onnx.ModelProto.encode({
-    irVersion: 8,
-    producerName: "spectr-convert",
-    producerVersion: "0.1.0",
-    opsetImport: Object.entries(options.opsets).map(([domain, version]) => ({ domain, version })),
-  }).finish() as Uint8Array;
-  const core = onnx.GraphProto.encode({
-    name: options.graphName ?? "main_graph",
-    node: graph.nodes,
-    input: graph.inputs.map(valueInfo),
-    output: graph.outputs.map(valueInfo),
-  }).finish() as Uint8Array;
+  const head = encodeModelHeader(options.opsets);
+  const core = encodeGraph(options.graphName ?? "main_graph", graph);
   const frames = graph.initializers.map((init) => {
-    const header = onnx.TensorProto.encode({ name: init.name, dims: init.dims, dataType: init.dataType })
-      .finish() as Uint8Array;
-    const raw = [0x4a, ...varint(init.byteLength)]; // field 9 (raw_data), length-delimited
+    const header = encodeTensorHeader(init);
+    const raw = [...fieldKey(TensorField.RAW_DATA, LEN), ...varint(init.byteLength)];
     const tensorLength = header.length + raw.length + init.byteLength;
-    const prefix = new Uint8Array([0x2a, ...varint(tensorLength), ...header, ...raw]); // GraphProto field 5
+    const prefix = new Uint8Array([
+      ...fieldKey(GraphField.INITIALIZER, LEN),
+      ...varint(tensorLength),
+      ...header,
+      ...raw,
+    ]);
     return { init, prefix, length: prefix.length + init.byteLength };
   });
   const graphLength = core.length + frames.reduce((a, f) => a + f.length, 0);
@@ -227,7 +209,7 @@ export async function writeModel(
   };
   try {
     await write(head);
-    await write(new Uint8Array([0x3a, ...varint(graphLength)])); // ModelProto field 7 (graph)
+    await write(new Uint8Array([...fieldKey(ModelField.GRAPH, LEN), ...varint(graphLength)]));
     await write(core);
     let done = 0;
     for (const { init, prefix } of frames) {
@@ -246,4 +228,92 @@ export async function writeModel(
     file.close();
   }
   return size;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding: the fields protobufjs writes for these objects, in its order (ascending field number),
+// a field whenever it is present and not null (proto2: an empty string or a 0 is written), a
+// repeated field only when it has entries (numbers packed).
+
+/** Whether `o[key]` is present and not null. */
+function has(o: Record<string, unknown>, key: string): boolean {
+  return o[key] != null && Object.hasOwn(o, key);
+}
+
+function list<T>(o: Record<string, unknown>, key: string): T[] {
+  const v = o[key];
+  return Array.isArray(v) ? v as T[] : [];
+}
+
+function encodeAttribute(w: ProtoWriter, a: Record<string, unknown>): void {
+  if (has(a, "name")) w.string(AttributeField.NAME, a.name as string);
+  if (has(a, "f")) w.float(AttributeField.F, a.f as number);
+  if (has(a, "i")) w.int(AttributeField.I, a.i as number);
+  if (has(a, "s")) w.bytes(AttributeField.S, a.s as Uint8Array);
+  w.packedFloats(AttributeField.FLOATS, list<number>(a, "floats"));
+  w.packedInts(AttributeField.INTS, list<number>(a, "ints"));
+  if (has(a, "type")) w.int(AttributeField.TYPE, a.type as number);
+}
+
+function encodeNode(w: ProtoWriter, n: Record<string, unknown>): void {
+  for (const i of list<string>(n, "input")) w.string(NodeField.INPUT, i);
+  for (const o of list<string>(n, "output")) w.string(NodeField.OUTPUT, o);
+  if (has(n, "name")) w.string(NodeField.NAME, n.name as string);
+  if (has(n, "opType")) w.string(NodeField.OP_TYPE, n.opType as string);
+  for (const a of list<Record<string, unknown>>(n, "attribute")) {
+    w.message(NodeField.ATTRIBUTE, (m) => encodeAttribute(m, a));
+  }
+  if (has(n, "domain")) w.string(NodeField.DOMAIN, n.domain as string);
+}
+
+function encodeValueInfo(w: ProtoWriter, v: ValueInfo): void {
+  w.string(ValueInfoField.NAME, v.name);
+  w.message(ValueInfoField.TYPE, (type) =>
+    type.message(TypeField.TENSOR_TYPE, (tensor) => {
+      tensor.int(TensorTypeField.ELEM_TYPE, v.dataType);
+      if (v.dims === null) return;
+      const dims = v.dims;
+      tensor.message(TensorTypeField.SHAPE, (shape) => {
+        for (const d of dims) {
+          shape.message(ShapeField.DIM, (dim) => {
+            if (typeof d === "number") dim.int(DimField.DIM_VALUE, d);
+            else dim.string(DimField.DIM_PARAM, d);
+          });
+        }
+      });
+    }));
+}
+
+/** ModelProto fields 1, 2, 3 and 8: IR version 8, producer, opset imports (the graph follows). */
+function encodeModelHeader(opsets: Record<string, number>): Uint8Array {
+  const w = new ProtoWriter();
+  w.int(ModelField.IR_VERSION, 8);
+  w.string(ModelField.PRODUCER_NAME, "spectr-convert");
+  w.string(ModelField.PRODUCER_VERSION, "0.1.0");
+  for (const [domain, version] of Object.entries(opsets)) {
+    w.message(ModelField.OPSET_IMPORT, (m) => {
+      m.string(OpsetField.DOMAIN, domain);
+      m.int(OpsetField.VERSION, version);
+    });
+  }
+  return w.finish();
+}
+
+/** GraphProto without its initializers: nodes, name, inputs, outputs. */
+function encodeGraph(name: string, graph: GraphBuilder): Uint8Array {
+  const w = new ProtoWriter();
+  for (const n of graph.nodes) w.message(GraphField.NODE, (m) => encodeNode(m, n));
+  w.string(GraphField.NAME, name);
+  for (const v of graph.inputs) w.message(GraphField.INPUT, (m) => encodeValueInfo(m, v));
+  for (const v of graph.outputs) w.message(GraphField.OUTPUT, (m) => encodeValueInfo(m, v));
+  return w.finish();
+}
+
+/** TensorProto without its data: dims, data type, name. */
+function encodeTensorHeader(init: LazyInitializer): Uint8Array {
+  const w = new ProtoWriter();
+  w.packedInts(TensorField.DIMS, init.dims);
+  w.int(TensorField.DATA_TYPE, init.dataType);
+  w.string(TensorField.NAME, init.name);
+  return w.finish();
 }
