@@ -22,7 +22,7 @@ import { KernelSession } from "./kernel_session.ts";
 import { openModelFolder } from "../../model/loader.ts";
 import { readOnnxGraph } from "../../onnx/mod.ts";
 import { converterQ8Weights } from "./q8_graph_weights.ts";
-import { transformerWeights } from "./transformer_weights.ts";
+import { llamaGraphWeights } from "./families/llama.ts";
 
 const ort = { sanitizeResources: false, sanitizeOps: false };
 
@@ -217,11 +217,11 @@ Deno.test("weight readers record the exposed layers and reject a hidden_states o
     const config = await readModelConfig(files);
     const fp32 = readOnnxGraph(await files.readBytes("onnx/model.onnx"));
     const q8 = readOnnxGraph(await files.readBytes("onnx/model_quantized.onnx"));
-    assert.deepEqual(transformerWeights(fp32, config).hiddenStates, [0, 1]);
+    assert.deepEqual(llamaGraphWeights(fp32, config).hiddenStates, [0, 1]);
     assert.deepEqual(converterQ8Weights(q8, config).hiddenStates, [0, 1]);
     for (
       const [graph, read] of [
-        [fp32, () => transformerWeights(fp32, config)],
+        [fp32, () => llamaGraphWeights(fp32, config)],
         [q8, () => converterQ8Weights(q8, config)],
       ] as const
     ) {

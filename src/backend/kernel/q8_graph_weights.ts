@@ -5,7 +5,9 @@
  * `blk.N.attn_norm.weight`, `lm_head`, …) and store each linear layer as `MatMulNBits` (8 bits,
  * blocks of 32, zero point 128) plus, for GGUF's `Q4_1`-style blocks, a minimum per block applied
  * as `MatMul(ReduceSum(x per block), mins)`. The embedding is the same quantized matrix as the
- * head (`Gather` of `lm_head.qweight`, minus `code_zero`, times its block scale).
+ * head (`Gather` of `lm_head.qweight`, minus `code_zero`, times its block scale). The Llama
+ * family (families/llama.ts) reads such graphs with this reader, into its own weight type with
+ * 8-bit linear weights (`LlamaWeights<Q8Weight>`), and runs them with the same recipe.
  *
  * @module
  */
@@ -14,57 +16,21 @@ import { InvalidModelError } from "../../model/errors.ts";
 import { DataType } from "../../onnx/data_types.ts";
 import type { OnnxGraph, OnnxInitializer } from "../../onnx/graph.ts";
 import { nodeWithInput, usersOf } from "../../onnx/queries.ts";
+import type { LlamaLayerWeights, LlamaWeights } from "./families/llama.ts";
 import { Q8_BLOCK, type Q8Weight } from "./q8_weight.ts";
 import { exposedHiddenStates } from "./transformer_weights.ts";
 
-/** One decoder layer, 8-bit where the graph is. */
-export interface LlamaQ8Layer {
-  /** RMSNorm weight before attention, `[d]`. */
-  inputNorm: Float32Array;
-  /** Query projection `[d, heads·hd]`. */
-  q: Q8Weight;
-  /** Key projection `[d, kvHeads·hd]`. */
-  k: Q8Weight;
-  /** Value projection `[d, kvHeads·hd]`. */
-  v: Q8Weight;
-  /** Output projection `[heads·hd, d]`. */
-  o: Q8Weight;
-  /** RMSNorm weight before the MLP, `[d]`. */
-  postNorm: Float32Array;
-  /** Gate projection `[d, inner]`. */
-  gate: Q8Weight;
-  /** Up projection `[d, inner]`. */
-  up: Q8Weight;
-  /** Down projection `[inner, d]`. */
-  down: Q8Weight;
-}
+/** One decoder layer of an 8-bit converter graph: the linear weights 8-bit, the norms float32. */
+export type LlamaQ8Layer = LlamaLayerWeights<Q8Weight>;
 
-/** An 8-bit converter graph's Llama weights; the head is the embedding (tied, one matrix). */
-export interface LlamaQ8Weights {
-  /** Always "llama". */
-  family: "llama";
-  /** Token embedding, one output per token: `n` = vocabulary, `k` = d. */
-  embed: Q8Weight;
-  /** The layers. */
-  layers: LlamaQ8Layer[];
-  /** Final RMSNorm weight. */
-  norm: Float32Array;
-  /** The output head: the embedding itself. */
-  head: { weight: Q8Weight; layout: "vocab-major"; tied: true };
-  /** RMSNorm epsilon (the graph's `rms_eps`). */
-  eps: number;
-  /** RoPE base, recovered from `rope_inv_freq[1]` (informational). */
-  ropeTheta: number;
-  /** RoPE inverse frequencies as the graph holds them. */
-  ropeInvFreq: Float32Array;
-  /** Always "half" (the converter restores Hugging Face's row order for q and k). */
-  rope: "half";
-  /**
-   * Layers whose residual stream the graph outputs as `hidden_states.{i}` (the converter's
-   * `hiddenStates` option), ascending; checked by data flow ({@linkcode exposedHiddenStates}).
-   */
-  hiddenStates: number[];
-}
+/**
+ * An 8-bit converter graph's Llama weights: the head is the embedding (tied, one matrix, one
+ * output per token), RoPE "half" (the converter restores Hugging Face's row order for q and k),
+ * `ropeTheta` recovered from `rope_inv_freq[1]` (informational), `eps` the graph's `rms_eps`, and
+ * the layers whose residual stream the graph outputs as `hidden_states.{i}` (the converter's
+ * `hiddenStates` option) checked by data flow ({@linkcode exposedHiddenStates}).
+ */
+export type LlamaQ8Weights = LlamaWeights<Q8Weight>;
 
 /** Whether `graph` is an 8-bit converter graph (MatMulNBits nodes and a quantized `lm_head`). */
 export function isConverterQ8Graph(graph: OnnxGraph): boolean {
@@ -211,7 +177,7 @@ export function converterQ8Weights(graph: OnnxGraph, config: ModelConfig): Llama
     embed,
     layers,
     norm: norm("output_norm.weight"),
-    head: { weight: embed, layout: "vocab-major", tied: true },
+    head: { weight: embed, layout: "vocab-major", tied: true }, // the embedding itself
     eps,
     ropeTheta: ropeInvFreq.length > 1 ? Math.round(1 / ropeInvFreq[1] ** (hd / 2)) : 10000,
     ropeInvFreq,

@@ -12,7 +12,7 @@ import { openModelFolder } from "../../model/loader.ts";
 import { readOnnxGraph } from "../../onnx/mod.ts";
 import { converterQ8Weights, isConverterQ8Graph } from "./q8_graph_weights.ts";
 import type { Q8Weight } from "./q8_weight.ts";
-import { type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
+import { llamaGraphWeights, type LlamaWeights } from "./families/llama.ts";
 import { OnnxCausalLM } from "../../model/causal_lm.ts";
 
 /** W as [k, n] float64 from the 8-bit form, written out from the documented formula. */
@@ -73,10 +73,7 @@ Deno.test("converterQ8Weights: the tiny q8 graph's weights equal the fp32 graph'
     const q8Graph = readOnnxGraph(await files.readBytes("onnx/model_quantized.onnx"));
     assert.ok(isConverterQ8Graph(q8Graph));
     const q8 = converterQ8Weights(q8Graph, config);
-    const f = transformerWeights(
-      readOnnxGraph(await files.readBytes("onnx/model.onnx")),
-      config,
-    ) as LlamaWeights;
+    const f = llamaGraphWeights(readOnnxGraph(await files.readBytes("onnx/model.onnx")), config);
     const right = compare(q8, f);
     assert.ok(right < 1e-6, `8-bit vs fp32 weights: ${right}`);
     const swapped = { ...q8, layers: q8.layers.map((l) => ({ ...l, gate: l.up, up: l.gate })) };

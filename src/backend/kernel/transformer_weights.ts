@@ -1,10 +1,15 @@
 /**
- * Which initializer of an ONNX decoder graph is which weight of a GPT-2 or Llama-family model,
- * worked out from the graph's data flow (not from initializer names, which torch exports leave
- * anonymous for the projections: `onnx::MatMul_962`), checked against the config, and returned
- * as float32 in one layout: every linear layer `[in, out]` row-major (`y = x · W`). A weight
- * stored that way, 4-byte aligned, is a view of the file's bytes (treat it as read-only); split,
- * transposed, fp16 or unaligned ones are copies.
+ * The graph-reading half that the kernel backend's model families share: which initializer of an
+ * ONNX decoder graph is which weight, worked out from the graph's data flow (not from initializer
+ * names, which torch exports leave anonymous for the projections: `onnx::MatMul_962`), checked
+ * against the config, and returned as float32 in one layout: every linear layer `[in, out]`
+ * row-major (`y = x · W`). A weight stored that way, 4-byte aligned, is a view of the file's bytes
+ * (treat it as read-only); split, transposed, fp16 or unaligned ones are copies.
+ *
+ * Here: the graph index (its projections), tensors, norms, biases, the token embedding, the LM
+ * head and a draft's vocabulary subset, and exposed hidden states. Each family's reader puts a
+ * block together from them (`gpt2GraphWeights` in families/gpt2.ts, `llamaGraphWeights` in
+ * families/llama.ts, each beside its family's forward recipe).
  *
  * What is read from where:
  * - projections: the MatMul / Gemm nodes whose weight is a rank-2 float tensor of the graph
@@ -51,11 +56,17 @@ import {
   tensorOf,
   upThrough,
 } from "../../onnx/queries.ts";
+import type { LinearWeight } from "./q8_weight.ts";
 
 /** An LM head weight: `[vocab, hidden]` ("vocab-major", logits = x · Wᵀ) or `[hidden, vocab]` ("in-out"). */
-export interface HeadWeight {
+
+/**
+ * An LM head weight: `[vocab, hidden]` ("vocab-major", logits = x · Wᵀ) or `[hidden, vocab]`
+ * ("in-out"); `L` is the linear weight's form (float32, or 8-bit blocks in an 8-bit graph).
+ */
+export interface HeadWeight<L extends LinearWeight = Float32Array> {
   /** The weight; for a tied head the very embedding array (same object, no copy). */
-  weight: Float32Array;
+  weight: L;
   /** "vocab-major": `[vocab, hidden]` row-major; "in-out": `[hidden, vocab]` row-major. */
   layout: "vocab-major" | "in-out";
   /** Whether the head is the token embedding (tied weights). */
@@ -70,115 +81,20 @@ export interface WeightAndBias {
   bias: Float32Array;
 }
 
-/** One GPT-2 block (hidden d, MLP width n). */
-export interface Gpt2LayerWeights {
-  /** LayerNorm before attention: `[d]`, `[d]`. */
-  ln1: WeightAndBias;
-  /** Fused query|key|value projection (`c_attn`): `[d, 3d]`, bias `[3d]`, columns q then k then v. */
-  qkv: WeightAndBias;
-  /** Attention output projection: `[d, d]`, `[d]`. */
-  proj: WeightAndBias;
-  /** LayerNorm before the MLP: `[d]`, `[d]`. */
-  ln2: WeightAndBias;
-  /** MLP up projection (`c_fc`): `[d, n]`, `[n]`. */
-  fc: WeightAndBias;
-  /** MLP down projection (`c_proj`): `[n, d]`, `[d]`. */
-  fcProj: WeightAndBias;
+/**
+ * A vocabulary subset: token id → embedding row, and the head's rows → token ids (others get
+ * `fill`). Logits: `logit[headIds[i]] = x · embed[i]` for i < headIds.length, `fill` elsewhere.
+ */
+export interface VocabSubset {
+  /** `[vocab]` the embedding row of each token id (rows = max + 1). */
+  inMap: Int32Array;
+  /** `[headRows]` the token id of head row i (rows 0 … headRows − 1 of the embedding); distinct. */
+  headIds: Int32Array;
+  /** The logit of every token not in `headIds` (the graph's ConstantOfShape value, e.g. −∞). */
+  fill: number;
 }
 
-/** The weights of a GPT-2 graph. */
-export interface Gpt2Weights {
-  /** Family tag. */
-  family: "gpt2";
-  /** Token embedding `[vocab, d]`. */
-  wte: Float32Array;
-  /** Position embedding `[maxLength, d]`. */
-  wpe: Float32Array;
-  /** Blocks in order. */
-  layers: Gpt2LayerWeights[];
-  /** Final LayerNorm `[d]`, `[d]`. */
-  lnf: WeightAndBias;
-  /** LM head (tied: `wte` itself, "vocab-major"). */
-  head: HeadWeight;
-  /** LayerNorm epsilon (the graph's, float32-exact or its shortest decimal form). */
-  eps: number;
-  /** MLP activation the graph computes: tanh-approximated GELU (`gelu_new`) or erf GELU. */
-  activation: "gelu_tanh" | "gelu_erf";
-  /** Layers whose residual stream the graph outputs as `hidden_states.{i}`, ascending (see {@linkcode exposedHiddenStates}). */
-  hiddenStates?: number[];
-}
-
-/** One Llama block (hidden d, q width H·hd, k/v width Hkv·hd, MLP width n). */
-export interface LlamaLayerWeights {
-  /** RMSNorm before attention `[d]`. */
-  inputNorm: Float32Array;
-  /** Query projection `[d, H·hd]` (head-major columns, RoPE pairs as {@linkcode LlamaWeights.rope}). */
-  q: Float32Array;
-  /** Key projection `[d, Hkv·hd]`. */
-  k: Float32Array;
-  /** Value projection `[d, Hkv·hd]`. */
-  v: Float32Array;
-  /** Query bias `[H·hd]` (Qwen2-style graphs). */
-  qBias?: Float32Array;
-  /** Key bias `[Hkv·hd]`. */
-  kBias?: Float32Array;
-  /** Value bias `[Hkv·hd]`. */
-  vBias?: Float32Array;
-  /** Attention output projection `[H·hd, d]`. */
-  o: Float32Array;
-  /** RMSNorm before the MLP `[d]`. */
-  postNorm: Float32Array;
-  /** SwiGLU gate `[d, n]` (the one through SiLU). */
-  gate: Float32Array;
-  /** SwiGLU up `[d, n]`. */
-  up: Float32Array;
-  /** MLP down projection `[n, d]`. */
-  down: Float32Array;
-}
-
-/** The weights of a Llama-family graph. */
-export interface LlamaWeights {
-  /** Family tag. */
-  family: "llama";
-  /** Token embedding `[vocab, d]`; with {@linkcode LlamaWeights.vocabSubset}: `[rows, d]`. */
-  embed: Float32Array;
-  /** Blocks in order. */
-  layers: LlamaLayerWeights[];
-  /** Final RMSNorm `[d]`. */
-  norm: Float32Array;
-  /**
-   * LM head (tied: `embed` itself, "vocab-major"). With {@linkcode LlamaWeights.vocabSubset}
-   * always tied to the `[rows, d]` embedding; only its first `headIds.length` rows are logits.
-   */
-  head: HeadWeight;
-  /**
-   * A vocabulary subset: token id → embedding row, and the head's rows → token ids (others get
-   * `fill`). Logits: `logit[headIds[i]] = x · embed[i]` for i < headIds.length, `fill` elsewhere.
-   */
-  vocabSubset?: {
-    /** `[vocab]` the embedding row of each token id (rows = max + 1). */
-    inMap: Int32Array;
-    /** `[headRows]` the token id of head row i (rows 0 … headRows − 1 of the embedding); distinct. */
-    headIds: Int32Array;
-    /** The logit of every token not in `headIds` (the graph's ConstantOfShape value, e.g. −∞). */
-    fill: number;
-  };
-  /** RMSNorm epsilon (the graph's, float32-exact or its shortest decimal form). */
-  eps: number;
-  /** RoPE base θ, derived from {@linkcode LlamaWeights.ropeInvFreq} (θ = invFreq[1]^(−hd/2)). */
-  ropeTheta: number;
-  /** The graph's RoPE inverse frequencies `[hd / 2]` (pair j rotates by position · invFreq[j]). */
-  ropeInvFreq: Float32Array;
-  /** "half": HF `rotate_half`, pairs (i, i + hd/2); "interleaved": pairs (2i, 2i + 1). */
-  rope: "half" | "interleaved";
-  /** Layers whose residual stream the graph outputs as `hidden_states.{i}`, ascending (see {@linkcode exposedHiddenStates}). */
-  hiddenStates?: number[];
-}
-
-/** The weights of a supported decoder graph. */
-export type TransformerWeights = Gpt2Weights | LlamaWeights;
-
-/** What {@linkcode transformerWeights} checks beyond the config. */
+/** What a family's graph reader checks beyond the config. */
 export interface TransformerWeightsOptions {
   /**
    * The MLP width (`n_inner` / `intermediate_size`) the config declares, when known: checked
@@ -201,10 +117,9 @@ const QUANTIZED = new Set([
   "MatMulIntegerToFloat",
   "DynamicQuantizeMatMul",
 ]);
-const SILU = new Set(["Sigmoid", "Silu", "Swish"]);
 
 /** A projection node: `y = x · W (+ b)` with `W` a float tensor of the graph. */
-interface Linear {
+export interface Linear {
   node: OnnxNode;
   /** The activation input. */
   input: string;
@@ -218,18 +133,20 @@ interface Linear {
   out: number;
 }
 
-interface Index extends GraphIndex {
+/** The graph indexed for the readers: its projections in node order, and the config checked against. */
+export interface Index extends GraphIndex {
   linears: Linear[];
   linearNodes: Set<OnnxNode>;
   config: ModelConfig;
 }
 
-function fail(config: ModelConfig, message: string): never {
+/** Throws the readers' InvalidModelError: "Cannot map the ONNX graph to {family} weights: {message}". */
+export function fail(config: ModelConfig, message: string): never {
   throw new InvalidModelError(`Cannot map the ONNX graph to ${config.family} weights: ${message}`);
 }
 
 /** The tensor as a fresh float32 array (4-byte aligned, its own buffer) in its stored layout. */
-function floats(ix: Index, t: OnnxInitializer, what: string): Float32Array {
+export function floats(ix: Index, t: OnnxInitializer, what: string): Float32Array {
   const n = elementCount(t.dims);
   let out: Float32Array;
   if (t.dataType === DataType.FLOAT) {
@@ -269,20 +186,20 @@ function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
 }
 
 /** Columns `[from, from + n)` of the row-major `[rows, cols]` matrix. */
-function columns(w: Float32Array, rows: number, cols: number, from: number, n: number): Float32Array {
+export function columns(w: Float32Array, rows: number, cols: number, from: number, n: number): Float32Array {
   const out = new Float32Array(rows * n);
   for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols + from, r * cols + from + n), r * n);
   return out;
 }
 
 /** The projection's weight as `[in, out]`. */
-function linearWeight(ix: Index, l: Linear, what: string): Float32Array {
+export function linearWeight(ix: Index, l: Linear, what: string): Float32Array {
   const w = floats(ix, l.init, what);
   return l.transposed ? transpose(w, l.out, l.in) : w;
 }
 
 /** A float32 value read as float32 and shown in its shortest decimal form when that is exact. */
-function tidy(x: number): number {
+export function tidy(x: number): number {
   for (let p = 1; p <= 9; p++) {
     const r = Number(x.toPrecision(p));
     if (Math.fround(r) === Math.fround(x)) return r;
@@ -291,7 +208,7 @@ function tidy(x: number): number {
 }
 
 /** Whether the square tensor is a signed permutation (exactly one ±1 per row): a RoPE rotation. */
-function signedPermutation(ix: Index, t: OnnxInitializer): Float32Array | undefined {
+export function signedPermutation(ix: Index, t: OnnxInitializer): Float32Array | undefined {
   if (t.dims.length !== 2 || t.dims[0] !== t.dims[1] || !isFloatTensor(t) || t.dims[0] > 1024) {
     return undefined;
   }
@@ -309,7 +226,8 @@ function signedPermutation(ix: Index, t: OnnxInitializer): Float32Array | undefi
   return m;
 }
 
-function buildIndex(graph: OnnxGraph, config: ModelConfig): Index {
+/** Indexes the graph and its projections; refuses quantized projections (only fp32/fp16 MatMul graphs). */
+export function buildIndex(graph: OnnxGraph, config: ModelConfig): Index {
   const ix: Index = { ...indexGraph(graph), linears: [], linearNodes: new Set(), config };
   for (const node of graph.nodes) {
     if (QUANTIZED.has(node.opType)) {
@@ -374,7 +292,7 @@ function asLinear(ix: Index, node: OnnxNode): Linear | undefined {
 }
 
 /** Nodes and values reachable from `from`, not going past projections or a Softmax. */
-function downstream(ix: Index, from: string[]): { nodes: Set<OnnxNode>; values: Set<string> } {
+export function downstream(ix: Index, from: string[]): { nodes: Set<OnnxNode>; values: Set<string> } {
   const values = new Set(from), nodes = new Set<OnnxNode>(), queue = [...from];
   while (queue.length > 0 && nodes.size < 20000) {
     const v = queue.pop()!;
@@ -404,7 +322,7 @@ function vectorInput(ix: Index, node: OnnxNode, n: number, skip: string): string
 }
 
 /** The bias of a projection: Gemm's C, or a vector Add on its output. Returns [name, output after]. */
-function biasOf(ix: Index, l: Linear): { name: string; output: string } | undefined {
+export function biasOf(ix: Index, l: Linear): { name: string; output: string } | undefined {
   if (l.node.opType === "Gemm" && l.node.inputs[2]) return { name: l.node.inputs[2], output: l.output };
   const consumers = ix.consumers.get(l.output) ?? [];
   if (consumers.length !== 1 || consumers[0].opType !== "Add") return undefined;
@@ -412,7 +330,8 @@ function biasOf(ix: Index, l: Linear): { name: string; output: string } | undefi
   return name ? { name, output: consumers[0].outputs[0] } : undefined;
 }
 
-function vector(ix: Index, name: string, n: number, what: string): Float32Array {
+/** The tensor `name` as float32, checked to hold `n` values. */
+export function vector(ix: Index, name: string, n: number, what: string): Float32Array {
   const t = tensorOf(ix, name)!;
   if (elementCount(t.dims) !== n) {
     fail(ix.config, `${what} "${name}" is ${formatDims(t.dims)}, expected [${n}]`);
@@ -420,7 +339,14 @@ function vector(ix: Index, name: string, n: number, what: string): Float32Array 
   return floats(ix, t, what);
 }
 
-function expectLinear(ix: Index, l: Linear | undefined, inDim: number, outDim: number, what: string): Linear {
+/** The projection `l`, checked to exist and to be `[inDim, outDim]`. */
+export function expectLinear(
+  ix: Index,
+  l: Linear | undefined,
+  inDim: number,
+  outDim: number,
+  what: string,
+): Linear {
   if (!l) {
     fail(ix.config, `the graph has too few projections (MatMul / Gemm by a weight): ${what} is missing`);
   }
@@ -434,7 +360,7 @@ function expectLinear(ix: Index, l: Linear | undefined, inDim: number, outDim: n
 }
 
 /** The sizes a Split node cuts its input's last axis into (`total` wide), or undefined. */
-function splitSizes(ix: Index, split: OnnxNode, total: number): number[] | undefined {
+export function splitSizes(ix: Index, split: OnnxNode, total: number): number[] | undefined {
   const n = split.outputs.length;
   let sizes: number[] | undefined;
   const given = split.inputs[1] ? tensorOf(ix, split.inputs[1]) : undefined;
@@ -447,7 +373,7 @@ function splitSizes(ix: Index, split: OnnxNode, total: number): number[] | undef
 }
 
 /** The Split directly on the projection's output (after its bias, if any). */
-function splitAfter(ix: Index, output: string): OnnxNode | undefined {
+export function splitAfter(ix: Index, output: string): OnnxNode | undefined {
   const consumers = ix.consumers.get(output) ?? [];
   return consumers.length === 1 && consumers[0].opType === "Split" ? consumers[0] : undefined;
 }
@@ -455,13 +381,15 @@ function splitAfter(ix: Index, output: string): OnnxNode | undefined {
 // ---------------------------------------------------------------------------------------------
 // Norms
 
-interface Norm {
+/** The norm feeding a projection: its weight (and bias: a LayerNorm) tensors and epsilon. */
+export interface Norm {
   weight: string;
   bias?: string;
   eps: number;
 }
 
-function normBefore(ix: Index, l: Linear, what: string): Norm {
+/** The LayerNorm or RMSNorm computing the projection's input. */
+export function normBefore(ix: Index, l: Linear, what: string): Norm {
   const d = ix.config.hiddenSize;
   const node = sourceOf(ix, l.input);
   if (!node) fail(ix.config, `the input of ${what} is not computed by a norm (it is a graph input)`);
@@ -529,7 +457,8 @@ function tokenMap(ix: Index, gather: OnnxNode): OnnxInitializer | undefined {
     : undefined;
 }
 
-function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer; inMap?: Int32Array } {
+/** The token embedding: its Gather, tensor, and token map (a vocabulary subset) if any, checked against the config. */
+export function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer; inMap?: Int32Array } {
   const gathers = ix.graph.nodes.filter((n) => {
     const t = n.opType === "Gather" ? tensorOf(ix, n.inputs[0]) : undefined;
     return t !== undefined && isFloatTensor(t) && t.dims.length === 2;
@@ -579,7 +508,8 @@ function tokenEmbedding(ix: Index): { gather: OnnxNode; init: OnnxInitializer; i
   return { gather, init, inMap: Int32Array.from(rows) };
 }
 
-function headOf(
+/** The LM head: the last projection, `[hidden, vocab]`, tied when its weight is the embedding tensor. */
+export function headOf(
   ix: Index,
   embed: OnnxInitializer,
   embedWeight: Float32Array,
@@ -602,7 +532,7 @@ function lastAxis(l: Linear, axis: number | undefined): boolean {
  * to the first H, ScatterElements of them at H token ids into a ConstantOfShape `[…, vocab]` row,
  * reaching a graph output through reshapes.
  */
-function subsetHead(
+export function subsetHead(
   ix: Index,
   embed: OnnxInitializer,
   embedWeight: Float32Array,
@@ -739,433 +669,6 @@ function subsetHead(
     headIds: Int32Array.from(ids),
     fill,
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// GPT-2
-
-function gpt2(ix: Index, options: TransformerWeightsOptions): Gpt2Weights {
-  const { config } = ix;
-  const d = config.hiddenSize, L = config.numLayers;
-  const { gather, init: wteInit, inMap } = tokenEmbedding(ix);
-  if (inMap) {
-    fail(
-      config,
-      "the token embedding is indexed through a token map: a vocabulary subset is only read for Llama graphs",
-    );
-  }
-  const wte = floats(ix, wteInit, "token embedding");
-  const positions = ix.graph.nodes.filter((n) => {
-    const t = n !== gather && n.opType === "Gather" ? tensorOf(ix, n.inputs[0]) : undefined;
-    return t !== undefined && isFloatTensor(t) && t.dims.length === 2 && t.name !== wteInit.name;
-  });
-  if (positions.length !== 1) {
-    fail(
-      config,
-      `expected one position-embedding Gather besides the token embedding, got ${positions.length}`,
-    );
-  }
-  const wpeInit = tensorOf(ix, positions[0].inputs[0])!;
-  if (wpeInit.dims[0] !== config.maxLength || wpeInit.dims[1] !== d) {
-    fail(
-      config,
-      `the position embedding "${wpeInit.name}" is ${
-        formatDims(wpeInit.dims)
-      }, expected [${config.maxLength}, ${d}] (n_positions, n_embd)`,
-    );
-  }
-  const { head, linear: headLinear } = headOf(ix, wteInit, wte);
-  const body = ix.linears.slice(0, -1);
-  if (body.length !== 4 * L) {
-    fail(
-      config,
-      `expected ${4 * L} projections before the head (4 per layer × ${L} layers), got ${body.length}`,
-    );
-  }
-  const inner = options.intermediateSize ?? body[2].out;
-  let eps: number | undefined;
-  let activation: Gpt2Weights["activation"] | undefined;
-  const ln = (l: Linear, what: string): WeightAndBias => {
-    const n = normBefore(ix, l, what);
-    if (n.bias === undefined) fail(config, `the norm before ${what} has no bias: not a GPT-2 LayerNorm`);
-    if (eps === undefined) eps = n.eps;
-    else if (Math.fround(eps) !== Math.fround(n.eps)) {
-      fail(config, `the norm before ${what} has epsilon ${n.eps}, the others ${eps}`);
-    }
-    return {
-      weight: vector(ix, n.weight, d, `${what} norm weight`),
-      bias: vector(ix, n.bias, d, `${what} norm bias`),
-    };
-  };
-  const withBias = (l: Linear, what: string): WeightAndBias => {
-    const b = biasOf(ix, l);
-    if (!b) fail(config, `${what} (weight "${l.init.name}") has no bias Add after it`);
-    return { weight: linearWeight(ix, l, `${what} weight`), bias: vector(ix, b.name, l.out, `${what} bias`) };
-  };
-  const layers: Gpt2LayerWeights[] = [];
-  for (let i = 0; i < L; i++) {
-    const at = (j: number) => body[4 * i + j];
-    const p = `layer ${i}`;
-    const cAttn = expectLinear(ix, at(0), d, 3 * d, `${p} c_attn (q|k|v)`);
-    const proj = expectLinear(ix, at(1), d, d, `${p} attention output projection`);
-    const fc = expectLinear(ix, at(2), d, inner, `${p} c_fc`);
-    const fcProj = expectLinear(ix, at(3), inner, d, `${p} mlp projection`);
-    const act = downstream(ix, [fc.output]).nodes;
-    const kind = [...act].some((n) =>
-        n.opType === "Erf" || (n.opType === "Gelu" && n.attributes.approximate !== "tanh")
-      )
-      ? "gelu_erf"
-      : [...act].some((n) => n.opType === "Tanh" || n.opType === "FastGelu" || n.opType === "Gelu")
-      ? "gelu_tanh"
-      : undefined;
-    if (!kind) fail(config, `${p}: no GELU (Tanh or Erf) found between c_fc and the mlp projection`);
-    if (activation !== undefined && activation !== kind) {
-      fail(
-        config,
-        `${p} uses ${kind}, earlier layers ${activation}`,
-      );
-    }
-    activation = kind;
-    layers.push({
-      ln1: ln(cAttn, `${p} c_attn`),
-      qkv: withBias(cAttn, `${p} c_attn`),
-      proj: withBias(proj, `${p} attention output projection`),
-      ln2: ln(fc, `${p} c_fc`),
-      fc: withBias(fc, `${p} c_fc`),
-      fcProj: withBias(fcProj, `${p} mlp projection`),
-    });
-  }
-  const lnf = ln(headLinear, "the LM head");
-  if (biasOf(ix, headLinear)) fail(config, "the LM head has a bias, which GPT-2 does not");
-  return {
-    family: "gpt2",
-    wte,
-    wpe: floats(ix, wpeInit, "position embedding"),
-    layers,
-    lnf,
-    head,
-    eps: tidy(eps!),
-    activation: activation!,
-    hiddenStates: exposedHiddenStates(ix.graph, layers.map((_, i) => body[4 * i + 3].node), config),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Llama
-
-/** A projection output (or a part of a fused one): the value and the columns it holds. */
-interface Part {
-  linear: Linear;
-  /** Where the part's values are (a Split output, or the projection's output). */
-  value: string;
-  from: number;
-  width: number;
-  bias?: string;
-}
-
-/** The parts of one fused or unfused group of projections on the same input. */
-function group(ix: Index, body: Linear[], at: number, widths: number[], what: string): [Part[], number] {
-  const d = ix.config.hiddenSize, total = widths.reduce((a, b) => a + b, 0);
-  const first = body[at];
-  if (first && first.in === d && first.out === total && widths.length > 1) {
-    const b = biasOf(ix, first);
-    const split = splitAfter(ix, b ? b.output : first.output);
-    const sizes = split && splitSizes(ix, split, total);
-    if (split && sizes && sizes.join() === widths.join()) {
-      let from = 0;
-      const parts = sizes.map((width, j) => {
-        const part = { linear: first, value: split.outputs[j], from, width, bias: b?.name };
-        from += width;
-        return part;
-      });
-      return [parts, at + 1];
-    }
-    if (split) {
-      fail(
-        ix.config,
-        `${what}: the fused projection "${first.init.name}" is split into [${
-          sizes ?? "?"
-        }], expected [${widths}]`,
-      );
-    }
-  }
-  const parts = widths.map((width, j) => {
-    const l = expectLinear(ix, body[at + j], d, width, `${what} projection ${j + 1} of ${widths.length}`);
-    const b = biasOf(ix, l);
-    return { linear: l, value: b ? b.output : l.output, from: 0, width, bias: b?.name };
-  });
-  if (parts.some((p) => p.linear.input !== parts[0].linear.input)) {
-    fail(ix.config, `${what}: the ${widths.length} projections do not read the same input`);
-  }
-  return [parts, at + widths.length];
-}
-
-function partWeight(ix: Index, p: Part, what: string): Float32Array {
-  const w = linearWeight(ix, p.linear, what);
-  return p.width === p.linear.out ? w : columns(w, p.linear.in, p.linear.out, p.from, p.width);
-}
-
-function partBias(ix: Index, p: Part, what: string): Float32Array | undefined {
-  if (!p.bias) return undefined;
-  return vector(ix, p.bias, p.linear.out, what).slice(p.from, p.from + p.width);
-}
-
-/** Orders the three attention parts as q, k, v by where they go (present.N.key / .value / neither). */
-function qkvRoles(ix: Index, parts: Part[], layer: number): [Part, Part, Part] {
-  const key = `present.${layer}.key`, value = `present.${layer}.value`;
-  if (!ix.graph.outputs.includes(key) || !ix.graph.outputs.includes(value)) {
-    return parts as [Part, Part, Part]; // no KV-cache outputs to tell them apart: the export's order
-  }
-  const reach = parts.map((p) => downstream(ix, [p.value]).values);
-  const find = (test: (r: Set<string>) => boolean, role: string) => {
-    const found = parts.filter((_, j) => test(reach[j]));
-    if (found.length !== 1) {
-      fail(ix.config, `layer ${layer}: ${found.length} of the attention projections look like the ${role}`);
-    }
-    return found[0];
-  };
-  return [
-    find((r) => !r.has(key) && !r.has(value), "query (reaching neither present key nor value)"),
-    find((r) => r.has(key) && !r.has(value), `key (reaching ${key})`),
-    find((r) => r.has(value) && !r.has(key), `value (reaching ${value})`),
-  ];
-}
-
-/** Orders the two MLP input parts as gate (its output goes through SiLU's Sigmoid), up. */
-function gateUpRoles(ix: Index, parts: Part[], layer: number): [Part, Part] {
-  const silu = parts.map((p) => [...downstream(ix, [p.value]).nodes].some((n) => SILU.has(n.opType)));
-  if (silu.filter(Boolean).length !== 1) {
-    fail(
-      ix.config,
-      `layer ${layer}: expected exactly one of the two MLP input projections to go through a Sigmoid (SiLU), got ${
-        silu.filter(Boolean).length
-      }`,
-    );
-  }
-  return silu[0] ? [parts[0], parts[1]] : [parts[1], parts[0]];
-}
-
-type RopeEvidence = { style: "half" | "interleaved"; how: string };
-
-/** The RoPE style the graph applies to `value` (a q or k projection output). */
-function ropeStyle(ix: Index, value: string, hd: number): RopeEvidence | undefined {
-  const { nodes } = downstream(ix, [value]);
-  for (const n of nodes) {
-    if (n.opType === "RotaryEmbedding") {
-      return { style: n.attributes.interleaved ? "interleaved" : "half", how: "RotaryEmbedding.interleaved" };
-    }
-    if (n.opType === "MatMul" && !ix.linearNodes.has(n)) {
-      const t = tensorOf(ix, n.inputs[1]);
-      const m = t && t.dims[0] === hd ? signedPermutation(ix, t) : undefined;
-      if (!m) continue;
-      // x · R = rotate(x): "half" has R[j + hd/2][j] = −1, R[j][j + hd/2] = 1; "interleaved"
-      // has R[2i + 1][2i] = −1, R[2i][2i + 1] = 1.
-      const at = (r: number, c: number) => m[r * hd + c];
-      let half = true, inter = true;
-      for (let j = 0; j < hd / 2; j++) {
-        half &&= at(j + hd / 2, j) === -1 && at(j, j + hd / 2) === 1;
-        inter &&= at(2 * j + 1, 2 * j) === -1 && at(2 * j, 2 * j + 1) === 1;
-      }
-      if (half) return { style: "half", how: `rotation MatMul by "${t!.name}" pairing (j, j + hd/2)` };
-      if (inter) return { style: "interleaved", how: `rotation MatMul by "${t!.name}" pairing (2i, 2i + 1)` };
-    }
-    if (n.opType === "Neg") {
-      const src = ix.producer.get(n.inputs[0]);
-      if (src?.opType === "Split" && src.outputs.length === 2 && src.outputs[1] === n.inputs[0]) {
-        const x = src.inputs[0];
-        const sizes = src.inputs[1] ? splitSizes(ix, src, hd) : [hd / 2, hd / 2];
-        const withCos = (ix.consumers.get(x) ?? []).some((c) => c.opType === "Mul");
-        if (sizes && sizes[0] === sizes[1] && withCos && [-1, 3].includes(src.attributes.axis as number)) {
-          return { style: "half", how: "Split of the head in halves, Neg of the second half (rotate_half)" };
-        }
-      }
-      if (src?.opType === "Slice") {
-        const int = (i: number) => {
-          const t = src.inputs[i] ? tensorOf(ix, src.inputs[i]) : undefined;
-          return t && t.dataType === DataType.INT64
-            ? Number(new BigInt64Array(ownBuffer(t.raw))[0])
-            : undefined;
-        };
-        const start = int(1), step = int(4) ?? 1;
-        if (step === 2) return { style: "interleaved", how: "Slice with step 2 before Neg" };
-        if (step === 1 && start === hd / 2) {
-          return { style: "half", how: "Slice [hd/2:] before Neg (rotate_half)" };
-        }
-      }
-    }
-  }
-  return undefined;
-}
-
-/** The RoPE inverse frequencies: the `hd / 2` float constant upstream of the Cos table. */
-function ropeFrequencies(ix: Index, hd: number): Float32Array {
-  const cos = ix.graph.nodes.find((n) => n.opType === "Cos");
-  if (!cos) fail(ix.config, "no Cos node (RoPE table) was found");
-  let frontier = [cos.inputs[0]];
-  const seen = new Set<string>();
-  for (let depth = 0; depth < 8 && frontier.length > 0; depth++) {
-    const next: string[] = [];
-    for (const v of frontier) {
-      if (seen.has(v)) continue;
-      seen.add(v);
-      const t = tensorOf(ix, v);
-      if (t && isFloatTensor(t) && elementCount(t.dims) === hd / 2) {
-        return floats(ix, t, "RoPE inverse frequencies");
-      }
-      const p = ix.producer.get(v);
-      if (p) next.push(...p.inputs.filter((i) => i !== ""));
-    }
-    frontier = next;
-  }
-  fail(
-    ix.config,
-    `no ${hd / 2}-element float constant (RoPE inverse frequencies) feeds the Cos node "${cos.name}"`,
-  );
-}
-
-function ropeThetaOf(ix: Index, inv: Float32Array, hd: number): number {
-  if (Math.abs(inv[0] - 1) > 1e-6 || inv.length < 2) {
-    fail(ix.config, `the RoPE inverse frequencies start with ${inv[0]}, expected 1 (θ^0)`);
-  }
-  const theta = inv[1] ** (-hd / 2);
-  // the shortest decimal θ whose table matches the graph's to float32 rounding (10000, not 10000.006)
-  for (let p = 1; p <= 9; p++) {
-    const r = Number(theta.toPrecision(p));
-    if (inv.every((f, j) => Math.abs(r ** ((-2 * j) / hd) - f) <= 1e-6 * f)) return r;
-  }
-  return theta;
-}
-
-function llama(ix: Index, options: TransformerWeightsOptions): LlamaWeights {
-  const { config } = ix;
-  const d = config.hiddenSize, L = config.numLayers, hd = config.headDim;
-  const Q = config.numHeads * hd, KV = config.numKvHeads * hd;
-  const { init: embedInit, inMap } = tokenEmbedding(ix);
-  const embed = floats(ix, embedInit, "token embedding");
-  const subset = inMap && subsetHead(ix, embedInit, embed, embedInit.dims[0]);
-  const { head, linear: headLinear } = subset ?? headOf(ix, embedInit, embed);
-  if (!subset && biasOf(ix, headLinear)) {
-    fail(config, "the LM head has a bias, which this Llama reader does not support");
-  }
-  const body = ix.linears.slice(0, -1);
-  let at = 0, eps: number | undefined;
-  let inner = options.intermediateSize;
-  const evidence: RopeEvidence[] = [];
-  const norm = (l: Linear, what: string): Float32Array => {
-    const n = normBefore(ix, l, what);
-    if (n.bias !== undefined) fail(config, `the norm before ${what} has a bias: a LayerNorm, not an RMSNorm`);
-    if (eps === undefined) eps = n.eps;
-    else if (Math.fround(eps) !== Math.fround(n.eps)) {
-      fail(config, `the norm before ${what} has epsilon ${n.eps}, the others ${eps}`);
-    }
-    return vector(ix, n.weight, d, `${what} norm weight`);
-  };
-  const noBias = (l: Linear, what: string) => {
-    const b = biasOf(ix, l);
-    if (b) fail(config, `${what} has a bias ("${b.name}"), which this Llama reader does not support`);
-  };
-  const layers: LlamaLayerWeights[] = [];
-  const downNodes: OnnxNode[] = [];
-  for (let i = 0; i < L; i++) {
-    const p = `layer ${i}`;
-    const [attnParts, afterAttn] = group(ix, body, at, [Q, KV, KV], `${p} attention q|k|v`);
-    const [q, k, v] = qkvRoles(ix, attnParts, i);
-    const o = expectLinear(ix, body[afterAttn], Q, d, `${p} attention output projection`);
-    noBias(o, `${p} attention output projection`);
-    // MLP width: the config's, else the fused gate|up's half or the gate's width
-    const next = body[afterAttn + 1];
-    if (inner === undefined) {
-      const fused = next && splitAfter(ix, next.output)?.outputs.length === 2;
-      inner = next ? (fused ? next.out / 2 : next.out) : 0;
-    }
-    const [mlpParts, afterMlp] = group(ix, body, afterAttn + 1, [inner, inner], `${p} MLP gate|up`);
-    const [gate, up] = gateUpRoles(ix, mlpParts, i);
-    for (const part of mlpParts) {
-      if (part.bias) fail(config, `${p} MLP has a bias ("${part.bias}"), not supported`);
-    }
-    const down = expectLinear(ix, body[afterMlp], inner, d, `${p} MLP down projection`);
-    noBias(down, `${p} MLP down projection`);
-    downNodes.push(down.node);
-    at = afterMlp + 1;
-    if (i === 0) {
-      for (const [part, name] of [[q, "query"], [k, "key"]] as const) {
-        const e = ropeStyle(ix, part.value, hd);
-        if (!e) fail(config, `layer 0: cannot tell the RoPE style applied to the ${name} from the graph`);
-        evidence.push(e);
-      }
-      if (evidence[0].style !== evidence[1].style) {
-        fail(config, `layer 0: the query uses ${evidence[0].style} RoPE, the key ${evidence[1].style}`);
-      }
-    }
-    layers.push({
-      inputNorm: norm(q.linear, `${p} attention`),
-      q: partWeight(ix, q, `${p} q weight`),
-      k: partWeight(ix, k, `${p} k weight`),
-      v: partWeight(ix, v, `${p} v weight`),
-      ...(q.bias ? { qBias: partBias(ix, q, `${p} q bias`) } : {}),
-      ...(k.bias ? { kBias: partBias(ix, k, `${p} k bias`) } : {}),
-      ...(v.bias ? { vBias: partBias(ix, v, `${p} v bias`) } : {}),
-      o: linearWeight(ix, o, `${p} o weight`),
-      postNorm: norm(gate.linear, `${p} MLP`),
-      gate: partWeight(ix, gate, `${p} gate weight`),
-      up: partWeight(ix, up, `${p} up weight`),
-      down: linearWeight(ix, down, `${p} down weight`),
-    });
-  }
-  if (at !== body.length) {
-    fail(
-      config,
-      `${body.length - at} projections are left over after ${L} layers (num_hidden_layers is ${L})`,
-    );
-  }
-  const finalNorm = norm(headLinear, "the LM head");
-  const ropeInvFreq = ropeFrequencies(ix, hd);
-  return {
-    family: "llama",
-    embed,
-    layers,
-    norm: finalNorm,
-    head,
-    ...(subset ? { vocabSubset: { inMap: inMap!, headIds: subset.headIds, fill: subset.fill } } : {}),
-    eps: tidy(eps!),
-    ropeTheta: ropeThetaOf(ix, ropeInvFreq, hd),
-    ropeInvFreq,
-    rope: evidence[0].style,
-    hiddenStates: exposedHiddenStates(ix.graph, downNodes, config),
-  };
-}
-
-/**
- * Finds every weight of a GPT-2 or Llama-family decoder graph by data flow (see the module doc),
- * checks its shape against `config`, and returns float32 copies (fp16 converted), linear layers
- * `[in, out]` (transposed when the graph stores `[out, in]`).
- *
- * @param graph The graph ({@linkcode readOnnxGraph}).
- * @param config The model's config; its family picks the reader.
- * @param options Extra sizes to check (the MLP width).
- * @returns The weights; a tied head shares the embedding's array.
- * @throws {InvalidModelError} a quantized graph (MatMulNBits, DequantizeLinear, integer weights:
- *   "only fp32/fp16 MatMul graphs are supported"), a weight whose shape disagrees with the config,
- *   a missing or extra projection, or a structure this reader does not recognise (no norm before a
- *   projection, no SiLU, no RoPE frequencies, ...), named with the values got.
- * @example
- * ```ts ignore
- * import { readOnnxGraph } from "../../onnx/mod.ts";
- * import { transformerWeights } from "./transformer_weights.ts";
- * import { parseModelConfig } from "../../model/config.ts";
- * const graph = readOnnxGraph(await Deno.readFile("models/draft/onnx/model.onnx"));
- * const config = parseModelConfig(JSON.parse(await Deno.readTextFile("models/draft/config.json")));
- * const w = transformerWeights(graph, config);
- * if (w.family === "llama") console.log(w.rope, w.layers[0].q.length);
- * ```
- */
-export function transformerWeights(
-  graph: OnnxGraph,
-  config: ModelConfig,
-  options: TransformerWeightsOptions = {},
-): TransformerWeights {
-  const ix = buildIndex(graph, config);
-  return config.family === "gpt2" ? gpt2(ix, options) : llama(ix, options);
 }
 
 const HIDDEN_STATE = /^hidden_states\.(\d+)$/;

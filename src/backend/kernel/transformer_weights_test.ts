@@ -10,7 +10,9 @@ import {
   type OnnxNode,
   readOnnxGraph,
 } from "../../onnx/mod.ts";
-import { type Gpt2Weights, type LlamaWeights, transformerWeights } from "./transformer_weights.ts";
+import type { TransformerWeightsOptions } from "./transformer_weights.ts";
+import { gpt2GraphWeights, type Gpt2Weights } from "./families/gpt2.ts";
+import { llamaGraphWeights, type LlamaWeights } from "./families/llama.ts";
 import { haveModel, modelPath, MODELS_DIR } from "../../model/_testing.ts";
 import { buildLlamaGraph } from "../../convert/llama_onnx.ts";
 import { dequantize } from "../../convert/dequant.ts";
@@ -20,6 +22,16 @@ import { minimalConfig, TINY, tinyLlamaGguf, type TinyOptions } from "../../conv
 
 // deno-lint-ignore no-explicit-any
 const { onnx } = onnxProto as any;
+
+/** The float graph reader of the config's family (families/gpt2.ts, families/llama.ts). */
+const READERS = { gpt2: gpt2GraphWeights, llama: llamaGraphWeights };
+function graphWeights(
+  graph: OnnxGraph,
+  config: ModelConfig,
+  options?: TransformerWeightsOptions,
+): Gpt2Weights | LlamaWeights {
+  return READERS[config.family](graph, config, options);
+}
 
 // ---------------------------------------------------------------------------------------------
 // helpers written independently of the code under test
@@ -130,11 +142,11 @@ const target = haveModel("target");
 const draft = haveModel("draft");
 
 Deno.test({
-  name: "transformerWeights: gpt2 target: shapes, names, tied head, eps, activation",
+  name: "graph weights: gpt2 target: shapes, names, tied head, eps, activation",
   ignore: !target,
   fn() {
     const { graph, config } = load("target");
-    const w = transformerWeights(graph, config, { intermediateSize: 1024 });
+    const w = graphWeights(graph, config, { intermediateSize: 1024 });
     assert.equal(w.family, "gpt2");
     if (w.family !== "gpt2") return;
     gpt2Shapes(w, config, 1024);
@@ -162,11 +174,11 @@ Deno.test({
 });
 
 Deno.test({
-  name: "transformerWeights: gpt2 target: each weight is the one the export's node names say",
+  name: "graph weights: gpt2 target: each weight is the one the export's node names say",
   ignore: !target,
   fn() {
     const { graph, config } = load("target");
-    const w = transformerWeights(graph, config) as Gpt2Weights;
+    const w = graphWeights(graph, config) as Gpt2Weights;
     // layer 0 c_attn: the first MatMul after the first LayerNormalization, scanning forward
     const firstLn = graph.nodes.findIndex((n) => n.opType === "LayerNormalization");
     const lnOut = graph.nodes[firstLn].outputs[0];
@@ -185,11 +197,11 @@ Deno.test({
 });
 
 Deno.test({
-  name: "transformerWeights: gpt2 target: a Transpose or Gemm transB weight is transposed to [in, out]",
+  name: "graph weights: gpt2 target: a Transpose or Gemm transB weight is transposed to [in, out]",
   ignore: !target,
   fn() {
     const { graph, config } = load("target");
-    const want = transformerWeights(graph, config) as Gpt2Weights;
+    const want = graphWeights(graph, config) as Gpt2Weights;
     const g = editable(graph);
     const d = 256, inner = 1024;
     // layer 0 c_fc [d, inner] stored as [inner, d] behind a Transpose; layer 1 c_fc as Gemm transB
@@ -217,14 +229,14 @@ Deno.test({
     const fc1 = nodeByOutput(g, "/m/h.1/c_fc/MatMul_output_0");
     transposedCopy(fc1.inputs[1], d, inner, "fc1_t");
     Object.assign(fc1, { opType: "Gemm", inputs: [fc1.inputs[0], "fc1_t"], attributes: { transB: 1 } });
-    const got = transformerWeights(g, config) as Gpt2Weights;
+    const got = graphWeights(g, config) as Gpt2Weights;
     assert.deepEqual(got.layers[0].fc.weight, want.layers[0].fc.weight);
     assert.deepEqual(got.layers[1].fc.weight, want.layers[1].fc.weight);
   },
 });
 
 Deno.test({
-  name: "transformerWeights: gpt2 target: fp16 weights are converted to float32",
+  name: "graph weights: gpt2 target: fp16 weights are converted to float32",
   ignore: !target,
   fn() {
     const { graph, config } = load("target");
@@ -237,7 +249,7 @@ Deno.test({
       dataType: 10,
       raw: new Uint8Array(half.buffer),
     });
-    const w = transformerWeights(g, config) as Gpt2Weights;
+    const w = graphWeights(g, config) as Gpt2Weights;
     let worst = 0;
     for (let i = 0; i < src.length; i++) {
       worst = Math.max(worst, Math.abs(w.layers[2].qkv.weight[i] - src[i]));
@@ -247,7 +259,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "transformerWeights: gpt2 target: swapped weights, a reordered graph or a wrong config throw",
+  name: "graph weights: gpt2 target: swapped weights, a reordered graph or a wrong config throw",
   ignore: !target,
   fn() {
     const { graph, config } = load("target");
@@ -257,7 +269,7 @@ Deno.test({
       b = nodeByOutput(g, "/m/h.3/c_fc/MatMul_output_0");
     [a.inputs[1], b.inputs[1]] = [b.inputs[1], a.inputs[1]];
     assert.throws(
-      () => transformerWeights(g, config),
+      () => graphWeights(g, config),
       (e) => e instanceof InvalidModelError && /layer 3/.test(e.message),
     );
     // the mlp projection node moved before c_attn in node order
@@ -265,7 +277,7 @@ Deno.test({
     const proj = nodeByOutput(h, "/m/h.0/mlp_proj/MatMul_output_0");
     h.nodes.splice(h.nodes.indexOf(proj), 1);
     h.nodes.splice(h.nodes.indexOf(nodeByOutput(h, "/m/h.0/c_attn/MatMul_output_0")), 0, proj);
-    assert.throws(() => transformerWeights(h, config), InvalidModelError);
+    assert.throws(() => graphWeights(h, config), InvalidModelError);
     // configs that disagree with the graph
     for (
       const [what, bad] of [
@@ -275,22 +287,22 @@ Deno.test({
         ["n_positions", { ...config, maxLength: 512 }],
       ] as const
     ) {
-      assert.throws(() => transformerWeights(graph, bad), InvalidModelError, what);
+      assert.throws(() => graphWeights(graph, bad), InvalidModelError, what);
     }
     assert.throws(
-      () => transformerWeights(graph, config, { intermediateSize: 3072 }),
+      () => graphWeights(graph, config, { intermediateSize: 3072 }),
       (e) => e instanceof InvalidModelError && /c_fc/.test(e.message) && /3072/.test(e.message),
     );
   },
 });
 
 Deno.test({
-  name: "transformerWeights: renamed initializers change nothing (identification is by data flow)",
+  name: "graph weights: renamed initializers change nothing (identification is by data flow)",
   ignore: !target || !draft,
   fn() {
     for (const name of ["target", "draft"] as const) {
       const { graph, config } = load(name);
-      const want = transformerWeights(graph, config);
+      const want = graphWeights(graph, config);
       const rename = (
         s: string,
       ) => (graph.initializers.has(s) ? `w${[...graph.initializers.keys()].indexOf(s)}` : s);
@@ -301,7 +313,7 @@ Deno.test({
         ),
         nodes: graph.nodes.map((n) => ({ ...n, inputs: n.inputs.map(rename) })),
       };
-      assert.deepEqual(transformerWeights(g, config), want, name);
+      assert.deepEqual(graphWeights(g, config), want, name);
     }
   },
 });
@@ -310,11 +322,11 @@ Deno.test({
 // Llama draft (torch export)
 
 Deno.test({
-  name: "transformerWeights: llama draft: shapes, names, tied head, rope, eps",
+  name: "graph weights: llama draft: shapes, names, tied head, rope, eps",
   ignore: !draft,
   fn() {
     const { graph, config } = load("draft");
-    const w = transformerWeights(graph, config) as LlamaWeights;
+    const w = graphWeights(graph, config) as LlamaWeights;
     assert.equal(w.family, "llama");
     llamaShapes(w, config, 128);
     assert.equal(w.head.weight, w.embed, "tied head is the embedding array itself");
@@ -346,7 +358,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "transformerWeights: llama draft: gate is the MatMul whose output reaches a Sigmoid",
+  name: "graph weights: llama draft: gate is the MatMul whose output reaches a Sigmoid",
   ignore: !draft,
   fn() {
     const { graph, config } = load("draft");
@@ -356,23 +368,23 @@ Deno.test({
       return init(graph, mm.inputs[1]);
     });
     assert.equal(sigmoidWeights.length, config.numLayers);
-    const w = transformerWeights(graph, config) as LlamaWeights;
+    const w = graphWeights(graph, config) as LlamaWeights;
     w.layers.forEach((l, i) => assert.deepEqual(l.gate, sigmoidWeights[i]));
   },
 });
 
 Deno.test({
-  name: "transformerWeights: llama draft: roles follow the data flow when weights or nodes are swapped",
+  name: "graph weights: llama draft: roles follow the data flow when weights or nodes are swapped",
   ignore: !draft,
   fn() {
     const { graph, config } = load("draft");
-    const want = transformerWeights(graph, config) as LlamaWeights;
+    const want = graphWeights(graph, config) as LlamaWeights;
     // k and v of layer 0 (same shape) swapped: k is still what reaches present.0.key
     const g = editable(graph);
     const k = nodeByOutput(g, "/m/layers.0/k_proj/MatMul_output_0");
     const v = nodeByOutput(g, "/m/layers.0/v_proj/MatMul_output_0");
     [k.inputs[1], v.inputs[1]] = [v.inputs[1], k.inputs[1]];
-    let got = transformerWeights(g, config) as LlamaWeights;
+    let got = graphWeights(g, config) as LlamaWeights;
     assert.deepEqual(got.layers[0].k, want.layers[0].v);
     assert.deepEqual(got.layers[0].v, want.layers[0].k);
     // gate and up of layer 1 swapped in node order only: nothing changes
@@ -381,7 +393,7 @@ Deno.test({
     const up = nodeByOutput(h, "/m/layers.1/up_proj/MatMul_output_0");
     const [gi, ui] = [h.nodes.indexOf(gate), h.nodes.indexOf(up)];
     [h.nodes[gi], h.nodes[ui]] = [up, gate];
-    got = transformerWeights(h, config) as LlamaWeights;
+    got = graphWeights(h, config) as LlamaWeights;
     assert.deepEqual(got.layers[1].gate, want.layers[1].gate);
     assert.deepEqual(got.layers[1].up, want.layers[1].up);
     // q [48, 48] and gate [48, 128] swapped: a shape mismatch
@@ -390,7 +402,7 @@ Deno.test({
     const gt = nodeByOutput(m, "/m/layers.0/gate_proj/MatMul_output_0");
     [q.inputs[1], gt.inputs[1]] = [gt.inputs[1], q.inputs[1]];
     assert.throws(
-      () => transformerWeights(m, config),
+      () => graphWeights(m, config),
       (e) => e instanceof InvalidModelError && /layer 0/.test(e.message),
     );
     // o_proj of layer 1 moved to the front of the graph
@@ -398,12 +410,12 @@ Deno.test({
     const o = nodeByOutput(r, "/m/layers.1/o_proj/MatMul_output_0");
     r.nodes.splice(r.nodes.indexOf(o), 1);
     r.nodes.unshift(o);
-    assert.throws(() => transformerWeights(r, config), InvalidModelError);
+    assert.throws(() => graphWeights(r, config), InvalidModelError);
   },
 });
 
 Deno.test({
-  name: "transformerWeights: llama draft: a config that disagrees with the graph throws",
+  name: "graph weights: llama draft: a config that disagrees with the graph throws",
   ignore: !draft,
   fn() {
     const { graph, config } = load("draft");
@@ -417,12 +429,12 @@ Deno.test({
         ["vocab_size", { ...config, vocabSize: 8193 }],
       ] as const
     ) {
-      assert.throws(() => transformerWeights(graph, bad), InvalidModelError, what);
+      assert.throws(() => graphWeights(graph, bad), InvalidModelError, what);
     }
-    assert.throws(() => transformerWeights(graph, config, { intermediateSize: 256 }), InvalidModelError);
+    assert.throws(() => graphWeights(graph, config, { intermediateSize: 256 }), InvalidModelError);
     // a llama graph read as gpt2
     const asGpt2: ModelConfig = { ...config, family: "gpt2", modelType: "gpt2", maxLength: 256 };
-    assert.throws(() => transformerWeights(graph, asGpt2), InvalidModelError);
+    assert.throws(() => graphWeights(graph, asGpt2), InvalidModelError);
   },
 });
 
@@ -489,7 +501,7 @@ function ggufLinear(file: GgufFile, bytes: Uint8Array, name: string, heads = 0):
 
 function checkConverted(options: TinyOptions, tied: boolean) {
   const { file, bytes, graph, config } = converted(options);
-  const w = transformerWeights(graph, config, { intermediateSize: TINY.ffn }) as LlamaWeights;
+  const w = graphWeights(graph, config, { intermediateSize: TINY.ffn }) as LlamaWeights;
   assert.equal(w.family, "llama");
   llamaShapes(w, config, TINY.ffn);
   assert.equal(w.rope, "half");
@@ -515,19 +527,19 @@ function checkConverted(options: TinyOptions, tied: boolean) {
   });
 }
 
-Deno.test("transformerWeights: converter graph, fused q|k|v and gate|up, tied head", () => {
+Deno.test("graph weights: converter graph, fused q|k|v and gate|up, tied head", () => {
   checkConverted({ matrixType: GgmlType.F32 }, true);
 });
 
-Deno.test("transformerWeights: converter graph, layer 1 unfused (mixed types), untied head", () => {
+Deno.test("graph weights: converter graph, layer 1 unfused (mixed types), untied head", () => {
   checkConverted({ matrixType: GgmlType.F32, mixedType: GgmlType.F16, outputType: GgmlType.F32 }, false);
 });
 
-Deno.test("transformerWeights: converter q4 / q8 graphs are refused (MatMulNBits)", () => {
+Deno.test("graph weights: converter q4 / q8 graphs are refused (MatMulNBits)", () => {
   for (const precision of ["q4", "q8"] as const) {
     const { graph, config } = converted({}, precision);
     assert.throws(
-      () => transformerWeights(graph, config),
+      () => graphWeights(graph, config),
       (e) =>
         e instanceof InvalidModelError && /MatMulNBits/.test(e.message) &&
         /only fp32\/fp16 MatMul graphs are supported/.test(e.message),
@@ -544,13 +556,13 @@ const haveSmol = existsSync(`${SMOLLM2}/onnx/model.onnx`) && existsSync(`${SMOLL
 if (!haveSmol) console.warn(`SKIP: ${SMOLLM2}/onnx/model.onnx is missing; its test is ignored`);
 
 Deno.test({
-  name: "transformerWeights: smollm2-135m converted fp32 graph maps",
+  name: "graph weights: smollm2-135m converted fp32 graph maps",
   ignore: !haveSmol,
   fn() {
     const graph = readOnnxGraph(Deno.readFileSync(`${SMOLLM2}/onnx/model.onnx`));
     const json = JSON.parse(Deno.readTextFileSync(`${SMOLLM2}/config.json`));
     const config = parseModelConfig(json);
-    const w = transformerWeights(graph, config, { intermediateSize: json.intermediate_size }) as LlamaWeights;
+    const w = graphWeights(graph, config, { intermediateSize: json.intermediate_size }) as LlamaWeights;
     llamaShapes(w, config, json.intermediate_size);
     assert.equal(w.rope, "half");
     assert.equal(w.ropeTheta, json.rope_theta);
@@ -601,14 +613,14 @@ function scatterIndices(graph: OnnxGraph): string {
 }
 
 Deno.test({
-  name: "transformerWeights: smollm2 vocabulary-subset draft: token map, head ids, fill",
+  name: "graph weights: smollm2 vocabulary-subset draft: token map, head ids, fill",
   ignore: !haveSubset,
   fn() {
     const { graph, json, config } = loadSubset();
     const V = json.vocab_size, H = json.spectr_head_tokens, d = json.hidden_size;
     assert.equal(V, 49152);
     assert.equal(H, 6144);
-    const w = transformerWeights(graph, config, { intermediateSize: json.intermediate_size }) as LlamaWeights;
+    const w = graphWeights(graph, config, { intermediateSize: json.intermediate_size }) as LlamaWeights;
     assert.equal(w.family, "llama");
     const s = w.vocabSubset;
     assert.ok(s, "the subset is detected");
@@ -653,12 +665,12 @@ Deno.test({
       initializers: new Map([...graph.initializers].map(([k, v]) => [rename(k), { ...v, name: rename(k) }])),
       nodes: graph.nodes.map((n) => ({ ...n, inputs: n.inputs.map(rename) })),
     };
-    assert.deepEqual(transformerWeights(renamed, config), w);
+    assert.deepEqual(graphWeights(renamed, config), w);
   },
 });
 
 Deno.test({
-  name: "transformerWeights: smollm2 vocabulary-subset draft: a broken subset structure throws",
+  name: "graph weights: smollm2 vocabulary-subset draft: a broken subset structure throws",
   ignore: !haveSubset,
   fn() {
     const { graph, config } = loadSubset();
@@ -670,7 +682,7 @@ Deno.test({
     };
     const throwsWith = (g: OnnxGraph, pattern: RegExp, what: string) =>
       assert.throws(
-        () => transformerWeights(g, config),
+        () => graphWeights(g, config),
         (e) => e instanceof InvalidModelError && pattern.test(e.message),
         what,
       );
@@ -731,6 +743,6 @@ Deno.test({
     const g = editable(graph);
     const cos = g.nodes.find((n) => n.opType === "ConstantOfShape")!;
     delete cos.tensorAttributes;
-    assert.equal((transformerWeights(g, config) as LlamaWeights).vocabSubset!.fill, 0);
+    assert.equal((graphWeights(g, config) as LlamaWeights).vocabSubset!.fill, 0);
   },
 });
