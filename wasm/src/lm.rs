@@ -416,81 +416,81 @@ mod imp {
     }
 
     /// `out[r, j] = Σ_b scales[j,b]·xs[r,b]·(codes[j, block b] · xq[r, block b])` for R rows:
-    /// each 32-weight block is widened to i16 once and dotted with every row (i32x4.dot_i16x8_s);
-    /// two output columns at a time share the loads of `xq`.
+    /// each 32-weight block is widened to i16 once and dotted with every row (i32x4.dot_i16x8_s).
+    /// The block scales are applied four blocks at a time: the integer dots of blocks b..b+4 are
+    /// reduced to one i32x4 whose lane t is block b+t's dot, converted once and multiplied by
+    /// `scales[j, b..b+4] · xs[r, b..b+4]` (two vector loads), instead of a convert, a scalar
+    /// product and a broadcast per block.
     #[inline(always)]
     pub fn q8_rows<const R: usize>(xq: &[i16], xs: &[f32], k: usize, codes: &[i8], scales: &[f32], n: usize, out: &mut [f32]) {
-        let mut j = 0;
-        while j + 2 <= n {
-            q8_cols::<R, 2>(xq, xs, k, codes, scales, n, out, j);
-            j += 2;
+        for j in 0..n {
+            q8_col::<R>(xq, xs, k, codes, scales, n, out, j);
         }
-        if j < n {
-            q8_cols::<R, 1>(xq, xs, k, codes, scales, n, out, j);
-        }
+    }
+
+    /// `[Σa, Σb, Σc, Σd]`: the lane sums of four i32x4 vectors.
+    #[inline(always)]
+    fn hsum4(a: v128, b: v128, c: v128, d: v128) -> v128 {
+        let ab = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a, b), i32x4_shuffle::<2, 6, 3, 7>(a, b));
+        let cd = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(c, d), i32x4_shuffle::<2, 6, 3, 7>(c, d));
+        i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd))
+    }
+
+    /// Block b's integer dot of the widened weights `w` with row `x` (32 i16 at `x`), as 4 lanes.
+    #[inline(always)]
+    unsafe fn block_dot(w: &[v128; 4], x: *const i16) -> v128 {
+        i32x4_add(
+            i32x4_add(i32x4_dot_i16x8(w[0], v128_load(x as *const v128)), i32x4_dot_i16x8(w[1], v128_load(x.add(8) as *const v128))),
+            i32x4_add(i32x4_dot_i16x8(w[2], v128_load(x.add(16) as *const v128)), i32x4_dot_i16x8(w[3], v128_load(x.add(24) as *const v128))),
+        )
+    }
+
+    /// The 32 codes at `p` widened to four i16x8.
+    #[inline(always)]
+    unsafe fn widen(p: *const i8) -> [v128; 4] {
+        let w0 = v128_load(p as *const v128);
+        let w1 = v128_load(p.add(16) as *const v128);
+        [i16x8_extend_low_i8x16(w0), i16x8_extend_high_i8x16(w0), i16x8_extend_low_i8x16(w1), i16x8_extend_high_i8x16(w1)]
     }
 
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn q8_cols<const R: usize, const J: usize>(
-        xq: &[i16],
-        xs: &[f32],
-        k: usize,
-        codes: &[i8],
-        scales: &[f32],
-        n: usize,
-        out: &mut [f32],
-        j: usize,
-    ) {
+    fn q8_col<const R: usize>(xq: &[i16], xs: &[f32], k: usize, codes: &[i8], scales: &[f32], n: usize, out: &mut [f32], j: usize) {
         let blocks = k / 32;
-        assert!(j + J <= n && xq.len() >= R * k && xs.len() >= R * blocks && codes.len() >= n * k);
+        let groups = blocks / 4;
+        assert!(j < n && xq.len() >= R * k && xs.len() >= R * blocks && codes.len() >= n * k);
         assert!(scales.len() >= n * blocks && out.len() >= R * n);
-        let (xp, cp, sp, xsp) = (xq.as_ptr(), codes.as_ptr(), scales.as_ptr(), xs.as_ptr());
-        let mut acc = [[f32x4_splat(0.0); J]; R];
-        for b in 0..blocks {
-            // SAFETY: block b of rows j..j+J of codes (32 bytes at (j'·k + 32b)), of each row r < R
-            // of xq (32 i16 at r·k + 32b), scales[j'·blocks + b] and xs[r·blocks + b] lie within
-            // the lengths asserted above.
-            unsafe {
-                let mut w = [[i16x8_splat(0); 4]; J];
-                let mut ws = [0.0f32; J];
-                for jj in 0..J {
-                    let p = cp.add((j + jj) * k + b * 32);
-                    let w0 = v128_load(p as *const v128);
-                    let w1 = v128_load(p.add(16) as *const v128);
-                    w[jj] = [
-                        i16x8_extend_low_i8x16(w0),
-                        i16x8_extend_high_i8x16(w0),
-                        i16x8_extend_low_i8x16(w1),
-                        i16x8_extend_high_i8x16(w1),
-                    ];
-                    ws[jj] = *sp.add((j + jj) * blocks + b);
-                }
+        let (xp, xsp) = (xq.as_ptr(), xs.as_ptr());
+        let (cp, sp) = (codes[j * k..].as_ptr(), scales[j * blocks..].as_ptr());
+        let mut acc = [f32x4_splat(0.0); R];
+        // SAFETY: blocks b < blocks of row j of codes (32 bytes at j·k + 32b) and of each row r < R
+        // of xq (32 i16 at r·k + 32b); scales[j·blocks + b..+4] and xs[r·blocks + b..+4] for
+        // b + 4 ≤ 4·groups ≤ blocks; all within the lengths asserted above.
+        unsafe {
+            for g in 0..groups {
+                let b = 4 * g;
+                let w = [widen(cp.add(b * 32)), widen(cp.add(b * 32 + 32)), widen(cp.add(b * 32 + 64)), widen(cp.add(b * 32 + 96))];
+                let ws = v128_load(sp.add(b) as *const v128);
                 for r in 0..R {
                     let x = xp.add(r * k + b * 32);
-                    let xv = [
-                        v128_load(x as *const v128),
-                        v128_load(x.add(8) as *const v128),
-                        v128_load(x.add(16) as *const v128),
-                        v128_load(x.add(24) as *const v128),
-                    ];
-                    let xsc = *xsp.add(r * blocks + b);
-                    for jj in 0..J {
-                        let d = i32x4_add(
-                            i32x4_add(i32x4_dot_i16x8(w[jj][0], xv[0]), i32x4_dot_i16x8(w[jj][1], xv[1])),
-                            i32x4_add(i32x4_dot_i16x8(w[jj][2], xv[2]), i32x4_dot_i16x8(w[jj][3], xv[3])),
-                        );
-                        acc[r][jj] = f32x4_add(acc[r][jj], f32x4_mul(f32x4_convert_i32x4(d), f32x4_splat(ws[jj] * xsc)));
-                    }
+                    let sum = hsum4(block_dot(&w[0], x), block_dot(&w[1], x.add(32)), block_dot(&w[2], x.add(64)), block_dot(&w[3], x.add(96)));
+                    let s = f32x4_mul(ws, v128_load(xsp.add(r * blocks + b) as *const v128));
+                    acc[r] = f32x4_add(acc[r], f32x4_mul(f32x4_convert_i32x4(sum), s));
+                }
+            }
+            for b in 4 * groups..blocks {
+                let w = widen(cp.add(b * 32));
+                let wsb = *sp.add(b);
+                for r in 0..R {
+                    let d = block_dot(&w, xp.add(r * k + b * 32));
+                    acc[r] = f32x4_add(acc[r], f32x4_mul(f32x4_convert_i32x4(d), f32x4_splat(wsb * *xsp.add(r * blocks + b))));
                 }
             }
         }
         for r in 0..R {
-            for jj in 0..J {
-                let v = acc[r][jj];
-                out[r * n + j + jj] = (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
-                    + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v));
-            }
+            let v = acc[r];
+            out[r * n + j] = (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
+                + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v));
         }
     }
 
