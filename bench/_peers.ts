@@ -2,8 +2,8 @@
  * The peers of the real-model benchmarks, autoregressive on cpu: transformers.js 4.3.1
  * `generate()` on the converted SmolLM2 folder (onnxruntime-node), and llama.cpp (node-llama-cpp
  * 3.21.1's prebuilt CPU binary) on the GGUF it was converted from, in a child process with its own
- * lock file (tests/_llama_cpp_oracle.ts, command "generate"). Shared by bench/real_model_bench.ts
- * (`deno task bench`) and bench/real_pair.ts (`deno task bench:real`).
+ * lock file (tests/_llama_cpp_oracle.ts, command "generate"). Shared by bench/micro/real_model_bench.ts
+ * (`deno task bench`) and bench/real.ts (`deno task bench:real`).
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { renderChat } from "../src/generate/chat.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { askLlamaCppOracle, type GenerateReply, type GenerateRequest } from "../tests/_llama_cpp_oracle.ts";
 import { SMOLLM2_FOLDER, SMOLLM2_GGUF } from "../tools/model_smollm2.ts";
+import { pairedSeed } from "./_harness.ts";
 
 /** One peer's measured throughput. */
 export interface PeerResult {
@@ -97,7 +98,7 @@ export async function measurePeers(o: {
             ids,
             maxTokens: o.maxNewTokens,
             runs: 1,
-            seed: i + 1,
+            seed: pairedSeed(i, 0, prompts.length),
             temperature,
             threads,
           });

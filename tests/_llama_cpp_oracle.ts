@@ -4,7 +4,7 @@
  * on stdin and writes its reply as JSON on stdout. Three commands: the tokenizer's answers (an
  * {@linkcode OracleRequest}, answered by an {@linkcode OracleReply}) and llama.cpp's teacher-forced next-token
  * distributions (a {@linkcode DistributionsRequest}, answered by a {@linkcode DistributionsReply}, the
- * probabilities themselves in a binary file); and for bench/real_model_bench.ts timed sampled generations (a
+ * probabilities themselves in a binary file); and for bench/micro/real_model_bench.ts timed sampled generations (a
  * {@linkcode GenerateRequest}, answered by a {@linkcode GenerateReply}). A separate process with its own lock file
  * (tests/node_llama_cpp.lock) keeps node-llama-cpp and its ~700 MB of optional binary packages out of the
  * project's deno.lock, which `deno test` would otherwise install on every run, GGUF or not. It never builds
@@ -335,7 +335,7 @@ async function distributions(request: DistributionsRequest): Promise<Distributio
 }
 
 /**
- * What bench/real_model_bench.ts asks (the generate command): `runs` sampled generations of exactly
+ * What bench/micro/real_model_bench.ts asks (the generate command): `runs` sampled generations of exactly
  * `maxTokens` tokens after `ids` (end-of-generation tokens are fed back, not stopped at), each timed
  * from the prompt's evaluation to the last token, after one untimed warm-up generation.
  */

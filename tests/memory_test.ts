@@ -1,7 +1,7 @@
 // Memory of the edge configurations — the bundled pair (models/target + models/draft, fp32), loaded
 // with SpeculativeGenerator.fromPretrained and generating 3 × 64 tokens (SpecTr, k = 4, L = 4), on the
 // kernel backend (spectr's own WebAssembly forward pass, no onnxruntime) and on the wasm backend
-// (onnxruntime-web, 1 thread) — each in a fresh child process (tools/measure_memory.ts;
+// (onnxruntime-web, 1 thread) — each in a fresh child process (bench/memory.ts;
 // docs/deploy.md has the full table and what each number counts).
 //
 // Bounds (memory, not time):
@@ -21,7 +21,7 @@
 // the model file held once while its session is created. Fails when it is held twice, as before the
 // loader read files as a view of node:fs's Buffer instead of a copy (measured 369 MiB then).
 import assert from "node:assert/strict";
-import { configurations, measure } from "../tools/measure_memory.ts";
+import { configurations, measure } from "../bench/memory.ts";
 import { haveModel } from "../src/model/_testing.ts";
 
 const MIB = 1 << 20;

@@ -9,7 +9,7 @@
  */
 
 import type { GenerationMethod, GenerationPrompt, SpeculativeGenerator } from "../mod.ts";
-import { measureLatency } from "./_latency.ts";
+import { measureLatency } from "../bench/_latency.ts";
 
 /** One configuration to measure. */
 export interface RowSpec {

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { SpeculativeGenerator } from "../src/generate/generator.ts";
 import type { GenerationMethod, GenerationOptions } from "../src/generate/generator.ts";
 import type { BackendName } from "../src/backend/mod.ts";
-import { measureLatency } from "./_latency.ts";
+import { measureLatency } from "../bench/_latency.ts";
 
 const { values } = parseArgs({
   args: Deno.args.filter((a) => a !== "--toy"),

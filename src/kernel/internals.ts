@@ -1,5 +1,5 @@
 /**
- * Kernel entry points for the kernel bench (`bench/kernel_bench.ts`) and the differential tests
+ * Kernel entry points for the kernel bench (`bench/micro/kernel_bench.ts`) and the differential tests
  * only, kept off the public {@linkcode Kernel} interface: no verifier calls them, and `mod.ts` /
  * `decode.ts` do not export this module.
  *

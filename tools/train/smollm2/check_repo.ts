@@ -4,7 +4,7 @@
 //   deno run -A tools/train/smollm2/check_repo.ts [--no-latency] [--no-generate]
 import { OnnxCausalLM } from "../../../src/model/causal_lm.ts";
 import { SpeculativeGenerator } from "../../../mod.ts";
-import { measureLatency } from "../../_latency.ts";
+import { measureLatency } from "../../../bench/_latency.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
 const TARGET = `${root}models/smollm2-135m-instruct`, DRAFT = Deno.env.get("DRAFT_DIR") ?? `${root}models/smollm2-draft`;

@@ -8,8 +8,8 @@
  * 1. Per-call latency t(rows, tokens) through spectr's `OnnxCausalLM.append` after a 64-token
  *    prefix (the fork to `rows` included, as in decoding), for 1×1, 1×5, 1×9, 2×5, 4×5, on cpu
  *    (onnxruntime-node, 2 intra-op threads) and wasm (onnxruntime-web, 1 thread), for fp32, q8 and
- *    q4: median over rounds of the mean of `CALLS` calls, and the ratio to 1×1 of the same
- *    backend and dtype. Every round visits every model and cell.
+ *    q4: median over rounds of the mean of `CALLS` calls (bench/_latency.ts), and the ratio to 1×1
+ *    of the same backend and dtype. Every round visits every model and cell.
  * 2. Autoregressive tokens/s: T = 1 (top-k, top-p off), exactly 128 new tokens (EOS does not stop
  *    anyone: spectr gets no EOS ids, transformers.js `min_new_tokens = max_new_tokens`, llama.cpp
  *    feeds end-of-generation tokens back), after the same chat-template prompt ids, 2 threads, wall
@@ -22,10 +22,12 @@
  *      round so that it interleaves with the others; seeds 1, 2, …; with 2 threads and, as a
  *      load-robust reference, 1 thread (ggml's threads spin at every op's barrier: when the machine
  *      is busy, 2 threads on 2 cores wait on each other).
- *    Ratios: spectr ÷ transformers.js (same dtype) and spectr ÷ llama.cpp.
+ *    The generators run interleaved (bench/_harness.ts's `interleave`: every generator once per
+ *    round, the order rotated by one each round). Ratios: spectr ÷ transformers.js (same dtype) and
+ *    spectr ÷ llama.cpp.
  *
  * Run: `deno task bench` (or `deno bench --allow-read --allow-env --allow-ffi --allow-sys
- * --allow-run bench/real_model_bench.ts`). Skipped, with the reason printed, when the folder is not
+ * --allow-run bench/micro/real_model_bench.ts`). Skipped, with the reason printed, when the folder is not
  * built or the permissions are missing; the llama.cpp rows alone are skipped without --allow-run or
  * the GGUF. Knobs: REAL_ROUNDS (latency rounds, 5), REAL_CALLS (calls per cell per round, 3),
  * REAL_RUNS (generations per generator, 3), REAL_TOKENS (128).
@@ -33,14 +35,24 @@
  * @module
  */
 
-import { SpeculativeGenerator } from "../src/generate/generator.ts";
-import { renderChat } from "../src/generate/chat.ts";
-import { getBackend } from "../src/backend/mod.ts";
-import { OnnxCausalLM } from "../src/model/causal_lm.ts";
-import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
-import type { GenerateReply } from "../tests/_llama_cpp_oracle.ts";
-import { askLlamaCpp } from "./_peers.ts";
-import { SMOLLM2_FOLDER, SMOLLM2_GGUF } from "../tools/model_smollm2.ts";
+import { SpeculativeGenerator } from "../../src/generate/generator.ts";
+import { renderChat } from "../../src/generate/chat.ts";
+import { getBackend } from "../../src/backend/mod.ts";
+import { OnnxCausalLM } from "../../src/model/causal_lm.ts";
+import { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
+import type { GenerateReply } from "../../tests/_llama_cpp_oracle.ts";
+import { askLlamaCpp } from "../_peers.ts";
+import {
+  endHeader,
+  formatHeader,
+  formatTable,
+  interleave,
+  machineHeader,
+  median,
+  pairedSeed,
+} from "../_harness.ts";
+import { measureLatencies } from "../_latency.ts";
+import { SMOLLM2_FOLDER, SMOLLM2_GGUF } from "../../tools/model_smollm2.ts";
 
 const FOLDER = SMOLLM2_FOLDER;
 const DTYPES = ["fp32", "q8", "q4"] as const;
@@ -90,7 +102,7 @@ const missing = (["read", "env", "ffi", "sys"] as const).filter((name) => !grant
 const reason = missing.length > 0
   ? `needs --allow-${missing.join(" --allow-")} (onnxruntime-node, transformers.js)`
   : folderProblem();
-if (reason) console.warn(`SKIP: bench/real_model_bench.ts ignored: ${reason}`);
+if (reason) console.warn(`SKIP: bench/micro/real_model_bench.ts ignored: ${reason}`);
 const llamaReason = reason
   ? reason
   : !granted("run")
@@ -104,66 +116,24 @@ const llamaReason = reason
     }
   })();
 if (!reason && llamaReason) {
-  console.warn(`SKIP: bench/real_model_bench.ts: the llama.cpp rows: ${llamaReason}`);
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const loadAverage = () => Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
-/** A command's first output line matching `pattern` (when --allow-run lets it run), else undefined. */
-function commandLine(cmd: string, args: string[], pattern: RegExp): string | undefined {
-  if (Deno.permissions.querySync({ name: "run", command: cmd }).state !== "granted") return undefined;
-  try {
-    const out = new TextDecoder().decode(new Deno.Command(cmd, { args, stderr: "null" }).outputSync().stdout);
-    return out.split("\n").find((line) => pattern.test(line))?.trim();
-  } catch {
-    return undefined;
-  }
+  console.warn(`SKIP: bench/micro/real_model_bench.ts: the llama.cpp rows: ${llamaReason}`);
 }
 
 /** Latency of every (backend, dtype, cell), models and cells interleaved round by round. */
 async function measureLatency(rounds: number, calls: number): Promise<Map<string, number>> {
-  const models: { key: string; model: OnnxCausalLM }[] = [];
+  const models: Record<string, OnnxCausalLM> = {};
   for (const backend of ["cpu", "wasm"] as const) {
     for (const dtype of DTYPES) {
-      const model = await OnnxCausalLM.load(FOLDER, {
+      models[`${backend} ${dtype}`] = await OnnxCausalLM.load(FOLDER, {
         backend,
         dtype,
         numThreads: getBackend(backend).threads === "session" ? THREADS : 1,
       });
-      models.push({ key: `${backend} ${dtype}`, model });
     }
   }
-  const prefix = Array.from({ length: PAST }, (_, i) => 3 + ((i * 7919 + 13) % 40000));
-  for (const { model } of models) await model.append([prefix], 1);
-  const one = async (model: OnnxCausalLM, rows: number, tokens: number, salt: number) => {
-    model.select(0, PAST);
-    if (rows > 1) model.fork(rows);
-    const ids = Array.from(
-      { length: rows },
-      (_, r) => Array.from({ length: tokens }, (_, t) => 3 + ((salt * 104729 + r * 131 + t * 17) % 40000)),
-    );
-    const t0 = performance.now();
-    await model.append(ids, 1);
-    return performance.now() - t0;
-  };
-  for (const { model } of models) for (const [r, t] of CELLS) await one(model, r, t, 0); // warm-up
-  const samples = new Map<string, number[]>();
-  let salt = 1;
-  for (let round = 0; round < rounds; round++) {
-    for (const { key, model } of models) {
-      for (const [r, t] of CELLS) {
-        let sum = 0;
-        for (let c = 0; c < calls; c++) sum += await one(model, r, t, salt++);
-        const cell = `${key} ${r}x${t}`;
-        samples.set(cell, [...(samples.get(cell) ?? []), sum / calls]);
-      }
-    }
-  }
-  for (const { model } of models) await model.dispose();
-  return new Map([...samples].map(([k, xs]) => [k, median(xs)]));
+  const ms = await measureLatencies(models, CELLS, { past: PAST, rounds, calls });
+  for (const model of Object.values(models)) await model.dispose();
+  return ms;
 }
 
 /** One timed generation: tokens generated and wall ms. */
@@ -256,15 +226,13 @@ async function measureGeneration(runs: number, newTokens: number) {
     });
   }
   for (const g of generators.slice(0, 4)) await g.run(999); // warm-up (llama.cpp warms up in its child)
-  const samples = new Map<string, number[]>();
-  for (let round = 0; round < runs; round++) {
-    for (let i = 0; i < generators.length; i++) {
-      const g = generators[(i + round) % generators.length]; // rotate the order
-      const { tokens, ms } = await g.run(round + 1);
-      if (tokens !== newTokens) throw new Error(`${g.name} generated ${tokens} tokens, not ${newTokens}`);
-      samples.set(g.name, [...(samples.get(g.name) ?? []), (tokens * 1000) / ms]);
-    }
-  }
+  // every generator once per round, the order rotated each round; round r: seed r + 1
+  const perRound = await interleave(generators, runs, async (g, round) => {
+    const { tokens, ms } = await g.run(pairedSeed(0, round, 1));
+    if (tokens !== newTokens) throw new Error(`${g.name} generated ${tokens} tokens, not ${newTokens}`);
+    return (tokens * 1000) / ms;
+  });
+  const samples = new Map(generators.map((g, i) => [g.name, perRound[i]]));
   for (const d of dispose) await d();
   return { promptLength: ids.length, samples, llamaCpp };
 }
@@ -274,48 +242,51 @@ const lines: string[] = [];
 async function run(): Promise<void> {
   const rounds = int("REAL_ROUNDS", 5), calls = int("REAL_CALLS", 3);
   const runs = int("REAL_RUNS", 3), newTokens = int("REAL_TOKENS", 128);
-  const started = new Date();
-  const loadStart = loadAverage();
-  const cpu = commandLine("lscpu", [], /^Model name:/)?.replace(/^Model name:\s*/, "") ?? "unknown CPU";
+  const header = machineHeader("deno task bench: real model");
   const t0 = performance.now();
   const latency = await measureLatency(rounds, calls);
   const generation = await measureGeneration(runs, newTokens);
   const minutes = (performance.now() - t0) / 60000;
-  const loadEnd = loadAverage();
   const fmt = (x: number) => x.toFixed(1);
+  type LatencyRow = { backend: string; dtype: string; ms: number[] };
+  const latencyRows: LatencyRow[] = ["cpu", "wasm"].flatMap((backend) =>
+    DTYPES.map((dtype) => ({
+      backend,
+      dtype,
+      ms: CELLS.map(([r, t]) => latency.get(`${backend} ${dtype} ${r}x${t}`)!),
+    }))
+  );
   lines.push(
     "",
-    `## Real model (SmolLM2-135M-Instruct): one run, ${started.toISOString()}, ${minutes.toFixed(1)} min`,
+    `## Real model (SmolLM2-135M-Instruct): one run, ${header.date}, ${minutes.toFixed(1)} min`,
     "",
-    `machine: ${cpu}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; ` +
-      `load average (1, 5, 15 min) at start ${loadStart}, at end ${loadEnd}`,
+    formatHeader(endHeader(header)),
     "",
     `per-call latency t(rows × tokens), ms, past ${PAST}: median of ${rounds} rounds × ${calls} calls ` +
       "(ratio to 1×1 of the same backend and dtype); cpu = onnxruntime-node, 2 threads; wasm = onnxruntime-web, 1 thread",
     "",
-    `| backend | dtype | ${CELLS.map(([r, t]) => `${r}×${t}`).join(" | ")} |`,
-    `|---|---|${CELLS.map(() => "---").join("|")}|`,
+    formatTable<LatencyRow>([
+      { header: "backend", value: "backend" },
+      { header: "dtype", value: "dtype" },
+      ...CELLS.map(([r, t], i) => ({
+        header: `${r}×${t}`,
+        value: (row: LatencyRow) => `${fmt(row.ms[i])} (${(row.ms[i] / row.ms[0]).toFixed(2)})`,
+        align: "right" as const,
+      })),
+    ], latencyRows),
   );
-  for (const backend of ["cpu", "wasm"]) {
-    for (const dtype of DTYPES) {
-      const ms = CELLS.map(([r, t]) => latency.get(`${backend} ${dtype} ${r}x${t}`)!);
-      lines.push(
-        `| ${backend} | ${dtype} | ${ms.map((m) => `${fmt(m)} (${(m / ms[0]).toFixed(2)})`).join(" | ")} |`,
-      );
-    }
-  }
   const tps = (name: string) => median(generation.samples.get(name) ?? [NaN]);
   lines.push(
     "",
     `autoregressive generation: T = 1, ${newTokens} new tokens after a ${generation.promptLength}-token chat prompt, ` +
       `${THREADS} threads, wall time with prefill; median of ${runs} runs`,
     "",
-    "| generator | tokens/s (median) | runs |",
-    "|---|---|---|",
+    formatTable<[string, number[]]>([
+      { header: "generator", value: ([name]) => name },
+      { header: "tokens/s (median)", value: ([name]) => tps(name), digits: 1 },
+      { header: "runs", value: ([, xs]) => xs.map(fmt).join(", ") },
+    ], [...generation.samples]),
   );
-  for (const [name, xs] of generation.samples) {
-    lines.push(`| ${name} | ${fmt(tps(name))} | ${xs.map(fmt).join(", ")} |`);
-  }
   const llamas = [...generation.samples.keys()].filter((n) => n.startsWith("llama.cpp"));
   lines.push("");
   for (const dtype of ["fp32", "q8"]) {

@@ -23,9 +23,9 @@
  * the per-block rest), so that measured speed-up = tokens per block ÷ (c_v + L·c_d) exactly, and
  * "pred." = (1 − α₁^(L+1)) ÷ ((1 − α₁)(c_v + L·c_d)) (i.i.d. acceptance at α₁).
  *
- * Prints a table per (dtype, backend, temperature), then the goals, each "met" / "NOT met" with the
- * measured reason; its last line is one JSON object:
- * `{"machine", "uptime", "load", "rows": [{drafter, method, k, L, dtype, backend, temperature,
+ * On the harness (bench/_harness.ts): its header line first; a table per (dtype, backend,
+ * temperature), then the goals, each "met" / "NOT met" with the measured reason; its last line is one
+ * JSON object: `{"header", "rows": [{drafter, method, k, L, dtype, backend, temperature,
  * tokensPerSecond, vsAutoregressive, blockEfficiency, alpha1, alphaMean, acceptancePerDepth, cV, cD,
  * predictedSpeedup, plans?}…], "peers": [{name, dtype, backend, temperature, tokensPerSecond}…]}`.
  *
@@ -37,8 +37,6 @@
  * @module
  */
 
-import { RunTotals } from "./_totals.ts";
-import { parseArgs } from "node:util";
 import {
   type BackendName,
   type DecodeStats,
@@ -47,11 +45,32 @@ import {
   SpeculativeGenerator,
 } from "../mod.ts";
 import { OnnxCausalLM } from "../model.ts";
-import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
+import {
+  choiceListFlag,
+  defaultThreads,
+  EAGLE_FOLDER,
+  exists,
+  expandMatrix,
+  finishBench,
+  formatHeader,
+  formatSkipped,
+  formatTable,
+  interleave,
+  intFlag,
+  listFlag,
+  loadPair,
+  machineHeader,
+  pairedSeed,
+  PAIRS,
+  parseFlags,
+  runMain,
+  RunTotals,
+  sum,
+} from "./_harness.ts";
 import { measurePeers, type PeerResult } from "./_peers.ts";
 
-const OLD_DRAFT = new URL("../models/smollm2-draft/", import.meta.url).pathname;
-const EAGLE = new URL("../models/smollm2-eagle/", import.meta.url).pathname;
+const OLD_DRAFT = PAIRS.real.draft;
+const TARGET = PAIRS.real.target;
 /** The first five of tools/train/smollm2/prompts.py eval_prompts(), never used in training. */
 const PROMPTS = [
   "What is the difference between a comet and an asteroid?",
@@ -127,8 +146,6 @@ class CellTotals extends RunTotals {
   }
 }
 
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-
 const label = (r: Omit<Config, "drafter">) =>
   r.method === "autoregressive"
     ? "autoregressive"
@@ -167,22 +184,25 @@ async function measure(
   }
   const rows: BenchRow[] = [];
   for (const temperature of TEMPERATURES) {
-    const totals = configs.map(() => new CellTotals());
-    // Interleave: prompt by prompt, every configuration, so that machine noise spreads evenly.
-    for (const [p, content] of prompts.entries()) {
-      for (const [i, c] of configs.entries()) {
-        const { stats } = await generator.generate({ messages: [{ role: "user", content }] }, {
-          method: c.method,
-          k: c.k,
-          draftLength: c.L,
-          temperature,
-          maxNewTokens,
-          seed: p + 1,
-          ...(c.drafter === "none" ? {} : { proposer: PROPOSER[c.drafter] }),
-        });
-        totals[i].add(stats);
-      }
-    }
+    // Interleaved: round p runs prompt p (seed p + 1) with every configuration, in the listed order,
+    // so that machine noise spreads evenly.
+    const samples = await interleave(configs, prompts.length, async (c, p) => {
+      const { stats } = await generator.generate({ messages: [{ role: "user", content: prompts[p] }] }, {
+        method: c.method,
+        k: c.k,
+        draftLength: c.L,
+        temperature,
+        maxNewTokens,
+        seed: pairedSeed(p, 0, prompts.length),
+        ...(c.drafter === "none" ? {} : { proposer: PROPOSER[c.drafter] }),
+      });
+      return stats;
+    }, { rotate: false });
+    const totals = samples.map((list) => {
+      const t = new CellTotals();
+      for (const stats of list) t.add(stats);
+      return t;
+    });
     const arMsPerStep = totals[0].ms / totals[0].blocks;
     for (const [i, c] of configs.entries()) {
       const t = totals[i];
@@ -225,39 +245,20 @@ function printTable(rows: BenchRow[]): void {
       (1000 / ar.tokensPerSecond).toFixed(2)
     } ms)`,
   );
-  console.log(
-    "drafter method                  tokens/s   vs AR   tokens/block    α₁     ᾱ     c_v    c_d   pred.",
-  );
-  for (const r of rows) {
-    console.log(
-      `${r.drafter.padEnd(7)} ${label(r).padEnd(22)} ${r.tokensPerSecond.toFixed(1).padStart(9)} ${
-        r.vsAutoregressive.toFixed(2).padStart(6)
-      }x ${r.blockEfficiency.toFixed(2).padStart(13)} ${f2(r.alpha1).padStart(6)} ${
-        f2(r.alphaMean).padStart(5)
-      } ${f2(r.cV).padStart(6)} ${f2(r.cD).padStart(6)} ${f2(r.predictedSpeedup).padStart(6)}x`,
-    );
-    if (r.plans) console.log(`    auto ran: ${r.plans}`);
-  }
+  console.log(formatTable<BenchRow>([
+    { header: "drafter", value: "drafter" },
+    { header: "method", value: label },
+    { header: "tokens/s", value: "tokensPerSecond", digits: 1 },
+    { header: "vs AR", value: "vsAutoregressive", digits: 2, suffix: "x" },
+    { header: "tokens/block", value: "blockEfficiency", digits: 2 },
+    { header: "α₁", value: "alpha1", digits: 2 },
+    { header: "ᾱ", value: "alphaMean", digits: 2 },
+    { header: "c_v", value: "cV", digits: 2 },
+    { header: "c_d", value: "cD", digits: 2 },
+    { header: "pred.", value: "predictedSpeedup", digits: 2, suffix: "x" },
+  ], rows));
+  for (const r of rows) if (r.plans) console.log(`  ${r.drafter} auto ran: ${r.plans}`);
 }
-
-function load(): string {
-  try {
-    return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
-  } catch {
-    return "unknown";
-  }
-}
-
-async function uptime(): Promise<string> {
-  try {
-    const out = await new Deno.Command("uptime", { stdout: "piped", stderr: "null" }).output();
-    return new TextDecoder().decode(out.stdout).trim();
-  } catch {
-    return `load ${load()}`;
-  }
-}
-
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 /**
  * One generator for a (dtype, backend) cell holding every drafter asked for, on one target session:
@@ -269,16 +270,9 @@ async function loadCell(
   drafters: DrafterName[],
   eagleFolder: string,
 ): Promise<SpeculativeGenerator> {
-  const numThreads = backend === "wasm" ? 1 : 2;
-  const common = { target: SMOLLM2_FOLDER, backend, dtype, numThreads };
-  if (!drafters.includes("eagle")) {
-    return await SpeculativeGenerator.fromPretrained({
-      ...common,
-      draft: OLD_DRAFT,
-      draftOptions: { dtype: "fp32" },
-    });
-  }
-  const eagle = await SpeculativeGenerator.fromPretrained({ ...common, draft: eagleFolder });
+  const numThreads = defaultThreads(backend);
+  if (!drafters.includes("eagle")) return await loadPair(PAIRS.real, { backend, dtype, threads: numThreads });
+  const eagle = await loadPair(PAIRS.real, { backend, dtype, threads: numThreads, draft: eagleFolder });
   if (!drafters.includes("old")) return eagle;
   const resolved = (eagle.target as { backend?: BackendName }).backend ?? backend;
   const draft = await OnnxCausalLM.load(OLD_DRAFT, {
@@ -301,44 +295,39 @@ async function loadCell(
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const flags = parseFlags("bench:real", {
     options: {
       quick: { type: "boolean", default: false },
       backends: { type: "string", default: "cpu,wasm" },
       dtypes: { type: "string", default: "fp32,q8" },
       drafters: { type: "string", default: "old,eagle" },
-      eagle: { type: "string", default: EAGLE },
+      eagle: { type: "string", default: EAGLE_FOLDER },
       "wasm-q8": { type: "boolean", default: false },
       tokens: { type: "string" },
     },
   });
+  if (!flags) return;
+  const { values } = flags;
   const prompts = values.quick ? PROMPTS.slice(0, 2) : PROMPTS;
-  const maxNewTokens = values.tokens !== undefined ? Number(values.tokens) : values.quick ? 48 : 128;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
-    throw new RangeError(`Cannot run bench:real: --tokens must be an integer >= 1, got ${values.tokens}`);
-  }
+  const maxNewTokens = intFlag("tokens", values.tokens, values.quick ? 48 : 128);
   const eagleFolder = values.eagle.endsWith("/") ? values.eagle : `${values.eagle}/`;
-  const asked = values.drafters.split(",").map((d) => d.trim()).filter(Boolean);
-  for (const d of asked) {
-    if (d !== "old" && d !== "eagle") {
-      throw new RangeError(`Cannot run bench:real: --drafters takes old and eagle, got ${JSON.stringify(d)}`);
-    }
-  }
-  if (!(await exists(`${SMOLLM2_FOLDER}/build.json`))) {
-    console.log(`bench:real skipped: ${SMOLLM2_FOLDER}/build.json is missing (run deno task model:smollm2)`);
+  const asked = choiceListFlag("drafters", values.drafters, ["old", "eagle"], []);
+  const backends = listFlag("backends", values.backends, []) as BackendName[];
+  const dtypes = listFlag("dtypes", values.dtypes, []) as ModelDtype[];
+  if (!exists(`${TARGET}build.json`)) {
+    console.log(`bench:real skipped: ${TARGET}build.json is missing (run deno task model:smollm2)`);
     return;
   }
   const drafters: DrafterName[] = [];
   const notes: string[] = [];
   if (asked.includes("old")) {
-    if (await exists(`${OLD_DRAFT}onnx/model.onnx`)) drafters.push("old");
+    if (exists(`${OLD_DRAFT}onnx/model.onnx`)) drafters.push("old");
     else {notes.push(
         `old draft: ${OLD_DRAFT}onnx/model.onnx is missing (the draft is committed); no old rows`,
       );}
   }
   if (asked.includes("eagle")) {
-    if (await exists(`${eagleFolder}onnx/model.onnx`)) drafters.push("eagle");
+    if (exists(`${eagleFolder}onnx/model.onnx`)) drafters.push("eagle");
     else {
       notes.push(
         `feature drafter: ${eagleFolder}onnx/model.onnx is missing (deno task model:smollm2 builds it from drafter.safetensors); no eagle rows`,
@@ -350,12 +339,10 @@ async function main(): Promise<void> {
     console.log("bench:real skipped: no drafter to measure");
     return;
   }
-  const machine =
-    `${navigator.hardwareConcurrency} cores, ${Deno.build.arch}-${Deno.build.os}, Deno ${Deno.version.deno}`;
-  const uptimeStart = await uptime();
-  const loadStart = load();
+  const header = machineHeader("bench:real");
+  console.log(formatHeader(header));
   console.log(
-    `bench:real on ${machine}; ${uptimeStart}; ${prompts.length} held-out prompts × ${maxNewTokens} tokens, seeds 1..${prompts.length}; ` +
+    `${prompts.length} held-out prompts × ${maxNewTokens} tokens, seeds 1..${prompts.length}; ` +
       `drafters ${
         drafters.map((d) => d === "eagle" ? `eagle (${eagleFolder})` : `old (${OLD_DRAFT})`).join(", ")
       }; ` +
@@ -363,34 +350,35 @@ async function main(): Promise<void> {
         DRAFTER_CONFIGS.map(label).join(", ")
       }`,
   );
+  // Measured in deno task bench's real-model section: onnxruntime-web has no int8 kernel for 8-bit
+  // MatMulNBits, so q8 there dequantizes every weight on every call (4.5× fp32's time).
+  const { cells, skipped } = expandMatrix([PAIRS.real], backends, dtypes, [
+    (c) =>
+      c.backend === "wasm" && c.dtype === "q8" && !values["wasm-q8"]
+        ? "4.5× slower than fp32 per call there; --wasm-q8 to measure it"
+        : undefined,
+  ]);
+  for (const s of skipped) console.log(formatSkipped(s));
   const rows: BenchRow[] = [];
-  for (const backend of values.backends.split(",") as BackendName[]) {
-    for (const dtype of values.dtypes.split(",") as ModelDtype[]) {
-      if (backend === "wasm" && dtype === "q8" && !values["wasm-q8"]) {
-        // Measured in deno task bench's real-model section: onnxruntime-web has no int8 kernel for
-        // 8-bit MatMulNBits, so q8 there dequantizes every weight on every call (4.5× fp32's time).
-        console.log("q8 on wasm: skipped (4.5× slower than fp32 per call there; --wasm-q8 to measure it)");
-        continue;
-      }
-      let cellDrafters = drafters;
-      let generator = await loadCell(backend, dtype, cellDrafters, eagleFolder).catch((error) => {
-        console.log(`${dtype} on ${backend}: cannot load (${(error as Error).message})`);
-        return undefined;
-      });
-      if (!generator && drafters.includes("eagle") && drafters.includes("old")) {
-        // e.g. the feature drafter does not run on this backend: keep the baseline rows.
-        cellDrafters = ["old"];
-        console.log(`${dtype} on ${backend}: measuring the old draft alone`);
-        generator = await loadCell(backend, dtype, cellDrafters, eagleFolder).catch(() => undefined);
-      }
-      if (!generator) {
-        console.log(`${dtype} on ${backend}: skipped`);
-        continue;
-      }
-      const measured = await measure(generator, cellDrafters, dtype, backend, prompts, maxNewTokens);
-      await generator.dispose();
-      rows.push(...measured);
+  for (const { backend, dtype } of cells) {
+    let cellDrafters = drafters;
+    let generator = await loadCell(backend, dtype, cellDrafters, eagleFolder).catch((error) => {
+      console.log(`${dtype} on ${backend}: cannot load (${(error as Error).message})`);
+      return undefined;
+    });
+    if (!generator && drafters.includes("eagle") && drafters.includes("old")) {
+      // e.g. the feature drafter does not run on this backend: keep the baseline rows.
+      cellDrafters = ["old"];
+      console.log(`${dtype} on ${backend}: measuring the old draft alone`);
+      generator = await loadCell(backend, dtype, cellDrafters, eagleFolder).catch(() => undefined);
     }
+    if (!generator) {
+      console.log(`${dtype} on ${backend}: skipped`);
+      continue;
+    }
+    const measured = await measure(generator, cellDrafters, dtype, backend, prompts, maxNewTokens);
+    await generator.dispose();
+    rows.push(...measured);
   }
   const peers: PeerResult[] = await measurePeers({
     prompts,
@@ -399,19 +387,14 @@ async function main(): Promise<void> {
     threads: 2,
   });
   console.log("\npeers (autoregressive, cpu):");
-  for (const p of peers) {
-    console.log(
-      `  ${p.name.padEnd(40)} ${p.dtype.padEnd(9)} T = ${p.temperature}: ${
-        p.tokensPerSecond.toFixed(1)
-      } tokens/s`,
-    );
-  }
+  console.log(formatTable<PeerResult>([
+    { header: "peer", value: "name" },
+    { header: "dtype", value: "dtype" },
+    { header: "T", value: "temperature" },
+    { header: "tokens/s", value: "tokensPerSecond", digits: 1 },
+  ], peers));
   goals(rows, peers, drafters);
-  const loadEnd = load();
-  console.log(`load at the start ${loadStart}, at the end ${loadEnd}`);
-  console.log(
-    JSON.stringify({ machine, uptime: uptimeStart, load: { start: loadStart, end: loadEnd }, rows, peers }),
-  );
+  finishBench(header, { rows, peers });
 }
 
 const fastest = <T extends { tokensPerSecond: number }>(xs: T[]): T | undefined =>
@@ -572,4 +555,4 @@ function goals(rows: BenchRow[], peers: PeerResult[], drafters: DrafterName[]): 
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runMain(main);

@@ -19,10 +19,11 @@
  * from the draft's training; skipped when `deno task model:smollm2` has not built it). Shapes
  * (k, L) = (1,2), (1,4), (2,2), (2,4), (4,3); temperatures 1 and 0.7.
  *
- * Prints per set and temperature a table of tokens per block (± one standard error over blocks),
- * the paired differences kseq-block − kseq and block − sd, then the goals (block ≥ sd everywhere and
- * ≥ +5 % on the real pair at T = 1; kseq-block ≥ kseq at equal (k, L) everywhere); the last line is
- * one JSON object with every cell.
+ * On the harness (bench/_harness.ts): its header line first; per set and temperature a table of
+ * tokens per block (± one standard error over blocks), the paired differences kseq-block − kseq and
+ * block − sd, then the goals (block ≥ sd everywhere and ≥ +5 % on the real pair at T = 1; kseq-block
+ * ≥ kseq at equal (k, L) everywhere); the last line is one JSON object `{"header", "drive", "seed",
+ * "repeats", "cells", "differences"}` with every cell.
  *
  * Options: `--sets markov,bundled,real`, `--temperatures 1,0.7`, `--real-prompts 4`,
  * `--real-tokens 64`, `--bundled-prompts 6`, `--bundled-tokens 128` (new tokens per prompt),
@@ -34,11 +35,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { SpeculativeGenerator } from "../src/generate/generator.ts";
 import { renderChat } from "../src/generate/chat.ts";
 import type { Kernel, Probs, WarpOptions } from "../src/kernel/types.ts";
-import type { ModelDtype } from "../src/model/session.ts";
 import { referenceKernel } from "../src/kernel/reference.ts";
 import { MarkovModel, nearMarkovTable, randomMarkovTable } from "../src/decode/markov.ts";
 import type { CausalModel } from "../src/decode/model.ts";
@@ -46,7 +44,22 @@ import { TargetScorer } from "../src/decode/scorer.ts";
 import { Random } from "../src/random.ts";
 import { getVerifier } from "../src/verify/mod.ts";
 import type { BlockProposal, BlockScores, Verifier } from "../src/verify/types.ts";
-import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
+import {
+  choiceFlag,
+  choiceListFlag,
+  finishBench,
+  FlagError,
+  formatHeader,
+  formatTable,
+  intFlag,
+  loadPair,
+  machineHeader,
+  missingFiles,
+  numberListFlag,
+  PAIRS,
+  parseFlags,
+  runMain,
+} from "./_harness.ts";
 
 /** Milliseconds spent in the models (draft and target calls) and in verification, per set. */
 const timing = { modelMs: 0, verifyMs: 0 };
@@ -257,12 +270,15 @@ async function measureSet(
   for (const temperature of temperatures) {
     const warp: WarpOptions = temperature === 1 ? {} : { temperature };
     const checks = new Map(VERIFIERS.map((v) => [v, new Tally()] as const));
-    console.log(
-      `\n${set.name}, T = ${temperature}: tokens per block (± 1 s.e.), paired on the driver's (${drive}) blocks`,
-    );
-    console.log(
-      `k L  ${VERIFIERS.map((v) => v.padStart(16)).join("")}   blocks   kseq-block − kseq   block − sd`,
-    );
+    /** One printed line per shape: its tallies and paired differences. */
+    const shown: {
+      k: number;
+      L: number;
+      entries: Entry[];
+      tallies: Map<Name, Tally>;
+      diffs: Map<string, Tally>;
+      blocks: number;
+    }[] = [];
     for (const [k, L] of SHAPES) {
       const entries = entriesFor(k);
       const tallies = new Map(VERIFIERS.map((v) => [v, new Tally()] as const));
@@ -315,17 +331,34 @@ async function measureSet(
           se: t.se,
         });
       }
-      const cell = (e: Entry) => {
-        const t = tallies.get(e.name)!;
-        return `${t.mean.toFixed(3)}±${t.se.toFixed(3)}${e.k < k ? "¹" : " "}`.padStart(16);
-      };
-      const d = (name: string) => ({ mean: diffs.get(name)!.mean, se: diffs.get(name)!.se });
-      console.log(
-        `${k} ${L}  ${entries.map(cell).join("")}   ${String(blocks).padStart(6)}   ${
-          fmt(d("kseq-block − kseq")).padStart(17)
-        }   ${fmt(d("block − sd")).padStart(12)}`,
-      );
+      shown.push({ k, L, entries, tallies, diffs, blocks });
     }
+    console.log(
+      `\n${set.name}, T = ${temperature}: tokens per block (± 1 s.e.), paired on the driver's (${drive}) blocks`,
+    );
+    type Shown = (typeof shown)[number];
+    const cell = (row: Shown, e: Entry) => {
+      const t = row.tallies.get(e.name)!;
+      return `${t.mean.toFixed(3)}±${t.se.toFixed(3)}${e.k < row.k ? "¹" : ""}`;
+    };
+    const d = (row: Shown, name: string) =>
+      fmt({ mean: row.diffs.get(name)!.mean, se: row.diffs.get(name)!.se });
+    console.log(formatTable<Shown>([
+      { header: "k", value: "k", digits: 0 },
+      { header: "L", value: "L", digits: 0 },
+      ...VERIFIERS.map((v, i) => ({
+        header: v,
+        value: (row: Shown) => cell(row, row.entries[i]),
+        align: "right" as const,
+      })),
+      { header: "blocks", value: "blocks", digits: 0 },
+      {
+        header: "kseq-block − kseq",
+        value: (row: Shown) => d(row, "kseq-block − kseq"),
+        align: "right" as const,
+      },
+      { header: "block − sd", value: (row: Shown) => d(row, "block − sd"), align: "right" as const },
+    ], shown));
     console.log(
       "  ¹ takes one draft (the first). sd, block, kseq, kseq-block: exact E[tokens | block]; specinfer, specinfer-wor:",
     );
@@ -402,13 +435,8 @@ const CHAT_PROMPTS = [
   "Explain how a bicycle gear system works.",
 ];
 
-async function exists(path: string): Promise<boolean> {
-  return !!(await Deno.stat(path).catch(() => undefined));
-}
-
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const flags = parseFlags("bench:efficiency", {
     options: {
       sets: { type: "string", default: "markov,bundled,real" },
       temperatures: { type: "string", default: "1,0.7" },
@@ -424,38 +452,43 @@ async function main(): Promise<void> {
       shapes: { type: "string", default: "1,2;1,4;2,2;2,4;4,3" },
     },
   });
-  const temperatures = values.temperatures.split(",").map(Number);
-  const seed = Number(values.seed);
-  const drive = values.drive as Name;
+  if (!flags) return;
+  const { values } = flags;
+  const temperatures = numberListFlag("temperatures", values.temperatures, [1, 0.7], { min: 0 });
+  const seed = intFlag("seed", values.seed, 1, { min: 0 });
+  const drive = choiceFlag("drive", values.drive, VERIFIERS, "kseq-block");
+  const dtype = choiceFlag("dtype", values.dtype, ["q8", "fp32"], "q8");
   SHAPES = values.shapes.split(";").map((shape) => {
     const [k, L] = shape.split(",").map(Number);
     if (!Number.isInteger(k) || !Number.isInteger(L) || k < 1 || L < 1) {
-      throw new RangeError(`--shapes: expected "k,L;k,L;…" with integers >= 1, got "${shape}"`);
+      throw new FlagError("shapes", values.shapes, `"k,L;k,L;…" with integers >= 1 (bad shape "${shape}")`);
     }
     return [k, L] as [number, number];
   });
-  const repeats = Number(values.repeats);
-  if (!Number.isInteger(repeats) || repeats < 1) {
-    throw new RangeError(`--repeats must be an integer >= 1, got ${repeats}`);
-  }
-  if (!VERIFIERS.includes(drive)) {
-    throw new RangeError(`--drive must be one of ${VERIFIERS.join(", ")}, got ${drive}`);
-  }
+  const repeats = intFlag("repeats", values.repeats, 4);
+  const sets = choiceListFlag("sets", values.sets, ["markov", "bundled", "real"], []);
+  const counts = {
+    "real-prompts": intFlag("real-prompts", values["real-prompts"], 4),
+    "real-tokens": intFlag("real-tokens", values["real-tokens"], 64),
+    "bundled-prompts": intFlag("bundled-prompts", values["bundled-prompts"], 6),
+    "bundled-tokens": intFlag("bundled-tokens", values["bundled-tokens"], 128),
+  };
+  const markovBlocks = intFlag("markov-blocks", values["markov-blocks"], 1500);
   const started = performance.now();
+  const header = machineHeader("bench:efficiency");
+  console.log(formatHeader(header));
   console.log(
-    `bench:efficiency on ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; sets ${values.sets}; ` +
-      `T ${temperatures.join(", ")}; shapes ${
-        SHAPES.map(([k, L]) => `(${k},${L})`).join(" ")
-      }; driver ${drive}; seed ${seed}; ${repeats} decisions per verifier and block`,
+    `sets ${sets.join(",")}; T ${temperatures.join(", ")}; shapes ${
+      SHAPES.map(([k, L]) => `(${k},${L})`).join(" ")
+    }; driver ${drive}; seed ${seed}; ${repeats} decisions per verifier and block`,
   );
   const cells: Cell[] = [];
   const differences: Difference[] = [];
-  const models = new URL("../models/", import.meta.url);
-  for (const setName of values.sets.split(",")) {
+  for (const setName of sets) {
     let set: PairSet | undefined;
     let dispose: (() => Promise<void>) | undefined;
     if (setName === "markov") {
-      set = markovSet(Number(values["markov-blocks"]));
+      set = markovSet(markovBlocks);
       console.log(
         `\nmarkov: 3 chains, runs of ${set.tokens} tokens × ${
           set.pairs[0].prompts.length
@@ -463,26 +496,15 @@ async function main(): Promise<void> {
       );
     } else if (setName === "bundled" || setName === "real") {
       const real = setName === "real";
-      const promptCount = Number(values[real ? "real-prompts" : "bundled-prompts"]);
-      const tokens = Number(values[real ? "real-tokens" : "bundled-tokens"]);
-      const target = real ? SMOLLM2_FOLDER : new URL("target/", models).pathname;
-      const draft = new URL(real ? "smollm2-draft/" : "draft/", models).pathname;
-      const needed = real
-        ? `${target}/onnx/${values.dtype === "q8" ? "model_quantized" : "model"}.onnx`
-        : target;
-      if (!(await exists(needed)) || !(await exists(draft))) {
-        console.log(
-          `\n${setName}: skipped (${needed} missing${real ? "; run deno task model:smollm2" : ""})`,
-        );
+      const promptCount = counts[real ? "real-prompts" : "bundled-prompts"];
+      const tokens = counts[real ? "real-tokens" : "bundled-tokens"];
+      const pair = real ? PAIRS.real : PAIRS.bundled;
+      const missing = missingFiles({ pair, backend: "cpu", dtype: real ? dtype : "fp32" });
+      if (missing) {
+        console.log(`\n${setName}: skipped (${missing})`);
         continue;
       }
-      const generator = await SpeculativeGenerator.fromPretrained({
-        target,
-        draft,
-        backend: "cpu",
-        ...(real ? { dtype: values.dtype as ModelDtype, draftOptions: { dtype: "fp32" as ModelDtype } } : {}),
-        numThreads: 2,
-      });
+      const generator = await loadPair(pair, { backend: "cpu", dtype: real ? dtype : undefined, threads: 2 });
       dispose = () => generator.dispose();
       const tok = generator.tokenizer;
       const prompts = real
@@ -498,7 +520,7 @@ async function main(): Promise<void> {
         });
       set = {
         name: real
-          ? `real (SmolLM2-135M-Instruct ${values.dtype} + smollm2-draft, cpu, ${prompts.length} chat prompts × ${tokens} tokens)`
+          ? `real (SmolLM2-135M-Instruct ${dtype} + smollm2-draft, cpu, ${prompts.length} chat prompts × ${tokens} tokens)`
           : `bundled (TinyStories target + draft, cpu, ${prompts.length} prompts × ${tokens} tokens)`,
         kernel: generator.kernel,
         tokens,
@@ -510,9 +532,7 @@ async function main(): Promise<void> {
           stop: [...(real ? generator.chatStopTokenIds : generator.eosTokenIds)],
         }],
       };
-    } else {
-      throw new RangeError(`Unknown set "${setName}": expected markov, bundled or real`);
-    }
+    } else continue;
     const t0 = performance.now();
     timing.modelMs = timing.verifyMs = 0;
     const measured = await measureSet(set, setName, temperatures, drive, seed, repeats);
@@ -563,7 +583,7 @@ async function main(): Promise<void> {
   }
   console.log(`  kseq-block ≥ kseq at every (k ≥ 2, L): ${oursMet ? "met" : "not met (✗ above)"}`);
   console.log(`  total ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  console.log(JSON.stringify({ drive, seed, repeats, cells, differences }));
+  finishBench(header, { drive, seed, repeats, cells, differences });
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runMain(main);

@@ -1,5 +1,5 @@
 /**
- * `deno task profile:loop`: where the decode loop's time goes on the real pair — SmolLM2-135M-
+ * `deno task bench:loop`: where the decode loop's time goes on the real pair — SmolLM2-135M-
  * Instruct (target, `deno task model:smollm2`) and models/smollm2-draft — for autoregressive,
  * sd L = 2 (draft proposer) and, when models/smollm2-eagle/onnx exists, sd L = 2 with the eagle
  * proposer.
@@ -19,30 +19,47 @@
  * - rest: the decoder's wall time (`totalMs`) outside the three stages (event-loop turns between
  *   blocks, stats).
  *
+ * Then the floor of an sd L = 2 block: bare target forwards of 1 and of 3 tokens at a generation's
+ * middle cache length (bench/_latency.ts, 30 interleaved rounds).
+ *
  * Options: `--prompts N` (≤ 5, default 3), `--tokens N` (default 96), `--temperature T` (1),
  * `--backend cpu|wasm` (cpu), `--dtype q8|fp32` (q8), `--repeats N` (1: interleaved passes, the
- * per-configuration median of the passes is printed). Its last line is one JSON object with the
- * rows.
+ * per-configuration median of the passes is printed). On the harness (bench/_harness.ts): its
+ * header line first; the last line is one JSON object `{"header", "dtype", "backend",
+ * "temperature", "prompts", "maxNewTokens", "rows", "bare"}`.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import {
-  type BackendName,
-  type CausalModel,
-  type GenerationOptions,
-  type GenerationStats,
-  type ModelDtype,
-  SpeculativeGenerator,
-} from "../mod.ts";
+import type { GenerationOptions, GenerationStats, SpeculativeGenerator } from "../mod.ts";
 import { loadKernel } from "../src/kernel/wasm.ts";
 import { TimedKernel } from "../src/kernel/timed.ts";
-import { SMOLLM2_FOLDER } from "./model_smollm2.ts";
+import {
+  choiceFlag,
+  type Column as TableColumn,
+  defaultThreads,
+  EAGLE_FOLDER,
+  exists,
+  finishBench,
+  formatHeader,
+  formatTable,
+  interleave,
+  intFlag,
+  loadPair,
+  machineHeader,
+  median,
+  numberFlag,
+  pairedSeed,
+  PAIRS,
+  parseFlags,
+  runMain,
+} from "./_harness.ts";
+import { measureLatency } from "./_latency.ts";
 
-const DRAFT = new URL("../models/smollm2-draft/", import.meta.url).pathname;
-const EAGLE = new URL("../models/smollm2-eagle/", import.meta.url).pathname;
-/** The first five of tools/train/smollm2/prompts.py eval_prompts() (as bench/real_pair.ts). */
+const TARGET = PAIRS.real.target;
+const DRAFT = PAIRS.real.draft;
+const EAGLE = EAGLE_FOLDER;
+/** The first five of tools/train/smollm2/prompts.py eval_prompts() (as bench/real.ts). */
 const PROMPTS = [
   "What is the difference between a comet and an asteroid?",
   "How do submarines dive and resurface?",
@@ -124,70 +141,26 @@ export function profileRow(name: string, full: GenerationStats[], first: Generat
   return { name, blocks: n, tokensPerBlock: d.tokens / n, ms };
 }
 
-/**
- * The floor of an sd L = 2 block: bare target forwards of 1 and of 3 tokens at the same cache
- * lengths (a prompt-length prefill, then 30 steps each, interleaved, rolled back after each), as
- * the median ms of one forward.
- */
-async function bareForwards(target: CausalModel, prompt: number[]): Promise<{ one: number; three: number }> {
-  const one: number[] = [], three: number[] = [];
-  target.reset();
-  await target.append([prompt], 1);
-  for (let i = 0; i < 30; i++) {
-    for (const t of [1, 3]) {
-      const at = target.length;
-      const start = performance.now();
-      await target.append([Array.from({ length: t }, (_, j) => 200 + i + j)], t);
-      (t === 1 ? one : three).push(performance.now() - start);
-      target.select(0, at);
-    }
-  }
-  target.reset();
-  return { one: median(one), three: median(three) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 /** Prints the rows in ms and in autoregressive steps (the first row's total). */
 export function printProfile(rows: ProfileRow[]): void {
   const unit = rows.find((r) => r.name === "autoregressive")?.ms.total ?? rows[0].ms.total;
-  const head = ["config".padEnd(16), "tok/blk", ...COLUMNS.map((c) => c.padStart(11)), "total".padStart(9)];
+  const columns = (scale: number, digits: number): TableColumn<ProfileRow>[] => [
+    { header: "config", value: "name" },
+    { header: "tok/blk", value: "tokensPerBlock", digits: 2 },
+    ...[...COLUMNS, "total" as const].map((c) => ({
+      header: c,
+      value: (r: ProfileRow) => r.ms[c] * scale,
+      digits,
+    })),
+  ];
   console.log(`\nper block, in autoregressive steps (1 step = ${unit.toFixed(2)} ms):`);
-  console.log(head.join(" "));
-  for (const r of rows) {
-    console.log(
-      [
-        r.name.padEnd(16),
-        r.tokensPerBlock.toFixed(2).padStart(7),
-        ...COLUMNS.map((c) => (r.ms[c] / unit).toFixed(3).padStart(11)),
-        (r.ms.total / unit).toFixed(3).padStart(9),
-      ].join(" "),
-    );
-  }
+  console.log(formatTable(columns(1 / unit, 3), rows));
   console.log("\nper block, ms:");
-  console.log(head.join(" "));
-  for (const r of rows) {
-    console.log(
-      [
-        r.name.padEnd(16),
-        r.tokensPerBlock.toFixed(2).padStart(7),
-        ...COLUMNS.map((c) => r.ms[c].toFixed(2).padStart(11)),
-        r.ms.total.toFixed(2).padStart(9),
-      ].join(" "),
-    );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return (await Deno.stat(path).catch(() => undefined)) !== undefined;
+  console.log(formatTable(columns(1, 2), rows));
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const flags = parseFlags("bench:loop", {
     options: {
       prompts: { type: "string", default: "3" },
       tokens: { type: "string", default: "96" },
@@ -197,34 +170,29 @@ async function main(): Promise<void> {
       repeats: { type: "string", default: "1" },
     },
   });
-  for (const f of [`${SMOLLM2_FOLDER}/build.json`, `${DRAFT}onnx/model.onnx`]) {
-    if (!(await exists(f))) {
-      console.log(`profile:loop skipped: ${f} is missing (run deno task model:smollm2)`);
+  if (!flags) return;
+  const { values } = flags;
+  const prompts = PROMPTS.slice(0, intFlag("prompts", values.prompts, 3, { max: PROMPTS.length }));
+  const maxNewTokens = intFlag("tokens", values.tokens, 96);
+  const temperature = numberFlag("temperature", values.temperature, 1, { min: 0 });
+  const repeats = intFlag("repeats", values.repeats, 1);
+  const backend = choiceFlag("backend", values.backend, ["cpu", "wasm"], "cpu");
+  const dtype = choiceFlag("dtype", values.dtype, ["q8", "fp32"], "q8");
+  for (const f of [`${TARGET}build.json`, `${DRAFT}onnx/model.onnx`]) {
+    if (!exists(f)) {
+      console.log(`bench:loop skipped: ${f} is missing (run deno task model:smollm2)`);
       return;
     }
   }
-  const prompts = PROMPTS.slice(0, Number(values.prompts));
-  const maxNewTokens = Number(values.tokens), temperature = Number(values.temperature);
-  const repeats = Number(values.repeats);
-  const backend = values.backend as BackendName, dtype = values.dtype as ModelDtype;
   const kernel = new TimedKernel(await loadKernel());
-  const common = { backend, dtype, numThreads: backend === "wasm" ? 1 : 2, kernel };
-  const pair = await SpeculativeGenerator.fromPretrained({
-    ...common,
-    target: SMOLLM2_FOLDER,
-    draft: DRAFT,
-    draftOptions: { dtype: "fp32" },
-  });
+  const common = { backend, dtype, threads: defaultThreads(backend), kernel };
+  const pair = await loadPair(PAIRS.real, common);
   const generators: { name: string; generator: SpeculativeGenerator; options: GenerationOptions }[] = [
     { name: "autoregressive", generator: pair, options: { method: "autoregressive" } },
     { name: "sd L=2", generator: pair, options: { method: "sd", k: 1, draftLength: 2 } },
   ];
-  if (await exists(`${EAGLE}onnx`)) {
-    const eagle = await SpeculativeGenerator.fromPretrained({
-      ...common,
-      target: SMOLLM2_FOLDER,
-      draft: EAGLE,
-    });
+  if (exists(`${EAGLE}onnx`)) {
+    const eagle = await loadPair(PAIRS.real, { ...common, draft: EAGLE });
     generators.push({
       name: "eagle sd L=2",
       generator: eagle,
@@ -233,9 +201,10 @@ async function main(): Promise<void> {
   } else {
     console.log(`(no ${EAGLE}onnx: eagle skipped)`);
   }
-  const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+  const header = machineHeader("bench:loop");
+  console.log(formatHeader(header));
   console.log(
-    `profile:loop: ${dtype} ${backend}, T = ${temperature}, ${prompts.length} prompts × ${maxNewTokens} tokens, ${repeats} pass(es); load ${load()}`,
+    `${dtype} ${backend}, T = ${temperature}, ${prompts.length} prompts × ${maxNewTokens} tokens, seeds 1..${prompts.length}, ${repeats} pass(es)`,
   );
   for (const g of generators) {
     // warm-up: first-call costs of each shape out of the profile
@@ -247,18 +216,17 @@ async function main(): Promise<void> {
   }
   const passes: ProfileRow[][] = generators.map(() => []);
   for (let pass = 0; pass < repeats; pass++) {
-    const full: GenerationStats[][] = generators.map(() => []);
-    const first: GenerationStats[][] = generators.map(() => []);
-    // interleaved: prompt by prompt, every configuration
-    for (const [p, content] of prompts.entries()) {
-      for (const [i, g] of generators.entries()) {
-        const request = { messages: [{ role: "user" as const, content }] };
-        const options = { ...g.options, temperature, seed: p + 1 };
-        first[i].push((await g.generator.generate(request, { ...options, maxNewTokens: 1 })).stats);
-        full[i].push((await g.generator.generate(request, { ...options, maxNewTokens })).stats);
-      }
+    // interleaved: round p runs prompt p (seed p + 1) with every configuration, in the listed order
+    const samples = await interleave(generators, prompts.length, async (g, p) => {
+      const request = { messages: [{ role: "user" as const, content: prompts[p] }] };
+      const options = { ...g.options, temperature, seed: pairedSeed(p, 0, prompts.length) };
+      const first = (await g.generator.generate(request, { ...options, maxNewTokens: 1 })).stats;
+      const full = (await g.generator.generate(request, { ...options, maxNewTokens })).stats;
+      return { first, full };
+    }, { rotate: false });
+    for (const [i, g] of generators.entries()) {
+      passes[i].push(profileRow(g.name, samples[i].map((s) => s.full), samples[i].map((s) => s.first)));
     }
-    for (const [i, g] of generators.entries()) passes[i].push(profileRow(g.name, full[i], first[i]));
   }
   const rows = passes.map((list) => {
     const ms = Object.fromEntries(
@@ -267,20 +235,23 @@ async function main(): Promise<void> {
     return { ...list[0], tokensPerBlock: median(list.map((r) => r.tokensPerBlock)), ms };
   });
   printProfile(rows);
-  // a cache as long as a generation's middle: ~40 chat-prompt tokens + half the new tokens
-  const ids = pair.tokenizer.encode(PROMPTS.join(" "));
-  const prompt = Array.from({ length: 40 + Math.floor(maxNewTokens / 2) }, (_, i) => ids[i % ids.length]);
-  const bare = await bareForwards(pair.target, prompt);
+  // The floor of an sd L = 2 block: bare target forwards of 1 and of 3 tokens at the same cache length,
+  // as long as a generation's middle (~40 chat-prompt tokens + half the new tokens), 30 interleaved rounds.
+  const past = 40 + Math.floor(maxNewTokens / 2);
+  const forwards = await measureLatency(pair.target, [[1, 1], [1, 3]], {
+    past,
+    rounds: 30,
+    calls: 1,
+    keepAll: true,
+  });
+  const bare = { one: forwards.get("1x1")!, three: forwards.get("1x3")! };
   console.log(
-    `\nbare target forwards at ~${prompt.length} cached tokens: 1 token ${bare.one.toFixed(2)} ms, 3 tokens ${
+    `\nbare target forwards at ~${past} cached tokens: 1 token ${bare.one.toFixed(2)} ms, 3 tokens ${
       bare.three.toFixed(2)
     } ms = ${(bare.three / bare.one).toFixed(3)}× (the floor of an sd L=2 block, in 1-token forwards)`,
   );
-  console.log(`load at the end ${load()}`);
   for (const g of new Set(generators.map((g) => g.generator))) await g.dispose();
-  console.log(
-    JSON.stringify({ dtype, backend, temperature, prompts: prompts.length, maxNewTokens, rows, bare }),
-  );
+  finishBench(header, { dtype, backend, temperature, prompts: prompts.length, maxNewTokens, rows, bare });
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runMain(main);

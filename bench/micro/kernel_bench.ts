@@ -3,7 +3,7 @@
  * draw) with the WASM SIMD kernel vs the float64 TypeScript reference vs the floor (per row one
  * SIMD max pass and one Σ exp(x − max) pass: no step can do less), at LM vocabulary sizes.
  *
- * Run: `deno bench --allow-read bench/kernel_bench.ts`. Each group's baseline is the WASM step, so
+ * Run: `deno bench --allow-read bench/micro/kernel_bench.ts` (or `deno task bench`, every bench/micro/ file). Each group's baseline is the WASM step, so
  * Deno prints how much slower the reference is and how much faster the floor is.
  *
  * Rows are LM-like: target logits −3.3·ln(rank + 1) + N(0, 1) in a random order, draft = target +
@@ -13,9 +13,9 @@
  * @module
  */
 
-import { kseqStepReference, sampleReference, warpReference } from "../src/kernel/reference.ts";
-import { loadKernel, type WasmKernel } from "../src/kernel/wasm.ts";
-import { Random } from "../src/random.ts";
+import { kseqStepReference, sampleReference, warpReference } from "../../src/kernel/reference.ts";
+import { loadKernel, type WasmKernel } from "../../src/kernel/wasm.ts";
+import { Random } from "../../src/random.ts";
 
 const kernel = await loadKernel({ fallback: false }) as WasmKernel;
 

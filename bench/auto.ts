@@ -8,26 +8,35 @@
  * autoregressive (goals 0.95× and 1.0×), with the plans auto ran. Where the target scores trees
  * (our converter's graphs), SpecTr k = 2 and 4 also run with k rows, for the tree-vs-rows figure.
  *
- * Options: `--quick` (1 prompt, 48 tokens), `--pairs toy,real`, `--backends cpu,wasm`. The last
- * line is one JSON object with every row.
+ * Options: `--quick` (1 prompt, 48 tokens), `--pairs toy,real`, `--backends cpu,wasm`. On the
+ * harness (bench/_harness.ts): its header line first, a table per cell; the last line is one JSON
+ * object `{"header", "rows"}` with every row.
  *
  * @module
  */
 
-import { RunTotals } from "./_totals.ts";
-import { parseArgs } from "node:util";
-import {
-  type BackendName,
-  type GenerationMethod,
-  type GenerationPrompt,
-  type ModelDtype,
-  SpeculativeGenerator,
-} from "../mod.ts";
+import type { BackendName, GenerationMethod, GenerationPrompt, SpeculativeGenerator } from "../mod.ts";
 import { BlockDecoder } from "../src/decode/decoder.ts";
 import { renderChat } from "../src/generate/chat.ts";
-import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
+import {
+  choiceListFlag,
+  defaultThreads,
+  expandMatrix,
+  finishBench,
+  formatHeader,
+  formatSkipped,
+  formatTable,
+  interleave,
+  loadPair,
+  machineHeader,
+  missingFiles,
+  pairedSeed,
+  PAIRS,
+  parseFlags,
+  runMain,
+  RunTotals,
+} from "./_harness.ts";
 
-const MODELS = new URL("../models/", import.meta.url).pathname;
 const TOY_PROMPTS = [
   "Once upon a time",
   "Tom and his dog went to the park.",
@@ -104,37 +113,40 @@ async function measureCell(
   await generator.generate(prompts[0], { maxNewTokens: 8, method: "auto", seed: 99 });
   await generator.generate(prompts[0], { maxNewTokens: 8, method: "spectr", k: 4, seed: 99 });
   for (const temperature of TEMPERATURES) {
-    const totals = configs.map(() => new RunTotals());
-    for (const [p, prompt] of prompts.entries()) {
-      const ids = idsOf(prompt);
-      for (const [i, c] of configs.entries()) {
-        const seed = p + 1;
-        const { stats } = c.rows
-          ? await new BlockDecoder({
-            target: generator.target,
-            draft: generator.draft!,
-            kernel: generator.kernel,
-            verifier: "kseq",
-            k: c.k,
-            draftLength: c.L,
-            warp: { temperature },
-            tree: false,
-          }).generate(ids, {
-            maxNewTokens,
-            seed,
-            eosTokenId: chat ? generator.chatStopTokenIds : generator.eosTokenIds,
-          })
-          : await generator.generate(prompt, {
-            method: c.method,
-            k: c.k,
-            draftLength: c.L,
-            temperature,
-            maxNewTokens,
-            seed,
-          });
-        totals[i].add(stats);
-      }
-    }
+    // Interleaved: round p runs prompt p (seed p + 1) with every configuration, in the listed order.
+    const samples = await interleave(configs, prompts.length, async (c, p) => {
+      const prompt = prompts[p];
+      const seed = pairedSeed(p, 0, prompts.length);
+      const { stats } = c.rows
+        ? await new BlockDecoder({
+          target: generator.target,
+          draft: generator.draft!,
+          kernel: generator.kernel,
+          verifier: "kseq",
+          k: c.k,
+          draftLength: c.L,
+          warp: { temperature },
+          tree: false,
+        }).generate(idsOf(prompt), {
+          maxNewTokens,
+          seed,
+          eosTokenId: chat ? generator.chatStopTokenIds : generator.eosTokenIds,
+        })
+        : await generator.generate(prompt, {
+          method: c.method,
+          k: c.k,
+          draftLength: c.L,
+          temperature,
+          maxNewTokens,
+          seed,
+        });
+      return stats;
+    }, { rotate: false });
+    const totals = samples.map((list) => {
+      const t = new RunTotals();
+      for (const stats of list) t.add(stats);
+      return t;
+    });
     for (const [i, c] of configs.entries()) {
       rows.push({
         pair,
@@ -157,13 +169,12 @@ function report(rows: Row[]): void {
   const fixed = rows.filter((r) => !r.label.startsWith("auto ("));
   const best = fixed.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
   console.log(`\n${ar.pair} pair, ${ar.dtype}, ${ar.backend}, T = ${ar.temperature}`);
-  for (const r of rows) {
-    console.log(
-      `  ${r.label.padEnd(24)} ${r.tokensPerSecond.toFixed(1).padStart(8)} tokens/s  ${
-        r.blockEfficiency.toFixed(2).padStart(5)
-      } tokens/block  ${(r.tokensPerSecond / ar.tokensPerSecond).toFixed(2).padStart(5)}x AR`,
-    );
-  }
+  console.log(formatTable<Row>([
+    { header: "configuration", value: "label" },
+    { header: "tokens/s", value: "tokensPerSecond", digits: 1 },
+    { header: "tokens/block", value: "blockEfficiency", digits: 2 },
+    { header: "vs AR", value: (r) => r.tokensPerSecond / ar.tokensPerSecond, digits: 2, suffix: "x" },
+  ], rows));
   const vsBest = auto.tokensPerSecond / best.tokensPerSecond;
   const vsAr = auto.tokensPerSecond / ar.tokensPerSecond;
   console.log(
@@ -192,73 +203,50 @@ function report(rows: Row[]): void {
   }
 }
 
-function load(): string {
-  try {
-    return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
-  } catch {
-    return "unknown";
-  }
-}
-
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const flags = parseFlags("bench:auto", {
     options: {
       quick: { type: "boolean", default: false },
       pairs: { type: "string", default: "toy,real" },
       backends: { type: "string", default: "cpu,wasm" },
     },
   });
+  if (!flags) return;
+  const { values } = flags;
+  const pairNames = choiceListFlag("pairs", values.pairs, ["toy", "real"], []);
+  const backends = choiceListFlag("backends", values.backends, ["cpu", "wasm", "kernel", "webgpu"], []);
   // The toy pair runs ~10× faster: longer runs per cell there, so that a cell is not noise.
   const size = (pair: string) =>
     values.quick ? { n: 1, tokens: 48 } : pair === "toy" ? { n: 4, tokens: 256 } : { n: 3, tokens: 96 };
+  const header = machineHeader("bench:auto");
+  console.log(formatHeader(header));
   console.log(
-    `bench:auto; load ${load()}; per cell: toy ${size("toy").n} prompts × ${
-      size("toy").tokens
-    } tokens, real ${size("real").n} × ${size("real").tokens} (seeds 1..n), T = ${TEMPERATURES.join(", ")}`,
+    `per cell: toy ${size("toy").n} prompts × ${size("toy").tokens} tokens, real ${size("real").n} × ${
+      size("real").tokens
+    } (seeds 1..n), T = ${TEMPERATURES.join(", ")}`,
   );
+  // The toy pair is models/target + models/draft (PAIRS.bundled), named "toy" in this bench's rows.
+  const specs = pairNames.map((name) => name === "real" ? PAIRS.real : { ...PAIRS.bundled, name: "toy" });
+  const { cells, skipped } = expandMatrix(
+    specs,
+    backends as BackendName[],
+    (pair, backend) => pair.name === "real" && backend !== "wasm" ? ["fp32", "q8"] : ["fp32"],
+    [(cell) => missingFiles(cell)],
+  );
+  for (const s of skipped) console.log(formatSkipped(s));
   const all: Row[] = [];
-  const realBuilt = await Deno.stat(`${SMOLLM2_FOLDER}/build.json`).then(() => true, () => false);
-  for (const pair of values.pairs.split(",")) {
-    if (pair === "real" && !realBuilt) {
-      console.log("real pair skipped: run deno task model:smollm2 first");
-      continue;
-    }
-    for (const backend of values.backends.split(",") as BackendName[]) {
-      const dtypes: ModelDtype[] = pair === "real"
-        ? (backend === "wasm" ? ["fp32"] : ["fp32", "q8"])
-        : ["fp32"];
-      for (const dtype of dtypes) {
-        const generator = await SpeculativeGenerator.fromPretrained(
-          pair === "real"
-            ? {
-              target: SMOLLM2_FOLDER,
-              draft: `${MODELS}smollm2-draft/`,
-              backend,
-              dtype,
-              draftOptions: { dtype: "fp32" },
-              numThreads: backend === "wasm" ? 1 : 2,
-            }
-            : {
-              target: `${MODELS}target/`,
-              draft: `${MODELS}draft/`,
-              backend,
-              numThreads: backend === "wasm" ? 1 : 2,
-            },
-        );
-        const { n, tokens } = size(pair);
-        const prompts: GenerationPrompt[] = pair === "real"
-          ? CHAT_PROMPTS.slice(0, n).map((content) => ({ messages: [{ role: "user" as const, content }] }))
-          : TOY_PROMPTS.slice(0, n);
-        const rows = await measureCell(pair, generator, backend, dtype, prompts, tokens);
-        await generator.dispose();
-        for (const t of TEMPERATURES) report(rows.filter((r) => r.temperature === t));
-        all.push(...rows);
-      }
-    }
+  for (const { pair, backend, dtype } of cells) {
+    const generator = await loadPair(pair, { backend, dtype, threads: defaultThreads(backend) });
+    const { n, tokens } = size(pair.name);
+    const prompts: GenerationPrompt[] = pair.chat
+      ? CHAT_PROMPTS.slice(0, n).map((content) => ({ messages: [{ role: "user" as const, content }] }))
+      : TOY_PROMPTS.slice(0, n);
+    const rows = await measureCell(pair.name, generator, backend, dtype, prompts, tokens);
+    await generator.dispose();
+    for (const t of TEMPERATURES) report(rows.filter((r) => r.temperature === t));
+    all.push(...rows);
   }
-  console.log(`\nload at the end ${load()}`);
-  console.log(JSON.stringify({ rows: all }));
+  finishBench(header, { rows: all });
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runMain(main);

@@ -8,7 +8,8 @@
  * paragraph) and open text ("Write a short story about a robot."), × T ∈ {0 (greedy), 1}, 128 new
  * tokens (or fewer, at the end-of-turn token). Per prompt and temperature every configuration runs
  * once per round with that round's seed (round r: seed r + 1), interleaved (each round runs every
- * configuration once, in an order rotated by one per round), from one loaded model: autoregressive,
+ * configuration once, in an order rotated by one per round: the harness's `interleave`), from one
+ * loaded model: autoregressive,
  * then lookup + sd and lookup + block at each draft length (4 and 8 by default); `--with-draft` adds
  * sd L = 4 with the trained draft (models/smollm2-draft) for comparison.
  *
@@ -19,37 +20,48 @@
  * whether the tokens equal the autoregressive ones (greedy decoding is deterministic; a difference
  * can only come from the target's own float rounding differing between an (L + 1)-token and a
  * 1-token forward at a near-tie). Then the target's time per call t(n) for n = 1, 5, 9 tokens after
- * the longest prompt (median of interleaved calls), the cost side of the speed-up. At T > 0 the
+ * as many tokens as the longest prompt has (median of interleaved calls, bench/_latency.ts), the cost
+ * side of the speed-up. At T > 0 the
  * configurations sample different texts (their uniforms go to different uses), of different lengths
  * when the end-of-turn token comes at different places, so their tokens/s also differ by the share
- * of the prefill and by sampling noise: compare block efficiencies there first. The last line is
- * one JSON object `{"machine", "ngrams", "dtype", "rows": [{prompt, temperature, method, L,
- * tokensPerSecond, blockEfficiency, speedup, draftedShare, acceptance, tokens,
+ * of the prefill and by sampling noise: compare block efficiencies there first. On the harness
+ * (bench/_harness.ts): its header line first; the last line is one JSON object `{"header",
+ * "threads", "real", "ngrams", "dtype", "maxNewTokens", "rounds", "rows": [{prompt, temperature,
+ * method, L, tokensPerSecond, blockEfficiency, speedup, draftedShare, acceptance, tokens,
  * sameAsAutoregressive}…], "callMs"}`.
  *
  * Options: `--dtype q8|fp32`, `--tokens N`, `--lengths 4,8`, `--rounds 3`, `--threads 2`,
  * `--max-ngram 3`, `--min-ngram 2` (the proposer's n-gram range; its defaults), `--with-draft`,
  * `--quick` (32 tokens, 1 round, L = 4: a smoke run). Falls back to the bundled toy
- * target (models/target) when the real one is not built, and says so. A script: under `deno bench`
- * (which loads every bench/*_bench.ts) it only prints how to run it.
+ * target (models/target) when the real one is not built, and says so.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { SpeculativeGenerator } from "../mod.ts";
-import {
-  AutoregressiveDecoder,
-  BlockDecoder,
-  type CausalModel,
-  type Decoder,
-  LookupProposer,
-} from "../decode.ts";
+import { AutoregressiveDecoder, BlockDecoder, type Decoder, LookupProposer } from "../decode.ts";
 import { renderChat } from "../src/generate/chat.ts";
-import { SMOLLM2_FOLDER } from "../tools/model_smollm2.ts";
-
-const DRAFT = new URL("../models/smollm2-draft/", import.meta.url).pathname;
-const TOY = new URL("../models/target/", import.meta.url).pathname;
+import {
+  choiceFlag,
+  dtypeFile,
+  exists,
+  finishBench,
+  formatHeader,
+  formatLoad,
+  formatTable,
+  interleave,
+  intFlag,
+  intListFlag,
+  loadAverage,
+  loadPair,
+  machineHeader,
+  median,
+  pairedSeed,
+  PAIRS,
+  parseFlags,
+  runMain,
+  sum,
+} from "./_harness.ts";
+import { measureLatency } from "./_latency.ts";
 
 /** 104 words, written for this bench. */
 const PARAGRAPH = "The old lighthouse on the northern cliff was switched off in 1987, when satellite " +
@@ -104,46 +116,13 @@ interface Run {
   reached: number;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const pct = (x: number | null) => (x === null ? "-" : `${(100 * x).toFixed(0)}%`);
 const label = (c: { method: string; L: number }) =>
   c.method === "autoregressive" ? c.method : `${c.method} L=${c.L}`;
 
-/** Median time of one target call of n tokens after `context`, for each n, interleaved. */
-async function callTimes(
-  target: CausalModel,
-  context: number[],
-  ns: number[],
-  reps: number,
-): Promise<number[]> {
-  target.reset();
-  await target.append([context], 1);
-  const base = target.length;
-  const times: number[][] = ns.map(() => []);
-  for (let r = 0; r < reps; r++) {
-    for (const [i, n] of ns.entries()) {
-      const tokens = Array.from({ length: n }, (_, j) => context[(r + j) % context.length]);
-      const start = performance.now();
-      await target.append([tokens], n);
-      times[i].push(performance.now() - start);
-      target.select(0, base);
-    }
-  }
-  target.reset();
-  return times.map(median);
-}
-
-if (import.meta.main) await main();
-else console.log("lookup_bench: a script, not Deno.bench; run it with `deno task bench:lookup`");
+if (import.meta.main) await runMain(main);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const flags = parseFlags("bench:lookup", {
     options: {
       dtype: { type: "string", default: "q8" },
       tokens: { type: "string" },
@@ -156,37 +135,28 @@ async function main(): Promise<void> {
       quick: { type: "boolean", default: false },
     },
   });
+  if (!flags) return;
+  const { values } = flags;
   const quick = values.quick;
-  const maxNewTokens = Number(values.tokens ?? (quick ? 32 : 128));
-  const lengths = (values.lengths ?? (quick ? "4" : "4,8")).split(",").map(Number);
-  const rounds = Number(values.rounds ?? (quick ? 1 : 3));
-  const threads = Number(values.threads);
-  const maxNgram = Number(values["max-ngram"]);
-  const minNgram = Number(values["min-ngram"]);
-  const dtype = values.dtype;
-  if (dtype !== "q8" && dtype !== "fp32") throw new RangeError(`--dtype must be q8 or fp32, got ${dtype}`);
-  const counts: [string, number][] = [["tokens", maxNewTokens], ["rounds", rounds], ["threads", threads]];
-  for (const L of lengths) counts.push(["lengths", L]);
-  for (const [name, n] of counts) {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be integers >= 1, got ${n}`);
-  }
+  const maxNewTokens = intFlag("tokens", values.tokens, quick ? 32 : 128);
+  const lengths = intListFlag("lengths", values.lengths, quick ? [4] : [4, 8]);
+  const rounds = intFlag("rounds", values.rounds, quick ? 1 : 3);
+  const threads = intFlag("threads", values.threads, 2);
+  const maxNgram = intFlag("max-ngram", values["max-ngram"], 3);
+  const minNgram = intFlag("min-ngram", values["min-ngram"], 2);
+  const dtype = choiceFlag("dtype", values.dtype, ["q8", "fp32"], "q8");
 
-  let folder = SMOLLM2_FOLDER;
-  let real = true;
-  try {
-    await Deno.stat(`${SMOLLM2_FOLDER}/onnx/${dtype === "q8" ? "model_quantized.onnx" : "model.onnx"}`);
-  } catch {
-    console.log(`The real target is not built (${SMOLLM2_FOLDER}); falling back to the toy target ${TOY}.`);
-    folder = TOY;
-    real = false;
+  const real = exists(`${PAIRS.real.target}${dtypeFile(dtype)}`);
+  if (!real) {
+    console.log(
+      `The real target is not built (${PAIRS.real.target}); falling back to the toy target ${PAIRS.bundled.target}.`,
+    );
   }
-  const generator = await SpeculativeGenerator.fromPretrained({
-    target: folder,
-    draft: values["with-draft"] && real ? DRAFT : undefined,
-    draftOptions: { dtype: "fp32" },
+  const generator = await loadPair(real ? PAIRS.real : PAIRS.bundled, {
     backend: "cpu",
     dtype: real ? dtype : undefined,
-    numThreads: threads,
+    threads,
+    withDraft: values["with-draft"] && real,
   });
   const { target, kernel, tokenizer } = generator;
   const vocabSize = target.vocabSize;
@@ -230,43 +200,35 @@ async function main(): Promise<void> {
     await c.decoder.generate(promptIds[0], { maxNewTokens: 8, seed: 9, eosTokenId });
   }
 
-  const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+  const header = machineHeader("bench:lookup");
+  console.log(formatHeader(header));
   const model = real ? `SmolLM2-135M-Instruct ${dtype}` : "toy target (models/target)";
   console.log(
     `${model} on cpu, ${threads} thread(s); lookup n-grams ${maxNgram}..${minNgram}; ` +
-      `${maxNewTokens} new tokens, ${rounds} round(s) per cell; ` +
-      `${navigator.hardwareConcurrency} cpus, load average ${load()}`,
+      `${maxNewTokens} new tokens, ${rounds} round(s) per cell, seeds 1..${rounds}`,
   );
   const rows: LookupBenchRow[] = [];
   for (const [p, prompt] of PROMPTS.entries()) {
     for (const temperature of TEMPERATURES) {
       const cs = configs(temperature);
-      const runs: Run[][] = cs.map(() => []);
-      for (let round = 0; round < rounds; round++) {
-        for (let j = 0; j < cs.length; j++) {
-          const i = (j + round) % cs.length;
-          const c = cs[i];
-          const { tokens, stats } = await c.decoder.generate(promptIds[p], {
-            maxNewTokens,
-            seed: round + 1,
-            eosTokenId,
-          });
-          runs[i][round] = {
-            tokens,
-            ms: stats.totalMs,
-            blocks: stats.blocks,
-            drafted: c.lookup?.matched ?? 0, // the decoder resets the proposer per generation
-            accepted: sum(stats.acceptedPerDepth),
-            reached: sum(stats.reachedPerDepth),
-          };
-        }
-      }
+      // Each (prompt, T) is its own cell of one prompt: round r runs every configuration on seed r + 1.
+      const runs: Run[][] = await interleave(cs, rounds, async (c, round) => {
+        const { tokens, stats } = await c.decoder.generate(promptIds[p], {
+          maxNewTokens,
+          seed: pairedSeed(0, round, 1),
+          eosTokenId,
+        });
+        return {
+          tokens,
+          ms: stats.totalMs,
+          blocks: stats.blocks,
+          drafted: c.lookup?.matched ?? 0, // the decoder resets the proposer per generation
+          accepted: sum(stats.acceptedPerDepth),
+          reached: sum(stats.reachedPerDepth),
+        };
+      });
       const speed = (r: Run) => (r.tokens.length * 1000) / r.ms;
-      console.log(`\n${prompt.name}, T = ${temperature} (load average ${load()})`);
-      console.log(
-        "method               tokens/s  block eff.  vs AR  drafted  acceptance  tokens" +
-          (temperature === 0 ? "  same as AR" : ""),
-      );
+      const cellRows: (LookupBenchRow & { label: string })[] = [];
       for (const [i, c] of cs.entries()) {
         const rs = runs[i];
         const tokens = sum(rs.map((r) => r.tokens.length));
@@ -290,23 +252,31 @@ async function main(): Promise<void> {
           sameAsAutoregressive: same,
         };
         rows.push(row);
-        const cells = [
-          label(c).padEnd(19),
-          row.tokensPerSecond.toFixed(1).padStart(9),
-          row.blockEfficiency.toFixed(2).padStart(11),
-          `${row.speedup.toFixed(2)}×`.padStart(6),
-          pct(row.draftedShare).padStart(8),
-          pct(row.acceptance).padStart(11),
-          String(tokens).padStart(7),
-        ];
-        if (same !== null) cells.push(same ? "  yes" : "  no");
-        console.log(cells.join(" "));
+        cellRows.push({ ...row, label: label(c) });
       }
+      console.log(`\n${prompt.name}, T = ${temperature} (load average ${formatLoad(loadAverage())})`);
+      type Shown = (typeof cellRows)[number];
+      console.log(formatTable<Shown>([
+        { header: "method", value: "label" },
+        { header: "tokens/s", value: "tokensPerSecond", digits: 1 },
+        { header: "block eff.", value: "blockEfficiency", digits: 2 },
+        { header: "vs AR", value: "speedup", digits: 2, suffix: "×" },
+        { header: "drafted", value: "draftedShare", digits: 0, scale: 100, suffix: "%" },
+        { header: "acceptance", value: "acceptance", digits: 0, scale: 100, suffix: "%" },
+        { header: "tokens", value: "tokens", digits: 0 },
+        ...(temperature === 0 ? [{ header: "same as AR", value: "sameAsAutoregressive" as const }] : []),
+      ], cellRows));
     }
   }
   const longest = promptIds.reduce((a, b) => (b.length > a.length ? b : a));
   const ns = [1, 5, 9];
-  const times = await callTimes(target, longest, ns, quick ? 5 : 30);
+  const latency = await measureLatency(target, ns.map((n) => [1, n] as const), {
+    past: longest.length,
+    rounds: quick ? 5 : 30,
+    calls: 1,
+    keepAll: true,
+  });
+  const times = ns.map((n) => latency.get(`1x${n}`)!);
   const callMs = Object.fromEntries(ns.map((n, i) => [n, times[i]]));
   console.log(
     `\ntarget call after ${longest.length} tokens (median ms): ` +
@@ -316,13 +286,14 @@ async function main(): Promise<void> {
       }×`,
   );
   await generator.dispose();
-  console.log(JSON.stringify({
-    machine: { cpus: navigator.hardwareConcurrency, loadavg: Deno.loadavg(), threads, real },
+  finishBench(header, {
+    threads,
+    real,
     ngrams: { max: maxNgram, min: minNgram },
     dtype: real ? dtype : "toy",
     maxNewTokens,
     rounds,
     rows,
     callMs,
-  }));
+  });
 }

@@ -3,7 +3,7 @@
  * target folder, same runtime (onnxruntime-node, the "cpu" backend), sampling at temperature 1, 64 new
  * tokens after the same prompt (`[BOS = 1] + ids("Once upon a time")`).
  *
- * Run: `deno bench --allow-read --allow-env --allow-ffi --allow-sys bench/peer_bench.ts`
+ * Run: `deno bench --allow-read --allow-env --allow-ffi --allow-sys bench/micro/peer_bench.ts`
  * (`deno task bench` grants these; without --allow-ffi / --allow-sys every bench here is ignored and
  * the reason printed). Threads: 1 intra-op thread for every session, spectr's and transformers.js'
  * alike (`THREADS=n` to change), so the comparison is per core and stable on a shared machine.
@@ -26,9 +26,10 @@
  * @module
  */
 
-import { SpeculativeGenerator } from "../src/generate/generator.ts";
-import { OnnxCausalLM } from "../src/model/causal_lm.ts";
-import { haveModel, modelPath, MODELS_DIR } from "../src/model/_testing.ts";
+import { SpeculativeGenerator } from "../../src/generate/generator.ts";
+import { OnnxCausalLM } from "../../src/model/causal_lm.ts";
+import { haveModel, modelPath, MODELS_DIR } from "../../src/model/_testing.ts";
+import { type Column, endHeader, formatHeader, formatTable, machineHeader, median } from "../_harness.ts";
 
 const PROMPT = "Once upon a time";
 const BOS = 1;
@@ -47,8 +48,9 @@ const reason = missing.length > 0
   : !(haveModel("target") && haveModel("draft"))
   ? "models/target or models/draft is missing"
   : undefined;
-if (reason) console.warn(`SKIP: bench/peer_bench.ts ignored: ${reason}`);
+if (reason) console.warn(`SKIP: bench/micro/peer_bench.ts ignored: ${reason}`);
 const ignore = reason !== undefined;
+const header = ignore ? undefined : machineHeader("deno task bench: peer bench");
 const THREADS = ignore ? 1 : Number(Deno.env.get("THREADS") ?? 1);
 
 /** Per bench name: tokens generated and wall ms of each iteration, or ms per call. */
@@ -56,10 +58,6 @@ const samples = new Map<string, { tokens: number; ms: number }[]>();
 function record(name: string, tokens: number, ms: number): void {
   samples.set(name, [...(samples.get(name) ?? []), { tokens, ms }]);
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 // deno-lint-ignore no-explicit-any
 let tjs: { model: any; tokenizer: any; Tensor: any } | undefined;
@@ -218,25 +216,27 @@ function report(): void {
   };
   const ms = (name: string) => median((samples.get(name) ?? []).slice(-LATENCY_ITERATIONS).map((r) => r.ms));
   const peer = tps(NAMES.tjs);
+  type Generator = { name: string } & ReturnType<typeof tps>;
+  const generators: Generator[] = [NAMES.tjs, NAMES.ar, NAMES.spectr].map((name) => ({ name, ...tps(name) }));
+  const generatorColumns: Column<Generator>[] = [
+    { header: "generator", value: "name" },
+    { header: "tokens/s (median)", value: "median", digits: 1 },
+    { header: "tokens/s (pooled)", value: "pooled", digits: 1 },
+    { header: "mean tokens", value: "tokens", digits: 1 },
+    { header: "ratio vs transformers.js", value: (r) => r.median / peer.median, digits: 2 },
+  ];
   const lines = [
     "",
+    formatHeader(endHeader(header!)),
     `peer bench: target models/target, backend cpu (onnxruntime-node), ${THREADS} intra-op thread(s), temperature 1,`,
     `${NEW_TOKENS} new tokens, prompt ${
       JSON.stringify(PROMPT)
     } (${promptIds.length} ids with BOS); medians of the measured iterations`,
     "",
-    "| generator | tokens/s (median) | tokens/s (pooled) | mean tokens | ratio vs transformers.js |",
-    "|---|---|---|---|---|",
+    formatTable(generatorColumns, generators),
   ];
-  for (const name of [NAMES.tjs, NAMES.ar, NAMES.spectr]) {
-    const r = tps(name);
-    lines.push(
-      `| ${name} | ${r.median.toFixed(1)} | ${r.pooled.toFixed(1)} | ${r.tokens.toFixed(1)} | ${
-        (r.median / peer.median).toFixed(2)
-      } |`,
-    );
-  }
   const be = median(blockEfficiencies.slice(-ITERATIONS));
+  type Latency = (typeof latencyCases)[number];
   lines.push(
     "",
     `spectr / transformers.js = ${(tps(NAMES.spectr).median / peer.median).toFixed(2)}, ` +
@@ -245,12 +245,13 @@ function report(): void {
     `spectr block efficiency (median) = ${be.toFixed(2)} tokens per block (one scoring call each)`,
     "",
     `per-call latency through OnnxCausalLM.append, past ${PAST}, median of ${LATENCY_ITERATIONS} calls (ms):`,
-    "| model | batch | tokens | ms |",
-    "|---|---|---|---|",
+    formatTable<Latency>([
+      { header: "model", value: "which" },
+      { header: "batch", value: "batch", digits: 0 },
+      { header: "tokens", value: "tokens", digits: 0 },
+      { header: "ms", value: (c) => ms(latencyName(c)), digits: 3 },
+    ], latencyCases),
   );
-  for (const c of latencyCases) {
-    lines.push(`| ${c.which} | ${c.batch} | ${c.tokens} | ${ms(latencyName(c)).toFixed(3)} |`);
-  }
   const t11 = ms(latencyName(latencyCases[0]));
   const tkl = ms(latencyName(latencyCases[3]));
   const d = ms(latencyName(latencyCases[5]));

