@@ -47,6 +47,8 @@ ap.add_argument('--eval-every-frac', type=float, default=0,
                 help='with --epochs-order: evaluate every this fraction of an epoch (overrides --eval-every)')
 ap.add_argument('--reload-every', type=int, default=0, help='pick up new shards every N steps (sampling still running)')
 ap.add_argument('--max-minutes', type=float, default=0)
+ap.add_argument('--init-layer', default=None,
+                help="start the drafter's decoder layer from a target layer (target_layer.py's npz) instead of noise")
 ap.add_argument('--continue-schedule', action='store_true',
                 help="with --resume: continue the checkpoint's LR schedule (its minutes count toward --max-minutes)")
 args = ap.parse_args()
@@ -180,6 +182,13 @@ model = Drafter(E, d2t)
 ONORM = torch.from_numpy(prep['onorm']) if 'onorm' in prep.files else torch.ones(E.shape[1])
 with torch.no_grad():
     model.norm.copy_(ONORM)
+    if args.init_layer:
+        lay = np.load(args.init_layer)
+        for key in ['q', 'k', 'v', 'o', 'gate', 'up', 'down']:
+            getattr(model, key).weight.copy_(torch.from_numpy(lay[key]))
+        model.input_norm.copy_(torch.from_numpy(lay['input_norm']))
+        model.post_norm.copy_(torch.from_numpy(lay['post_norm']))
+        print(f'decoder layer initialised from {args.init_layer}', flush=True)
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.95),
                         weight_decay=args.wd)
 step = 0
