@@ -69,6 +69,12 @@ export interface MemoryConfig {
    */
   backend?: "wasm" | "kernel";
   /**
+   * Read the target's files whole (a loader without `readInto`), as before the kernel backend read
+   * files straight into its memory: the memory test's power check.
+   * @default {false}
+   */
+  wholeFiles?: boolean;
+  /**
    * Generations after loading (seeds 1, 2, …).
    * @default {3}
    */
@@ -159,6 +165,7 @@ function peakRss(): number {
 /** The child: loads the pair, generates, prints one JSON line (a MemoryResult). */
 async function child(config: MemoryConfig): Promise<void> {
   const { SpeculativeGenerator } = await import("../mod.ts");
+  const { openModelFolder } = await import("../src/model/loader.ts");
   let v8Peak = 0;
   const sample = () => {
     const m = Deno.memoryUsage();
@@ -166,8 +173,15 @@ async function child(config: MemoryConfig): Promise<void> {
   };
   const timer = setInterval(sample, 1);
   const t0 = performance.now();
+  const folder = await openModelFolder(config.target);
+  const whole = {
+    location: folder.location,
+    has: (name: string) => folder.has(name),
+    readBytes: (name: string) => folder.readBytes(name),
+    readJson: (name: string) => folder.readJson(name),
+  };
   const generator = await SpeculativeGenerator.fromPretrained({
-    target: config.target,
+    target: config.wholeFiles ? whole : config.target,
     draft: config.draft,
     backend: config.backend ?? "wasm",
     numThreads: 1,

@@ -26,6 +26,16 @@ export interface ModelLoader {
    */
   readBytes(name: string): Promise<Uint8Array>;
   /**
+   * The bytes of `name` written into memory the caller provides: `destination(byteLength)` is
+   * called once, with the file's size, and returns where the bytes go (e.g. a view of a
+   * WebAssembly memory); the file is read into it piece by piece where the loader can, so it is
+   * never held twice. Optional: a loader without it is read with {@linkcode ModelLoader.readBytes}.
+   * @returns The filled destination.
+   * @throws {ModelNotFoundError} the file does not exist.
+   * @throws {RangeError} the destination is not `byteLength` bytes.
+   */
+  readInto?(name: string, destination: (byteLength: number) => Uint8Array): Promise<Uint8Array>;
+  /**
    * `name` parsed as JSON.
    * @throws {ModelNotFoundError} the file does not exist.
    * @throws {InvalidModelError} the file is not valid JSON.
@@ -55,6 +65,12 @@ abstract class BaseLoader implements ModelLoader {
   abstract has(name: string): Promise<boolean>;
   abstract readBytes(name: string): Promise<Uint8Array>;
 
+  /** {@linkcode ModelLoader.readInto} by copying what {@linkcode ModelLoader.readBytes} returns. */
+  async readInto(name: string, destination: (byteLength: number) => Uint8Array): Promise<Uint8Array> {
+    const bytes = await this.readBytes(name);
+    return fill(destination, bytes.length, (dst) => dst.set(bytes));
+  }
+
   async readJson(name: string): Promise<unknown> {
     const bytes = await this.readBytes(name);
     try {
@@ -69,6 +85,27 @@ abstract class BaseLoader implements ModelLoader {
     }
   }
 }
+
+/** Asks `destination` for `byteLength` bytes, checks what it gave and lets `write` fill it. */
+async function fill(
+  destination: (byteLength: number) => Uint8Array,
+  byteLength: number,
+  write: (dst: Uint8Array) => void | Promise<void>,
+): Promise<Uint8Array> {
+  const dst = destination(byteLength);
+  if (!(dst instanceof Uint8Array) || dst.length !== byteLength) {
+    throw new RangeError(
+      `Cannot read a model file into memory: the destination must be a Uint8Array of ${byteLength} bytes, got ${
+        dst instanceof Uint8Array ? `${dst.length} bytes` : typeof dst
+      }`,
+    );
+  }
+  await write(dst);
+  return dst;
+}
+
+/** Bytes read per piece by {@linkcode ModelLoader.readInto} from a file or a response body. */
+const PIECE = 8 << 20;
 
 type Fs = typeof import("node:fs/promises");
 let fsPromise: Promise<Fs> | undefined;
@@ -99,15 +136,52 @@ class FileSystemLoader extends BaseLoader {
       const data = await (await fs()).readFile(path);
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     } catch (cause) {
-      const code = (cause as { code?: string }).code;
-      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
-        throw new ModelNotFoundError(`Cannot read ${name}: the file does not exist, got ${path}`, path, {
-          cause,
-        });
-      }
-      throw cause;
+      notFound(name, path, cause);
     }
   }
+
+  /** {@linkcode ModelLoader.readInto}: the file read straight into the destination, 8 MiB at a time. */
+  override async readInto(
+    name: string,
+    destination: (byteLength: number) => Uint8Array,
+  ): Promise<Uint8Array> {
+    checkName(name);
+    const path = join(this.location, name);
+    let handle: Awaited<ReturnType<Fs["open"]>>;
+    try {
+      handle = await (await fs()).open(path, "r");
+    } catch (cause) {
+      notFound(name, path, cause);
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) {
+        notFound(name, path, Object.assign(new Error(`${path} is not a file`), { code: "EISDIR" }));
+      }
+      const size = stat.size;
+      return await fill(destination, size, async (dst) => {
+        for (let at = 0; at < size;) {
+          const { bytesRead } = await handle.read(dst, at, Math.min(PIECE, size - at), at);
+          if (bytesRead === 0) {
+            throw new Error(`Cannot read ${name}: ${path} ended after ${at} of ${size} bytes`);
+          }
+          at += bytesRead;
+        }
+      });
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+function notFound(name: string, path: string, cause: unknown): never {
+  const code = (cause as { code?: string }).code;
+  if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
+    throw new ModelNotFoundError(`Cannot read ${name}: the file does not exist, got ${path}`, path, {
+      cause,
+    });
+  }
+  throw cause;
 }
 
 class FetchLoader extends BaseLoader {
@@ -143,6 +217,60 @@ class FetchLoader extends BaseLoader {
       );
     }
     return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /**
+   * {@linkcode ModelLoader.readInto}: the response body streamed into the destination when the
+   * server states its length (Content-Length, no Content-Encoding); otherwise read whole and copied.
+   */
+  override async readInto(
+    name: string,
+    destination: (byteLength: number) => Uint8Array,
+  ): Promise<Uint8Array> {
+    checkName(name);
+    const url = join(this.location, name);
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (cause) {
+      throw new ModelNotFoundError(`Cannot read ${name}: fetching failed, got ${url}`, url, { cause });
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new ModelNotFoundError(
+        `Cannot read ${name}: the server answered ${response.status} ${response.statusText}, got ${url}`,
+        url,
+      );
+    }
+    const length = Number(response.headers.get("content-length") ?? NaN);
+    if (!Number.isSafeInteger(length) || response.headers.has("content-encoding") || !response.body) {
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      return fill(destination, bytes.length, (dst) => dst.set(bytes));
+    }
+    const reader = response.body.getReader();
+    try {
+      return await fill(destination, length, async (dst) => {
+        let at = 0;
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (at + value.length > length) {
+            await reader.cancel();
+            throw new InvalidModelError(
+              `Cannot read ${name}: ${url} sent more than its Content-Length ${length}`,
+            );
+          }
+          dst.set(value, at);
+          at += value.length;
+        }
+        if (at !== length) {
+          throw new InvalidModelError(`Cannot read ${name}: ${url} ended after ${at} of ${length} bytes`);
+        }
+      });
+    } catch (error) {
+      await reader.cancel().catch(() => {}); // a refused destination: the body is not left open
+      throw error;
+    }
   }
 }
 

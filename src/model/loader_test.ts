@@ -77,3 +77,67 @@ Deno.test("Unsupported schemes, names escaping the folder and invalid JSON are r
   await assert.rejects(() => folder.readBytes("../secret"), TypeError);
   await assert.rejects(() => folder.readJson("config.json"), /config\.json is not valid JSON/);
 });
+
+// readInto: a file of more than one 8 MiB piece (so the piecewise read and its offsets are exercised),
+// read from disk, over http (Content-Length known, then a chunked body without it) and from memory,
+// lands byte for byte in the destination the caller gives, which is asked for once with the size.
+// Power check: a destination of the wrong size is a RangeError naming both sizes; a missing file is a
+// ModelNotFoundError as for readBytes.
+Deno.test({
+  name: "readInto fills the caller's destination byte for byte: disk, http (with and without length), memory",
+  ignore: !net,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "spectr_loader_into_" });
+  const n = (8 << 20) * 2 + 12345;
+  const data = new Uint8Array(n);
+  for (let i = 0; i < n; i++) data[i] = (i * 2654435761) >>> 27;
+  await Deno.writeFile(`${dir}/big.bin`, data);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (request) => {
+    const path = new URL(request.url).pathname;
+    const body = await Deno.readFile(`${dir}/big.bin`);
+    if (path.endsWith("chunked.bin")) {
+      // a stream without Content-Length
+      return new Response(
+        new ReadableStream({
+          start(c) {
+            for (let at = 0; at < body.length; at += 1 << 20) c.enqueue(body.slice(at, at + (1 << 20)));
+            c.close();
+          },
+        }),
+      );
+    }
+    return path.endsWith("big.bin") ? new Response(body) : new Response("no", { status: 404 });
+  });
+  try {
+    const folders = [
+      ["disk", await openModelFolder(dir), "big.bin"],
+      ["http", await openModelFolder(`http://127.0.0.1:${server.addr.port}/`), "big.bin"],
+      ["http, no length", await openModelFolder(`http://127.0.0.1:${server.addr.port}/`), "chunked.bin"],
+      ["memory", await openModelFolder({ "big.bin": data }), "big.bin"],
+    ] as const;
+    for (const [label, folder, name] of folders) {
+      const asked: number[] = [];
+      const target = new Uint8Array(n + 64);
+      const got = await folder.readInto!(name, (size) => {
+        asked.push(size);
+        return target.subarray(32, 32 + size);
+      });
+      assert.deepEqual(asked, [n], `${label}: asked once, with the file's size`);
+      assert.equal(got.buffer, target.buffer, `${label}: the caller's memory`);
+      assert.equal(got.byteOffset, 32);
+      assert.ok(got.every((x, i) => x === data[i]), `${label}: the bytes`);
+      await assert.rejects(
+        () => folder.readInto!(name, (size) => new Uint8Array(size - 1)),
+        (e: Error) => e instanceof RangeError && new RegExp(`${n} bytes, got ${n - 1} bytes`).test(e.message),
+        `${label}: a destination of the wrong size`,
+      );
+    }
+    await assert.rejects(
+      () => folders[0][1].readInto!("missing.bin", (size) => new Uint8Array(size)),
+      ModelNotFoundError,
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -84,23 +84,7 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, xq: &mut [i16], xs: &mut [f3
     assert!(k % Q8_BLOCK == 0 && x.len() >= m * k && xq.len() >= m * k && xs.len() >= m * blocks);
     assert!(xsum.len() >= m * blocks);
     for b in 0..m * blocks {
-        let v = &x[b * Q8_BLOCK..(b + 1) * Q8_BLOCK];
-        let (mut amax, mut sum) = (0.0f32, 0.0f32);
-        for &a in v {
-            let a_abs = if a < 0.0 { -a } else { a };
-            if a_abs > amax {
-                amax = a_abs;
-            }
-            sum += a;
-        }
-        let scale = amax / 127.0;
-        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        for (i, &a) in v.iter().enumerate() {
-            let t = a * inv;
-            // round half away from zero, then clamp (|t| ≤ 127 up to rounding)
-            let r = if t >= 0.0 { (t + 0.5) as i32 } else { (t - 0.5) as i32 };
-            xq[b * Q8_BLOCK + i] = r.clamp(-127, 127) as i16;
-        }
+        let (scale, sum) = imp::quantize_block(&x[b * Q8_BLOCK..(b + 1) * Q8_BLOCK], &mut xq[b * Q8_BLOCK..(b + 1) * Q8_BLOCK]);
         xs[b] = scale;
         xsum[b] = sum;
     }
@@ -233,8 +217,10 @@ pub fn gelu_tanh(x: &mut [f32]) {
 
 /// In place: Llama's gated SiLU, `gate ← gate · σ(gate) · up`.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g * sigmoid(*g) * u;
+    let n = gate.len().min(up.len());
+    let n4 = imp::silu_mul4(&mut gate[..n], &up[..n]);
+    for i in n4..n {
+        gate[i] = gate[i] * sigmoid(gate[i]) * up[i];
     }
 }
 
@@ -494,6 +480,68 @@ mod imp {
         }
     }
 
+    /// One block of [`super::quantize_rows`]: its codes into `q`, returns (scale, exact-order-free
+    /// float sum). Same rounding as the scalar version (round half away from zero, then clamp);
+    /// the maximum ignores NaN as the scalar comparison does (pseudo-max), the sum adds four lanes.
+    #[inline(always)]
+    pub fn quantize_block(v: &[f32], q: &mut [i16]) -> (f32, f32) {
+        assert!(v.len() == 32 && q.len() == 32);
+        let (vp, qp) = (v.as_ptr(), q.as_mut_ptr());
+        // SAFETY: 32 f32 of v and 32 i16 of q (asserted above): eight 16-byte loads, four stores.
+        unsafe {
+            let mut x = [f32x4_splat(0.0); 8];
+            let (mut amax, mut sum) = (f32x4_splat(0.0), f32x4_splat(0.0));
+            for c in 0..8 {
+                x[c] = v128_load(vp.add(4 * c) as *const v128);
+                amax = f32x4_pmax(amax, f32x4_abs(x[c]));
+                sum = f32x4_add(sum, x[c]);
+            }
+            let amax = {
+                let m = |a: f32, b: f32| if b > a { b } else { a };
+                m(m(f32x4_extract_lane::<0>(amax), f32x4_extract_lane::<1>(amax)), m(f32x4_extract_lane::<2>(amax), f32x4_extract_lane::<3>(amax)))
+            };
+            let sum = (f32x4_extract_lane::<0>(sum) + f32x4_extract_lane::<1>(sum)) + (f32x4_extract_lane::<2>(sum) + f32x4_extract_lane::<3>(sum));
+            let scale = amax / 127.0;
+            let inv = f32x4_splat(if scale > 0.0 { 1.0 / scale } else { 0.0 });
+            let (sign, half) = (i32x4_splat(i32::MIN), f32x4_splat(0.5));
+            let (lo, hi) = (i16x8_splat(-127), i16x8_splat(127));
+            for c in 0..4 {
+                let t0 = f32x4_mul(x[2 * c], inv);
+                let t1 = f32x4_mul(x[2 * c + 1], inv);
+                // t ± 0.5 with the sign of t (t ≥ 0 ⇔ sign bit clear, −0 rounds to 0 either way)
+                let r0 = i32x4_trunc_sat_f32x4(f32x4_add(t0, v128_or(half, v128_and(t0, sign))));
+                let r1 = i32x4_trunc_sat_f32x4(f32x4_add(t1, v128_or(half, v128_and(t1, sign))));
+                let w = i16x8_max(lo, i16x8_min(hi, i16x8_narrow_i32x4(r0, r1)));
+                v128_store(qp.add(8 * c) as *mut v128, w);
+            }
+            (scale, sum)
+        }
+    }
+
+    /// `gate ← gate · σ(gate) · up` four lanes at a time, lane for lane the scalar
+    /// [`super::silu_mul`] (σ from `exp4` of −|g|, which is [`crate::simd::exp_f32`] per lane);
+    /// returns how many leading values it did (a multiple of 4).
+    #[inline(always)]
+    pub fn silu_mul4(gate: &mut [f32], up: &[f32]) -> usize {
+        let n4 = gate.len().min(up.len()) & !3;
+        let (gp, up_) = (gate.as_mut_ptr(), up.as_ptr());
+        let one = f32x4_splat(1.0);
+        let mut i = 0;
+        // SAFETY: i + 4 ≤ n4 ≤ both lengths.
+        unsafe {
+            while i < n4 {
+                let g = v128_load(gp.add(i) as *const v128);
+                let u = v128_load(up_.add(i) as *const v128);
+                let e = crate::simd128::exp4(f32x4_neg(f32x4_abs(g)));
+                let pos = f32x4_ge(g, f32x4_splat(0.0));
+                let s = v128_bitselect(f32x4_div(one, f32x4_add(one, e)), f32x4_div(e, f32x4_add(one, e)), pos);
+                v128_store(gp.add(i) as *mut v128, f32x4_mul(f32x4_mul(g, s), u));
+                i += 4;
+            }
+        }
+        n4
+    }
+
     #[inline(always)]
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -575,6 +623,30 @@ mod imp {
                 out[r * n + j] = s;
             }
         }
+    }
+
+    pub fn quantize_block(v: &[f32], q: &mut [i16]) -> (f32, f32) {
+        let (mut amax, mut sum) = (0.0f32, 0.0f32);
+        for &a in v {
+            let a_abs = if a < 0.0 { -a } else { a };
+            if a_abs > amax {
+                amax = a_abs;
+            }
+            sum += a;
+        }
+        let scale = amax / 127.0;
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for (i, &a) in v.iter().enumerate() {
+            let t = a * inv;
+            // round half away from zero, then clamp (|t| ≤ 127 up to rounding)
+            let r = if t >= 0.0 { (t + 0.5) as i32 } else { (t - 0.5) as i32 };
+            q[i] = r.clamp(-127, 127) as i16;
+        }
+        (scale, sum)
+    }
+
+    pub fn silu_mul4(_gate: &mut [f32], _up: &[f32]) -> usize {
+        0
     }
 
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {

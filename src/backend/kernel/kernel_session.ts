@@ -31,6 +31,8 @@ import { kernelWasmUrl, readBytes } from "../../kernel/wasm_load.ts";
 import { bindExports } from "../../kernel/wasm_abi.ts";
 import { type AnyKernelFamily, type KernelFamily, kernelFamily, type KernelModel } from "./families/mod.ts";
 import { ForwardPass, LinearMemory, type PassShape } from "./ops.ts";
+import { adoptImage, readImage } from "./file_image.ts";
+import type { ModelLoader } from "../../model/loader.ts";
 
 /** A CPU tensor with the fields the model layer reads (onnxruntime-common's shape of one). */
 export class KernelTensor implements Tensor {
@@ -84,6 +86,24 @@ function kernelModule(): Promise<WebAssembly.Module> {
  * await session.release();
  * ```
  */
+/** The family's reader over an ONNX file's bytes (errors name the file and the backend). */
+function readFamily(
+  bytes: Uint8Array,
+  config: ModelConfig,
+  file: string,
+  family?: AnyKernelFamily,
+): { chosen: AnyKernelFamily; weights: unknown } {
+  try {
+    const chosen = family ?? kernelFamily(config.family);
+    return { chosen, weights: chosen.read(readOnnxGraph(bytes), config) };
+  } catch (cause) {
+    if (cause instanceof InvalidModelError) {
+      throw new InvalidModelError(`Cannot load ${file} on the kernel backend: ${cause.message}`, { cause });
+    }
+    throw cause;
+  }
+}
+
 export class KernelSession implements BackendSession {
   /** Graph input names, in order. */
   readonly inputNames: readonly string[];
@@ -102,7 +122,13 @@ export class KernelSession implements BackendSession {
   readonly #model: KernelModel;
   #released = false;
 
-  private constructor(mem: LinearMemory, config: ModelConfig, family: AnyKernelFamily, weights: unknown) {
+  private constructor(
+    mem: LinearMemory,
+    config: ModelConfig,
+    family: AnyKernelFamily,
+    weights: unknown,
+    imageBytes = 0,
+  ) {
     this.#mem = mem;
     this.#family = family;
     this.#shape = {
@@ -115,7 +141,7 @@ export class KernelSession implements BackendSession {
     const s = this.#shape;
     const start = mem.alloc(0);
     this.#model = family.place(mem, weights, config);
-    this.weightBytes = mem.alloc(0) - start;
+    this.weightBytes = imageBytes + mem.alloc(0) - start;
     mem.keep();
     const names: string[] = [];
     for (let i = 0; i < config.numLayers; i++) {
@@ -168,18 +194,30 @@ export class KernelSession implements BackendSession {
     file: string,
     family?: KernelFamily<W, M>,
   ): Promise<KernelSession> {
-    let chosen: AnyKernelFamily, weights: unknown;
-    try {
-      chosen = family ?? kernelFamily(config.family);
-      weights = chosen.read(readOnnxGraph(bytes), config);
-    } catch (cause) {
-      if (cause instanceof InvalidModelError) {
-        throw new InvalidModelError(`Cannot load ${file} on the kernel backend: ${cause.message}`, { cause });
-      }
-      throw cause;
-    }
+    const { chosen, weights } = readFamily(bytes, config, file, family);
     const instance = await WebAssembly.instantiate(await kernelModule(), {});
     return new KernelSession(new LinearMemory(bindExports(instance)), config, chosen, weights);
+  }
+
+  /**
+   * Reads an ONNX file of a folder straight into a new kernel instance's memory (its image,
+   * file_image.ts: piece by piece where the loader can) and places its family's weights there: the
+   * 8-bit codes are used where they lie, so the file is never held twice. What the backend's
+   * `createSession` does.
+   *
+   * @param folder The model folder.
+   * @param file The ONNX file's name in it.
+   * @param config The model's config (family and sizes).
+   * @throws {InvalidModelError} no family of that name, or the graph is not one its reader supports.
+   * @throws {ModelNotFoundError} the file does not exist.
+   */
+  static async load(folder: ModelLoader, file: string, config: ModelConfig): Promise<KernelSession> {
+    const mem = new LinearMemory(bindExports(await WebAssembly.instantiate(await kernelModule(), {})));
+    const image = await readImage(folder, file, mem);
+    const family = readFamily(image, config, file);
+    const adopted = adoptImage(family.weights, image);
+    mem.adopt(adopted.codes);
+    return new KernelSession(mem, config, family.chosen, family.weights, adopted.bytes);
   }
 
   /**

@@ -209,7 +209,7 @@ Deno.test({
 // and its q8 rounding moved; measured after: 10/12, logits 0.989 apart against its own q8-vs-fp32
 // spread of 1.107 — two near ties tip; after the kernel's scales went four blocks at a time, 2026-12-08,
 // which rounds each block's integer dot once instead of per lane: 1.360, argmax 10/12, the same greedy
-// text; src/kernel/lm_q8_test.ts bounds the layer itself). A wrong kernel (e.g. codes not re-centred: the zero point
+// text; src/kernel/lm_simd_test.ts bounds the layer itself). A wrong kernel (e.g. codes not re-centred: the zero point
 // forgotten) is off by whole logits at every position.
 Deno.test({
   name:

@@ -24,10 +24,16 @@ export const kernelBackend: Backend = Object.freeze({
   runtimeModule: undefined,
   available: () => Promise.resolve(typeof WebAssembly === "object"),
   load: () => Promise.resolve(),
-  /** The folder's config and ONNX file, read into the kernel's memory. */
+  /**
+   * The folder's config and ONNX file. An 8-bit file (`*_quantized.onnx`) is read straight into the
+   * kernel's memory and its codes used where they lie (file_image.ts), never held twice; a float
+   * file is read as bytes and its weights copied (most are transposed or widened, so an image
+   * would stay beside the copies).
+   */
   async createSession(folder: ModelLoader, file: string): Promise<BackendSession> {
     const config = await readModelConfig(folder);
-    const bytes = await folder.readBytes(file);
-    return await KernelSession.create(bytes, config, file);
+    return file.endsWith("_quantized.onnx")
+      ? await KernelSession.load(folder, file, config)
+      : await KernelSession.create(await folder.readBytes(file), config, file);
   },
 });

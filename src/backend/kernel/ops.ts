@@ -9,6 +9,7 @@
  * @module
  */
 import type { KernelExports } from "../../kernel/wasm_abi.ts";
+import type { InPlaceCodes } from "./file_image.ts";
 import type { Tensor } from "../types.ts";
 import { isQ8, type LinearWeight, Q8_BLOCK } from "./q8_weight.ts";
 import type { HeadWeight, VocabSubset } from "./transformer_weights.ts";
@@ -49,12 +50,25 @@ export interface RopeTables {
   sin: Float32Array;
 }
 
+/** One layer of {@linkcode ForwardPass.linears}: `out[m×n] = src · w (+ bias)`. */
+export interface LinearCall {
+  /** The weight. */
+  w: LinearAt;
+  /** Its outputs per row. */
+  n: number;
+  /** The bias's offset, 0 for none. */
+  bias: number;
+  /** Where the `[m, n]` result goes. */
+  out: number;
+}
+
 /** A WebAssembly memory with a bump allocator: weights first (kept), then per-call scratch. */
 export class LinearMemory {
   /** The kernel's exports (its functions and memory). */
   readonly x: KernelExports;
   #top: number;
   #mark = 0;
+  #inPlace?: InPlaceCodes;
   #f32!: Float32Array;
   #u8!: Uint8Array;
 
@@ -86,8 +100,10 @@ export class LinearMemory {
     return at;
   }
 
-  /** A copy of `data` in the memory; returns its byte offset. */
+  /** A copy of `data` in the memory (or where it lies, for a weight of the file image); returns its byte offset. */
   put(data: Float32Array): number {
+    const adopted = this.#inPlace?.get(data); // a weight of the file image, where it lies
+    if (adopted !== undefined) return adopted;
     const at = this.alloc(data.length * 4);
     this.f32.set(data, at >> 2);
     return at;
@@ -103,10 +119,18 @@ export class LinearMemory {
     const none: LinearAt = { f32: 0, codes: 0, scales: 0, mins: 0 };
     if (w === undefined) return none;
     if (!isQ8(w)) return { ...none, f32: this.put(w) };
-    const codes = this.alloc(w.codes.length);
-    const u8 = this.u8, src = w.codes;
-    for (let i = 0; i < src.length; i++) u8[codes + i] = src[i] ^ 0x80; // code − 128 as int8
+    let codes = this.#inPlace?.get(w.codes); // already re-centred where the file image holds them
+    if (codes === undefined) {
+      codes = this.alloc(w.codes.length);
+      const u8 = this.u8, src = w.codes;
+      for (let i = 0; i < src.length; i++) u8[codes + i] = src[i] ^ 0x80; // code − 128 as int8
+    }
     return { f32: 0, codes, scales: this.put(w.scales), mins: w.mins ? this.put(w.mins) : 0 };
+  }
+
+  /** Codes that lie in this memory already (a file image, file_image.ts): `linear` uses them in place. */
+  adopt(codes: InPlaceCodes): void {
+    this.#inPlace = codes;
   }
 
   /** The output head: the embedding's copy `embedAt` when tied to it (the same array), else a copy of its own. */
@@ -280,14 +304,27 @@ export class ForwardPass {
    * rows of src (scratch kept for the widest input so far).
    */
   linear(src: number, k: number, w: LinearAt, n: number, bias: number, out: number): void {
+    this.linears(src, k, [{ w, n, bias, out }]);
+  }
+
+  /**
+   * Several linear layers of the same input (q, k, v; gate and up): as {@linkcode linear} each,
+   * with the rows of src quantized once for all the 8-bit ones.
+   */
+  linears(src: number, k: number, layers: readonly LinearCall[]): void {
     const e = this.x;
-    if (w.f32 !== 0) {
-      e.spectr_lm_linear(src, this.m, k, w.f32, n, bias, out);
-      return;
+    let q8: Q8Scratch | undefined;
+    for (const { w, n, bias, out } of layers) {
+      if (w.f32 !== 0) {
+        e.spectr_lm_linear(src, this.m, k, w.f32, n, bias, out);
+        continue;
+      }
+      if (q8 === undefined) {
+        q8 = this.#q8Scratch(k);
+        e.spectr_lm_quantize_rows(src, this.m, k, q8.xq, q8.xs, q8.xsum);
+      }
+      e.spectr_lm_linear_q8(q8.xq, q8.xs, q8.xsum, this.m, k, w.codes, w.scales, w.mins, n, bias, out);
     }
-    const { xq, xs, xsum } = this.#q8Scratch(k);
-    e.spectr_lm_quantize_rows(src, this.m, k, xq, xs, xsum);
-    e.spectr_lm_linear_q8(xq, xs, xsum, this.m, k, w.codes, w.scales, w.mins, n, bias, out);
   }
 
   #q8Scratch(k: number): Q8Scratch {

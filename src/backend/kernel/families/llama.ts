@@ -521,9 +521,11 @@ export const llama: KernelFamily<LlamaWeights<LinearWeight>, LlamaModel> = Objec
     for (let layer = 0; layer < w.layers.length; layer++) {
       const L = w.layers[layer];
       p.rmsNorm(hidden, L.inputNorm, w.eps, normed);
-      p.linear(normed, d, L.q, qWidth, L.qBias, q);
-      p.linear(normed, d, L.k, kvWidth, L.kBias, kNew);
-      p.linear(normed, d, L.v, kvWidth, L.vBias, vNew);
+      p.linears(normed, d, [
+        { w: L.q, n: qWidth, bias: L.qBias, out: q },
+        { w: L.k, n: kvWidth, bias: L.kBias, out: kNew },
+        { w: L.v, n: kvWidth, bias: L.vBias, out: vNew },
+      ]);
       p.rope(q, heads, rope, w.rope);
       p.rope(kNew, kvHeads, rope, w.rope);
       p.attention(
@@ -536,8 +538,12 @@ export const llama: KernelFamily<LlamaWeights<LinearWeight>, LlamaModel> = Objec
       p.linear(attnOut, qWidth, L.o, d, 0, proj);
       p.add(hidden, proj, m * d);
       p.rmsNorm(hidden, L.postNorm, w.eps, normed);
-      p.linear(normed, d, L.gate, inner, 0, gate);
-      p.linear(normed, d, L.up, inner, 0, up);
+      p.linears(normed, d, [{ w: L.gate, n: inner, bias: 0, out: gate }, {
+        w: L.up,
+        n: inner,
+        bias: 0,
+        out: up,
+      }]);
       p.siluMul(gate, up, m * inner);
       p.linear(gate, inner, L.down, d, 0, proj);
       p.add(hidden, proj, m * d);

@@ -1,4 +1,4 @@
-// The kernel's 8-bit linear layer (`spectr_lm_quantize_rows` + `spectr_lm_linear_q8`, the simd128
+// The kernel backend's simd128 layers. The 8-bit linear layer (`spectr_lm_quantize_rows` + `spectr_lm_linear_q8`, the simd128
 // code the `kernel` backend runs; the crate's host tests cover only its scalar fallback) against
 // sums written from the definition in wasm/src/lm.rs, in float64:
 //   xq[r, i] = round-half-away(x[r, i] / s), s = max|x[r, block]| / 127, clamped to ±127
@@ -192,4 +192,40 @@ Deno.test("kernel q8 linear: power checks — rotated scale lanes, a dropped tai
   );
   const otherRow = reference(c, inp, { ...q, xs: q.xs.map((_, i) => q.xs[(i + blocks) % q.xs.length]) });
   assert.ok(worst(got.y, otherRow) > 100 * TOLERANCE, "activation scales of the next row");
+});
+
+// SwiGLU's `gate ← gate · σ(gate) · up` (`spectr_lm_silu_mul`: four lanes at a time, the rest one by
+// one) against float64 σ from Math.exp. Threshold: exp_f32's polynomial is within a few ulps, and the
+// products add one rounding each: |y − ref| ≤ 1e-6 · |ref| + 1e-30. Every length 1..13 (each lane
+// remainder), arguments over ±90 (σ saturating both ways, exp's lower cut at −87.3). Power check: σ(−g)
+// in place of σ(g) is rejected by the same comparison.
+Deno.test("kernel silu_mul: every length 1..13 and arguments over ±90 — float64 σ within 1e-6", async () => {
+  const e = await exports();
+  const rnd = lcg(7);
+  const base = (e.spectr_heap_base() + 63) & ~63;
+  const worstOf = (g: Float32Array, u: Float32Array, y: Float32Array, flip = false) => {
+    let w = 0;
+    for (let i = 0; i < g.length; i++) {
+      const s = 1 / (1 + Math.exp(flip ? g[i] : -g[i]));
+      const ref = g[i] * s * u[i];
+      w = Math.max(w, Math.abs(y[i] - ref) / (Math.abs(ref) + 1e-30));
+    }
+    return w;
+  };
+  let worst = 0, flipped = Infinity;
+  for (let n = 1; n <= 13; n++) {
+    const g = Float32Array.from({ length: n }, (_, i) => i === 0 ? (n % 2 ? 90 : -90) : (rnd() - 0.5) * 24);
+    const u = Float32Array.from({ length: n }, () => rnd() * 4 - 2);
+    new Float32Array(e.memory.buffer, base, n).set(g);
+    new Float32Array(e.memory.buffer, base + 4096, n).set(u);
+    assert.equal(e.spectr_lm_silu_mul(base, base + 4096, n), 0);
+    const y = new Float32Array(e.memory.buffer, base, n).slice();
+    worst = Math.max(worst, worstOf(g, u, y));
+    if (n >= 4) flipped = Math.min(flipped, worstOf(g, u, y, true));
+  }
+  console.log(
+    `silu_mul: worst relative error ${worst.toExponential(2)}; with σ(−g): ${flipped.toExponential(2)}`,
+  );
+  assert.ok(worst <= 1e-6, `worst relative error ${worst}`);
+  assert.ok(flipped > 1e-2, "power: σ(−g) is rejected");
 });
