@@ -104,7 +104,7 @@ async function fill(
   return dst;
 }
 
-/** Bytes read per piece by {@linkcode ModelLoader.readInto} from a file or a response body. */
+/** Bytes read per piece by the file system loader's {@linkcode ModelLoader.readInto}. */
 const PIECE = 8 << 20;
 
 type Fs = typeof import("node:fs/promises");
@@ -201,6 +201,12 @@ class FetchLoader extends BaseLoader {
     }
   }
   async readBytes(name: string): Promise<Uint8Array> {
+    const { response } = await this.#get(name);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /** A successful response for `name`, or a ModelNotFoundError naming the URL. */
+  async #get(name: string): Promise<{ response: Response; url: string }> {
     checkName(name);
     const url = join(this.location, name);
     let response: Response;
@@ -216,7 +222,7 @@ class FetchLoader extends BaseLoader {
         url,
       );
     }
-    return new Uint8Array(await response.arrayBuffer());
+    return { response, url };
   }
 
   /**
@@ -227,21 +233,7 @@ class FetchLoader extends BaseLoader {
     name: string,
     destination: (byteLength: number) => Uint8Array,
   ): Promise<Uint8Array> {
-    checkName(name);
-    const url = join(this.location, name);
-    let response: Response;
-    try {
-      response = await fetch(url);
-    } catch (cause) {
-      throw new ModelNotFoundError(`Cannot read ${name}: fetching failed, got ${url}`, url, { cause });
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new ModelNotFoundError(
-        `Cannot read ${name}: the server answered ${response.status} ${response.statusText}, got ${url}`,
-        url,
-      );
-    }
+    const { response, url } = await this.#get(name);
     const length = Number(response.headers.get("content-length") ?? NaN);
     if (!Number.isSafeInteger(length) || response.headers.has("content-encoding") || !response.body) {
       const bytes = new Uint8Array(await response.arrayBuffer());
