@@ -10,13 +10,14 @@ import { AutoregressiveDecoder } from "./autoregressive.ts";
 import { BlockDecoder } from "./decoder.ts";
 import type { CausalModel } from "./model.ts";
 import type { BlockPlanner } from "./plan.ts";
+import { isPlannerName, plannerNames } from "./planners.ts";
 import type { Proposer } from "./proposer.ts";
 import type { DecodeMethod, Decoder } from "./types.ts";
 
 /** The methods {@linkcode createDecoder} accepts: `autoregressive`, `auto`, then every registered verifier. */
 export const decodeMethods: readonly DecodeMethod[] = Object.freeze([
   "autoregressive",
-  "auto",
+  ...plannerNames,
   ...verifierNames,
 ]);
 
@@ -45,7 +46,7 @@ export interface CreateDecoderOptions {
    * @default {{}}
    */
   warp?: WarpOptions;
-  /** The planner for "auto" (required by it: see `AutoPlanner`). */
+  /** The planner for a planning method such as "auto" (required by it: see src/decode/planners.ts). */
   planner?: BlockPlanner;
 }
 
@@ -82,8 +83,8 @@ export function createDecoder(method: DecodeMethod, options: CreateDecoderOption
   if (!draft && !proposer) {
     throw new RangeError(`Cannot create a decoder: method "${method}" needs a draft model, got ${draft}`);
   }
-  if (method === "auto") {
-    if (!planner) throw new RangeError('Cannot create a decoder: method "auto" needs a planner');
+  if (isPlannerName(method)) {
+    if (!planner) throw new RangeError(`Cannot create a decoder: method "${method}" needs a planner`);
     return new BlockDecoder({ target, draft, proposer, kernel, planner, warp });
   }
   return new BlockDecoder({ target, draft, proposer, kernel, verifier: method, k, draftLength, warp });

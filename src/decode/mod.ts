@@ -33,6 +33,16 @@ export {
   type EagleProposerOptions,
 } from "./eagle_proposer.ts";
 export { getProposerKind, type ProposerName, proposerNames, type Proposers, proposers } from "./proposers.ts";
+export {
+  autoPlannerKind,
+  isPlannerName,
+  type PlannerContext,
+  type PlannerKind,
+  type PlannerName,
+  plannerNames,
+  type Planners,
+  planners,
+} from "./planners.ts";
 export type { ProposerKind, ProposerParts } from "./proposer.ts";
 export { AutoPlanner } from "./auto.ts";
 export type { AutoCandidate, AutoPlannerOptions } from "./auto.ts";

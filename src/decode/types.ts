@@ -7,12 +7,13 @@
 import type { Random } from "../random.ts";
 import type { VerifierName } from "../verify/mod.ts";
 import type { DecodeStats } from "./stats.ts";
+import type { PlannerName } from "./planners.ts";
 
 /**
  * Decoding methods, by name: the autoregressive baseline, `auto` (verifier, k and L chosen per block
  * from a cost model and online acceptance), or a speculative verifier from the registry.
  */
-export type DecodeMethod = "autoregressive" | "auto" | VerifierName;
+export type DecodeMethod = "autoregressive" | PlannerName | VerifierName;
 
 /** Options of one generation. */
 export interface GenerateOptions {

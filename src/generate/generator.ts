@@ -9,7 +9,8 @@
 
 import type { Kernel, WarpOptions } from "../kernel/types.ts";
 import { loadKernel } from "../kernel/wasm.ts";
-import { AutoPlanner } from "../decode/auto.ts";
+import type { BlockPlanner } from "../decode/plan.ts";
+import { isPlannerName, type PlannerName, plannerNames, planners } from "../decode/planners.ts";
 import { type BlockCostModel, calibrateBlockCost, ForwardCost } from "../decode/cost.ts";
 import { createDecoder } from "../decode/create.ts";
 import type { EagleDrafterModel } from "../decode/eagle_proposer.ts";
@@ -42,12 +43,12 @@ import { StopMatcher } from "./stop.ts";
  * measured cost model and the acceptance seen so far; the default), every verifier in the registry
  * (src/verify/mod.ts) and its aliases; `spectr` is SpecTr's K-SEQ (`kseq`).
  */
-export type GenerationMethod = "autoregressive" | "auto" | VerifierName | VerifierAlias;
+export type GenerationMethod = "autoregressive" | PlannerName | VerifierName | VerifierAlias;
 
-/** Every method name {@linkcode SpeculativeGenerator.generate} accepts, derived from the verifier registry. */
+/** Every method name {@linkcode SpeculativeGenerator.generate} accepts, derived from the planner and verifier registries. */
 export const generationMethods: readonly GenerationMethod[] = Object.freeze([
   "autoregressive",
-  "auto",
+  ...plannerNames,
   ...verifierNames,
   ...(Object.keys(verifierAliases) as VerifierAlias[]),
 ]);
@@ -343,7 +344,7 @@ export class SpeculativeGenerator {
   #queue: Promise<unknown> = Promise.resolve();
   readonly #costKey: string | undefined;
   readonly #cost = new Map<string, Promise<BlockCostModel>>();
-  readonly #planners = new Map<string, AutoPlanner>();
+  readonly #planners = new Map<string, Promise<BlockPlanner>>();
 
   /**
    * Builds a generator from loaded parts.
@@ -392,35 +393,44 @@ export class SpeculativeGenerator {
     this.#costKey = init.costKey;
   }
 
-  /** The `auto` planner for a warp and bounds: one per generator, so it keeps the pair's estimates. */
-  async #autoPlanner(
+  /**
+   * The planner of a planning method (src/decode/planners.ts) for a warp and bounds: one per
+   * generator, so it keeps the pair's estimates; the pair's block cost model is measured once per
+   * proposer and shared by every planner.
+   */
+  #planner(
+    name: PlannerName,
     warp: WarpOptions,
     k: number,
     draftLength: number,
     kind: ProposerKind,
     parts: ProposerParts,
-  ): Promise<AutoPlanner> {
-    let pending = this.#cost.get(kind.name);
-    if (!pending) {
-      const timing = kind.timingModel(parts);
-      pending = calibrateBlockCost(this.target, timing, {
-        key: this.#costKey === undefined ? undefined : `${this.#costKey} ${kind.name}`,
-      });
-      this.#cost.set(kind.name, pending);
-    }
-    const cost = await pending;
-    const key = JSON.stringify([warp, k, draftLength, kind.name]);
+  ): Promise<BlockPlanner> {
+    const key = JSON.stringify([name, warp, k, draftLength, kind.name]);
     let planner = this.#planners.get(key);
     if (!planner) {
-      planner = new AutoPlanner({
+      const cost = async (): Promise<BlockCostModel> => {
+        const timing = kind.timingModel(parts);
+        let pending = this.#cost.get(kind.name);
+        if (!pending) {
+          pending = calibrateBlockCost(this.target, timing, {
+            key: this.#costKey === undefined ? undefined : `${this.#costKey} ${kind.name}`,
+          });
+          this.#cost.set(kind.name, pending);
+        }
+        const measured = await pending;
         // A proposer without a timing model (lookup) costs no forwards.
-        cost: kind.timingModel(parts) === undefined
-          ? { target: cost.target, draft: new ForwardCost({ rows: [1], tokens: [1], ms: [1e-3] }) }
-          : cost,
+        return timing === undefined
+          ? { target: measured.target, draft: new ForwardCost({ rows: [1], tokens: [1], ms: [1e-3] }) }
+          : measured;
+      };
+      planner = planners[name].create({
+        target: this.target,
         maxDrafts: k,
         maxDraftLength: draftLength,
-        treeScoring: this.target.supportsTree === true,
+        cost,
       });
+      planner.catch(() => this.#planners.delete(key));
       this.#planners.set(key, planner);
     }
     return planner;
@@ -647,7 +657,7 @@ export class SpeculativeGenerator {
     }
     checkCount("k", k, MAX_DRAFTS);
     checkCount("draftLength", draftLength, MAX_DRAFT_LENGTH);
-    if (method !== "autoregressive" && method !== "auto" && missing) {
+    if (method !== "autoregressive" && !isPlannerName(method) && missing) {
       throw new RangeError(
         `Cannot generate: method "${method}" with proposer "${proposer}" needs ${missing}, and this generator has none`,
       );
@@ -659,12 +669,12 @@ export class SpeculativeGenerator {
     const detokenizer = new StreamingDetokenizer(this.tokenizer, { skipSpecialTokens: true });
     let seen = 0;
     // auto without what the proposer needs (e.g. no draft model) has one choice: autoregressive.
-    const run = method === "auto" && missing ? "autoregressive" : method;
+    const run = isPlannerName(method) && missing ? "autoregressive" : method;
     const drafts = Math.min(k, kind.maxDrafts);
-    const planner = run === "auto"
-      ? await this.#autoPlanner(warp, drafts, draftLength, kind, parts)
+    const planner = isPlannerName(run)
+      ? await this.#planner(run, warp, drafts, draftLength, kind, parts)
       : undefined;
-    const fixed = run !== "autoregressive" && run !== "auto";
+    const fixed = run !== "autoregressive" && !isPlannerName(run);
     const runK = fixed ? Math.min(drafts, getVerifier(run).maxCandidates) : drafts;
     const decoder = createDecoder(toDecodeMethod(run), {
       target: this.target,
