@@ -277,20 +277,13 @@ export function intListFlag(
   fallback: readonly number[],
   range: { min?: number; max?: number } = {},
 ): number[] {
-  if (raw === undefined) return [...fallback];
-  return listFlag(flag, raw, []).map((item) => {
-    try {
-      return intFlag(flag, item, 0, range);
-    } catch {
-      throw new FlagError(
-        flag,
-        raw,
-        `a comma-separated list of integers ${
-          rangeText(range.min ?? 1, range.max ?? Number.MAX_SAFE_INTEGER)
-        }`,
-      );
-    }
-  });
+  return parsedListFlag(
+    flag,
+    raw,
+    fallback,
+    (item) => intFlag(flag, item, 0, range),
+    `integers ${rangeText(range.min ?? 1, range.max ?? Number.MAX_SAFE_INTEGER)}`,
+  );
 }
 
 /** A comma-separated list of finite numbers, each in [min, max]. */
@@ -300,18 +293,29 @@ export function numberListFlag(
   fallback: readonly number[],
   range: { min?: number; max?: number } = {},
 ): number[] {
+  return parsedListFlag(
+    flag,
+    raw,
+    fallback,
+    (item) => numberFlag(flag, item, 0, range),
+    `numbers ${rangeText(range.min ?? -Number.MAX_VALUE, range.max ?? Number.MAX_VALUE)}`,
+  );
+}
+
+/** {@linkcode listFlag} with each item parsed; any bad item is a FlagError naming the whole value. */
+function parsedListFlag<T>(
+  flag: string,
+  raw: string | undefined,
+  fallback: readonly T[],
+  parse: (item: string) => T,
+  items: string,
+): T[] {
   if (raw === undefined) return [...fallback];
   return listFlag(flag, raw, []).map((item) => {
     try {
-      return numberFlag(flag, item, 0, range);
+      return parse(item);
     } catch {
-      throw new FlagError(
-        flag,
-        raw,
-        `a comma-separated list of numbers ${
-          rangeText(range.min ?? -Number.MAX_VALUE, range.max ?? Number.MAX_VALUE)
-        }`,
-      );
+      throw new FlagError(flag, raw, `a comma-separated list of ${items}`);
     }
   });
 }
@@ -396,6 +400,18 @@ export const PAIRS = {
 } as const satisfies Record<string, PairSpec>;
 
 /** The feature drafter's folder (models/smollm2-eagle, built by `deno task model:smollm2`). */
+/**
+ * The first five of tools/train/smollm2/prompts.py eval_prompts(), held out from the real draft's and
+ * the feature drafter's training: the chat prompts of the real-pair benches.
+ */
+export const HELD_OUT_CHAT_PROMPTS: readonly string[] = Object.freeze([
+  "What is the difference between a comet and an asteroid?",
+  "How do submarines dive and resurface?",
+  "Write a short poem about autumn leaves.",
+  "Give me four tips for sleeping better.",
+  "Explain how a bicycle gear system works.",
+]);
+
 export const EAGLE_FOLDER = `${ROOT}models/smollm2-eagle/`;
 
 /** The ONNX file of a dtype in a model folder, relative to it (fp32 model.onnx, q8 model_quantized.onnx, …). */

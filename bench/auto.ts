@@ -26,6 +26,7 @@ import {
   formatHeader,
   formatSkipped,
   formatTable,
+  HELD_OUT_CHAT_PROMPTS,
   interleave,
   loadPair,
   machineHeader,
@@ -43,11 +44,7 @@ const TOY_PROMPTS = [
   "The little bird was sad because",
 ];
 /** Held out from the real draft's training (tools/train/smollm2/prompts.py eval_prompts()). */
-const CHAT_PROMPTS = [
-  "What is the difference between a comet and an asteroid?",
-  "Write a short poem about autumn leaves.",
-  "Explain how a bicycle gear system works.",
-];
+const CHAT_PROMPTS = HELD_OUT_CHAT_PROMPTS.filter((_, i) => i % 2 === 0); // the 1st, 3rd and 5th
 const TEMPERATURES = [0.7, 1.0];
 
 interface Config {

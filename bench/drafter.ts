@@ -31,7 +31,7 @@ import { nbitsInit, nbitsMatMul } from "../src/convert/llama_onnx.ts";
 import { type GraphBuilder, writeModel } from "../src/onnx/mod.ts";
 import { parseSafetensors, writeSafetensors } from "../src/convert/safetensors.ts";
 import { quantize } from "../src/convert/_quantize.ts";
-import { gaussian, randomEagleDrafter } from "../src/convert/_testing.ts";
+import { gaussian, randomEagleDrafter, SMOLLM2_EAGLE_CONFIG } from "../src/convert/_testing.ts";
 import { loadOrt } from "../src/backend/mod.ts";
 import { OnnxEagleDrafter } from "../src/model/eagle_drafter.ts";
 import { EagleProposer } from "../src/decode/eagle_proposer.ts";
@@ -55,22 +55,7 @@ const TARGET = join(root, "models/smollm2-135m-instruct/onnx/model_quantized.onn
 const DRAFTER = join(root, "models/smollm2-eagle/drafter.safetensors");
 const PAST = 200;
 
-export const CONFIG: EagleConfig = parseEagleConfig({
-  model_type: "spectr_eagle",
-  target_hidden_layers: [2, 15, 29],
-  target_hidden_size: 576,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  head_dim: 64,
-  rms_norm_eps: 1e-5,
-  rope_theta: 100000,
-  vocab_size: 49152,
-  draft_vocab_size: 8192,
-  max_position_embeddings: 8192,
-  target: "smollm2-135m-instruct",
-});
+export const CONFIG: EagleConfig = parseEagleConfig({ ...SMOLLM2_EAGLE_CONFIG });
 
 /** A seeded random real-size drafter.safetensors (src/convert/_testing.ts's weights, d2t = random sorted ids). */
 export function randomDrafter(c: EagleConfig, seed: number): Uint8Array {

@@ -51,6 +51,7 @@ import {
   FlagError,
   formatHeader,
   formatTable,
+  HELD_OUT_CHAT_PROMPTS,
   intFlag,
   loadPair,
   machineHeader,
@@ -427,13 +428,7 @@ const STORY_PROMPTS = [
   "Mom said it was time to",
 ];
 /** tools/train/smollm2/prompts.py eval_prompts(), the first five (held out from the draft's training). */
-const CHAT_PROMPTS = [
-  "What is the difference between a comet and an asteroid?",
-  "How do submarines dive and resurface?",
-  "Write a short poem about autumn leaves.",
-  "Give me four tips for sleeping better.",
-  "Explain how a bicycle gear system works.",
-];
+const CHAT_PROMPTS = HELD_OUT_CHAT_PROMPTS;
 
 async function main(): Promise<void> {
   const flags = parseFlags("bench:efficiency", {

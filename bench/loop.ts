@@ -43,6 +43,7 @@ import {
   finishBench,
   formatHeader,
   formatTable,
+  HELD_OUT_CHAT_PROMPTS,
   interleave,
   intFlag,
   loadPair,
@@ -60,13 +61,7 @@ const TARGET = PAIRS.real.target;
 const DRAFT = PAIRS.real.draft;
 const EAGLE = EAGLE_FOLDER;
 /** The first five of tools/train/smollm2/prompts.py eval_prompts() (as bench/real.ts). */
-const PROMPTS = [
-  "What is the difference between a comet and an asteroid?",
-  "How do submarines dive and resurface?",
-  "Write a short poem about autumn leaves.",
-  "Give me four tips for sleeping better.",
-  "Explain how a bicycle gear system works.",
-];
+const PROMPTS = HELD_OUT_CHAT_PROMPTS;
 
 /** The columns, in order; their sum is the block's wall time. */
 export const COLUMNS = [

@@ -55,6 +55,7 @@ import {
   formatHeader,
   formatSkipped,
   formatTable,
+  HELD_OUT_CHAT_PROMPTS,
   interleave,
   intFlag,
   listFlag,
@@ -72,13 +73,7 @@ import { measurePeers, type PeerResult } from "./_peers.ts";
 const OLD_DRAFT = PAIRS.real.draft;
 const TARGET = PAIRS.real.target;
 /** The first five of tools/train/smollm2/prompts.py eval_prompts(), never used in training. */
-const PROMPTS = [
-  "What is the difference between a comet and an asteroid?",
-  "How do submarines dive and resurface?",
-  "Write a short poem about autumn leaves.",
-  "Give me four tips for sleeping better.",
-  "Explain how a bicycle gear system works.",
-];
+const PROMPTS = HELD_OUT_CHAT_PROMPTS;
 /** The drafters: "old" = the draft model (proposer "draft"), "eagle" = the feature drafter. */
 export type DrafterName = "old" | "eagle";
 const PROPOSER = { old: "draft", eagle: "eagle" } as const;
@@ -163,7 +158,7 @@ async function measure(
   drafters: DrafterName[],
   dtype: ModelDtype,
   backend: string,
-  prompts: string[],
+  prompts: readonly string[],
   maxNewTokens: number,
 ): Promise<BenchRow[]> {
   const configs: Config[] = [

@@ -32,6 +32,24 @@ export function gaussian(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
+/** The config of models/smollm2-eagle (the real feature drafter's shapes), for real-size random drafters. */
+export const SMOLLM2_EAGLE_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
+  model_type: "spectr_eagle",
+  architectures: ["SpectrEagleDrafter"],
+  target_hidden_layers: [2, 15, 29],
+  target_hidden_size: 576,
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  head_dim: 64,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  vocab_size: 49152,
+  draft_vocab_size: 8192,
+  max_position_embeddings: 8192,
+  target: "smollm2-135m-instruct",
+});
 /**
  * Seeded random feature-drafter weights in drafter.safetensors' names for config `c`: F16 matrices
  * ~ N(0, gain²/k) (q and k at gain 2, so attention is not uniform), norms 1 + 0.2·N(0, 1), a small

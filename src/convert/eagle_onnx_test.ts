@@ -14,7 +14,7 @@ import { findTensor, parseGguf } from "./gguf.ts";
 import { writeModel } from "../onnx/mod.ts";
 import { parseSafetensors, type SafetensorsInput, writeSafetensors } from "./safetensors.ts";
 import { writeGguf } from "./_gguf_writer.ts";
-import { gaussian, randomEagleDrafter } from "./_testing.ts";
+import { gaussian, randomEagleDrafter, SMOLLM2_EAGLE_CONFIG } from "./_testing.ts";
 
 const TOL = 1e-4;
 const ort = { sanitizeResources: false, sanitizeOps: false };
@@ -680,23 +680,7 @@ Deno.test({
   ignore: !haveReal,
   ...ort,
   fn: async () => {
-    const c = parseEagleConfig({
-      model_type: "spectr_eagle",
-      architectures: ["SpectrEagleDrafter"],
-      target_hidden_layers: [2, 15, 29],
-      target_hidden_size: 576,
-      hidden_size: 576,
-      intermediate_size: 1536,
-      num_attention_heads: 9,
-      num_key_value_heads: 3,
-      head_dim: 64,
-      rms_norm_eps: 1e-5,
-      rope_theta: 100000,
-      vocab_size: 49152,
-      draft_vocab_size: 8192,
-      max_position_embeddings: 8192,
-      target: "smollm2-135m-instruct",
-    });
+    const c = parseEagleConfig({ ...SMOLLM2_EAGLE_CONFIG });
     const { parent, folder } = await makeFolder(c, writeSafetensors(randomEagleDrafter(c, 21)));
     try {
       const started = performance.now();

@@ -13,6 +13,7 @@
  * @module
  */
 import type { LinearMemory } from "./ops.ts";
+import { recentreCodes } from "./q8_weight.ts";
 
 /** Where the image's 8-bit codes and float32 weights lie in the kernel's memory, by the view the reader returned. */
 export type InPlaceCodes = WeakMap<Uint8Array | Float32Array, number>;
@@ -42,7 +43,7 @@ export function adoptImage(weights: unknown, image: Uint8Array): { codes: InPlac
         if (record.kind === "q8" && key === "codes" && value instanceof Uint8Array) {
           if (!codes.has(value)) {
             ranges.push([value.byteOffset, value.byteOffset + value.byteLength]);
-            for (let i = 0; i < value.length; i++) value[i] ^= 0x80; // code − 128 as int8
+            recentreCodes(value, value);
             codes.set(value, value.byteOffset);
           }
         } else if (value instanceof Float32Array) {

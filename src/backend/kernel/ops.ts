@@ -11,7 +11,7 @@
 import type { KernelExports } from "../../kernel/wasm_abi.ts";
 import type { InPlaceCodes } from "./file_image.ts";
 import type { Tensor } from "../types.ts";
-import { isQ8, type LinearWeight, Q8_BLOCK } from "./q8_weight.ts";
+import { isQ8, type LinearWeight, Q8_BLOCK, recentreCodes } from "./q8_weight.ts";
 import type { HeadWeight, VocabSubset } from "./transformer_weights.ts";
 
 /** Where a linear weight lies in the kernel's memory: float32 `[k, n]` at `f32`, or 8-bit blocks. */
@@ -122,8 +122,7 @@ export class LinearMemory {
     let codes = this.#inPlace?.get(w.codes); // already re-centred where the file image holds them
     if (codes === undefined) {
       codes = this.alloc(w.codes.length);
-      const u8 = this.u8, src = w.codes;
-      for (let i = 0; i < src.length; i++) u8[codes + i] = src[i] ^ 0x80; // code − 128 as int8
+      recentreCodes(w.codes, this.u8.subarray(codes, codes + w.codes.length));
     }
     return { f32: 0, codes, scales: this.put(w.scales), mins: w.mins ? this.put(w.mins) : 0 };
   }

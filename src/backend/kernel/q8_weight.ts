@@ -72,3 +72,19 @@ export function dequantizeRow(w: Q8Weight, j: number, out: Float32Array): void {
     }
   }
 }
+
+/**
+ * Re-centres 8-bit codes stored with zero point 128 into the kernel's int8 (code − 128), from `src`
+ * into `dst` (the same array for in place).
+ *
+ * @example
+ * ```ts
+ * import { recentreCodes } from "./q8_weight.ts";
+ * const c = Uint8Array.of(0, 128, 255);
+ * recentreCodes(c, c);
+ * console.assert(new Int8Array(c.buffer).join() === "-128,0,127");
+ * ```
+ */
+export function recentreCodes(src: Uint8Array, dst: Uint8Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] = src[i] ^ 0x80;
+}
